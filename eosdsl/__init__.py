@@ -1,0 +1,1 @@
+"""eosdsl: edge-of-stability experiments as specs."""

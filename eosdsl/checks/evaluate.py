@@ -1,0 +1,235 @@
+"""Evaluate a spec's derived series and checks on the series a run recorded.
+
+Expressions in checks and derived measures see every recorded series by its *expression name*:
+``params.u`` is ``u``, other dots become underscores (``sharpness.residual`` → ``sharpness_residual``),
+plus the spec's constants and the run's reference values (``test_loss.min_l1`` → ``test_loss_min_l1``).
+Per-step expressions are evaluated on the steps where every series they use was recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from eosdsl.checks import phb_relu
+from eosdsl.checks.result import CheckResult
+from eosdsl.spec import models as m
+from eosdsl.spec.scope import parse
+
+Series = Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
+def expression_name(series_name: str) -> str:
+    """The identifier by which expressions refer to a series or reference value."""
+    name = series_name.removeprefix("params.")
+    return name.replace(".", "_")
+
+
+def _by_expression_name(series: Series) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {expression_name(k): v for k, v in series.items()}
+
+
+def aligned(series: Series, names: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The steps recorded by every series in ``names`` (expression names) and their values there."""
+    table = _by_expression_name(series)
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise KeyError(f"no recorded series {', '.join(missing)} (recorded: {', '.join(sorted(table))})")
+    if not names:
+        return np.zeros(0, np.int64), {}
+    steps = table[names[0]][0]
+    for n in names[1:]:
+        steps = np.intersect1d(steps, table[n][0])
+    return steps, {n: table[n][1][np.searchsorted(table[n][0], steps)] for n in names}
+
+
+def evaluate_series(source: str, series: Series, scalars: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of a per-step expression over recorded series and scalars."""
+    expr = parse(source)
+    series_names = sorted(n for n in expr.names if n not in scalars)
+    steps, env = aligned(series, series_names)
+    values = np.asarray(expr({**scalars, **env}))
+    return steps, np.broadcast_to(values, steps.shape + values.shape[steps.ndim :] if values.ndim else steps.shape)
+
+
+def final_value(source: str, series: Series, scalars: Mapping[str, float]) -> float:
+    """An expression over the *last* recorded value of each series (and scalars)."""
+    table = _by_expression_name(series)
+    expr = parse(source)
+    env = {n: table[n][1][-1] for n in expr.names if n in table and n not in scalars}
+    return float(np.asarray(expr({**scalars, **env})))
+
+
+def scalars_of(spec: m.Spec, references: Mapping[str, float]) -> dict[str, float]:
+    """Names every check expression may use besides series: constants and reference values."""
+    return {**spec.constants, **{expression_name(k): v for k, v in references.items()}}
+
+
+def derived_series(spec: m.Spec, series: Series, references: Mapping[str, float]) -> dict[str, Any]:
+    """The spec's ``derived`` measures as new series."""
+    scalars = scalars_of(spec, references)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for meas in spec.measure:
+        if isinstance(meas, m.DerivedMeasure):
+            out[meas.name] = evaluate_series(meas.expr, {**series, **out}, scalars)
+    return out
+
+
+# --------------------------------------------------------------------------------------- generic checks
+
+
+def _final(check: m.FinalCheck, series: Series, scalars: Mapping[str, float]) -> CheckResult:
+    value = final_value(check.of, series, scalars)
+    bounds = []
+    if check.below is not None:
+        bound = final_value(str(check.below), series, scalars)
+        bounds.append((bound - value + check.tol, f"{check.of} = {value:.6g} < {bound:.6g}"))
+    if check.above is not None:
+        bound = final_value(str(check.above), series, scalars)
+        bounds.append((value - bound + check.tol, f"{check.of} = {value:.6g} > {bound:.6g}"))
+    margin = min(b[0] for b in bounds)
+    return CheckResult(
+        name=f"final {check.of}",
+        passed=bool(margin > 0 or (check.tol > 0 and margin >= 0)),
+        margin=margin,
+        detail="; ".join(b[1] for b in bounds) + (f" (tol {check.tol:g})" if check.tol else ""),
+        values={"value": value},
+    )
+
+
+_OPS = {"<=": lambda lhs, rhs: rhs - lhs, "<": lambda lhs, rhs: rhs - lhs,
+        ">=": lambda lhs, rhs: lhs - rhs, ">": lambda lhs, rhs: lhs - rhs}
+
+
+def _inequality(check: m.InequalityCheck, series: Series, scalars: Mapping[str, float]) -> CheckResult:
+    source = f"({check.rhs}) - ({check.lhs})" if check.op in ("<=", "<") else f"({check.lhs}) - ({check.rhs})"
+    steps, slack = evaluate_series(source, series, scalars)
+    if check.steps is not None:
+        keep = (steps >= check.steps[0]) & (steps <= check.steps[1])
+        steps, slack = steps[keep], slack[keep]
+    name = f"{check.lhs} {check.op} {check.rhs}"
+    if steps.size == 0:
+        return CheckResult.not_applicable(name, "no recorded steps in the window", {})
+    slack = slack + check.tol
+    strict = check.op in ("<", ">") and check.tol == 0
+    ok = slack > 0 if strict else slack >= 0
+    worst = int(np.argmin(slack))
+    return CheckResult(
+        name=name,
+        passed=bool(np.all(ok)),
+        margin=float(slack[worst]),
+        detail=f"{int(np.sum(~ok))} of {steps.size} steps violate it; tightest at step {int(steps[worst])} "
+        f"(slack {float(slack[worst]):.3g}, tol {check.tol:g})",
+        values={"violations": int(np.sum(~ok)), "worst_step": int(steps[worst])},
+    )
+
+
+def _monotone(check: m.MonotoneCheck, series: Series, scalars: Mapping[str, float]) -> CheckResult:
+    steps, values = evaluate_series(check.of, series, scalars)
+    diffs = np.diff(values) if check.direction == "nonincreasing" else -np.diff(values)
+    name = f"{check.of} {check.direction}"
+    if diffs.size == 0:
+        return CheckResult.not_applicable(name, "fewer than two recorded values", {})
+    worst = int(np.argmax(diffs))
+    margin = float(check.tol - diffs[worst])
+    return CheckResult(
+        name=name,
+        passed=bool(margin >= 0),
+        margin=margin,
+        detail=f"largest step against the direction {float(diffs[worst]):.3g} at step {int(steps[worst + 1])} "
+        f"(tol {check.tol:g})",
+        values={"worst_step": int(steps[worst + 1])},
+    )
+
+
+# ---------------------------------------------------------------------------- paper 000 named checks
+
+
+def _relu_scalar_setting(spec: m.Spec) -> tuple[float, float] | str:
+    """(η GD-equivalent, β) of a ReLU-scalar run with one optimizer at a constant rate, or why not."""
+    from eosdsl.spec.scope import Scope
+
+    if any(e.do.switch_optimizer for e in spec.events):
+        return "the run switches optimizers; the theorem is stated for one optimizer"
+    opt = spec.optimizer
+    if not isinstance(opt, m.GD | m.HeavyBall) or not isinstance(opt.lr, float | str):
+        return "the theorem is stated for GD or heavy ball at a constant learning rate"
+    scope = Scope(spec.constants, np.float64)
+    lr = float(scope(opt.lr))
+    if isinstance(opt, m.GD):
+        return lr, 0.0
+    beta = float(scope(opt.beta))
+    return (lr if opt.lr_convention == "gd_equivalent" else lr / (1 + beta)), beta
+
+
+def _every_step(series: Series, name: str) -> np.ndarray | str:
+    if name not in series:
+        return f"needs the series {name} (add `{{kind: params}}` to measure)"
+    steps, values = series[name]
+    if steps.size < 2 or np.any(np.diff(steps) != 1) or steps[0] != 0:
+        return f"needs {name} recorded at every step from 0 (measure params with every: 1)"
+    return values
+
+
+def _lemma6(check: m.Lemma6Check, spec: m.Spec, series: Series) -> CheckResult:
+    u = _every_step(series, "params.u")
+    if isinstance(u, str):
+        return CheckResult.not_applicable("lemma6", u, {})
+    return phb_relu.lemma6(u, tol=check.tol)
+
+
+def _theorem2(check: m.Theorem2Check, spec: m.Spec, series: Series) -> CheckResult:
+    setting = _relu_scalar_setting(spec)
+    u, v = _every_step(series, "params.u"), _every_step(series, "params.v")
+    for reason in (setting, u, v):
+        if isinstance(reason, str):
+            return CheckResult.not_applicable("theorem2", reason, {})
+    eta, beta = setting
+    eps = eta * float(u[0]) ** 2 - 2.0  # u₀² = (2 + ε)/η (paper 000 §3.3)
+    return phb_relu.theorem2(u, v, eta, beta, eps, **({"tol": check.tol} if check.tol else {}))
+
+
+# ----------------------------------------------------------------------------------------- dispatch
+
+
+def run_checks(spec: m.Spec, series: Series, references: Mapping[str, float]) -> list[CheckResult]:
+    """Every per-run check of ``spec`` (ordering checks are sweep-level: see :func:`ordering`)."""
+    scalars = scalars_of(spec, references)
+    results = []
+    for check in spec.checks:
+        try:
+            if isinstance(check, m.FinalCheck):
+                results.append(_final(check, series, scalars))
+            elif isinstance(check, m.InequalityCheck):
+                results.append(_inequality(check, series, scalars))
+            elif isinstance(check, m.MonotoneCheck):
+                results.append(_monotone(check, series, scalars))
+            elif isinstance(check, m.Lemma6Check):
+                results.append(_lemma6(check, spec, series))
+            elif isinstance(check, m.Theorem2Check):
+                results.append(_theorem2(check, spec, series))
+        except KeyError as err:  # a series the check needs was not recorded
+            results.append(CheckResult.not_applicable(check.kind, str(err.args[0]), {}))
+    return results
+
+
+def ordering(check: m.OrderingCheck, labels: Sequence[str], finals: Sequence[float]) -> CheckResult:
+    """Sweep-level: ``finals`` (one per label) strictly ordered along ``check.over`` (or ``labels``)."""
+    over = check.over or list(labels)
+    index = {label: i for i, label in enumerate(labels)}
+    missing = [lab for lab in over if lab not in index]
+    if missing:
+        return CheckResult.not_applicable(f"ordering {check.of}", f"no runs labelled {', '.join(missing)}", {})
+    values = [finals[index[lab]] for lab in over]
+    gaps = np.diff(values) if check.order == "increasing" else -np.diff(values)
+    margin = float(np.min(gaps)) if gaps.size else float("nan")
+    relation = " < " if check.order == "increasing" else " > "
+    return CheckResult(
+        name=f"ordering {check.of}",
+        passed=bool(gaps.size == 0 or margin > 0),
+        margin=margin,
+        detail=relation.join(f"{lab} {v:.6g}" for lab, v in zip(over, values, strict=True)),
+        values={lab: float(v) for lab, v in zip(over, values, strict=True)},
+    )

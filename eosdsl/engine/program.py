@@ -1,0 +1,302 @@
+"""Compile a spec into a pure step function and run it in jitted, scanned chunks.
+
+The compiled program is a function of (static structure, traced hyperparameters, state, data). The
+structure is the spec with every float removed (:mod:`eosdsl.engine.traced`), so all specs that
+differ only in numbers — every point of a learning-rate grid — share one compilation.
+
+One step at state (t, w_t), in this order:
+
+1. loss and gradient at w_t; the schedule's GD-equivalent rate η_t, the applied rate and the MSS of
+   the active optimizer;
+2. divergence test (non-finite loss or parameters);
+3. events and stop rules, each firing at most once (a switch takes effect for this step's update);
+4. measurements of w_t, every ``every`` steps and always at the last step;
+5. unless the run ended at this step, the update w_{t+1} = w_t + d_{t+1}.
+
+Steps run from t = 0 to t = ``train.steps``; the state after the last update is measured, not updated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from eosdsl.curvature.dense import top_eigenpair
+from eosdsl.engine.traced import replace_floats, structure_key
+from eosdsl.optim.optimizers import StepInputs, build_rule
+from eosdsl.optim.schedules import build_schedule
+from eosdsl.problems.build import problem_fns
+from eosdsl.spec import models as m
+from eosdsl.spec.scope import Scope
+
+RUNNING, COMPLETED, STOPPED, DIVERGED = 0, 1, 2, 3
+STATUS_NAMES = {RUNNING: "running", COMPLETED: "completed", STOPPED: "stopped", DIVERGED: "diverged"}
+
+NOT_IN_PROGRAM = frozenset({"name", "description", "tags", "seed", "checks", "sweep"})
+"""Spec fields the compiled program never reads (they do not enter the structure key)."""
+
+
+class State(NamedTuple):
+    """Everything a run carries from one step to the next (a pytree; checkpointable)."""
+
+    t: jnp.ndarray  # int32 step index of `params`
+    params: Any  # w_t
+    d: Any  # w_t − w_{t−1}, shared by every optimizer so switches carry it
+    extras: tuple  # per-optimizer state (Adam moments, ...)
+    active: jnp.ndarray  # int32 index of the optimizer in use
+    lr_prev: jnp.ndarray  # applied rate of the previous step
+    clock: jnp.ndarray  # schedule clock (stops while frozen)
+    frozen: jnp.ndarray  # bool: schedule frozen
+    fired: jnp.ndarray  # bool[n_triggers]
+    fired_at: jnp.ndarray  # int32[n_triggers], −1 if not fired
+    prev_gap: jnp.ndarray  # [n_triggers]: value − threshold at the previous step (crossing detection)
+    status: jnp.ndarray  # int32, one of RUNNING, COMPLETED, STOPPED, DIVERGED
+    end_step: jnp.ndarray  # int32 step at which the run ended, −1 while running
+    stop_cause: jnp.ndarray  # int32 trigger index that stopped the run, −1 otherwise
+
+
+@dataclass(frozen=True)
+class Structure:
+    """The static part of a program: equal keys ⇒ one compiled program serves both specs."""
+
+    key: str
+    template: m.Spec = field(compare=False, hash=False, repr=False)
+
+    @classmethod
+    def of(cls, spec: m.Spec) -> Structure:
+        return cls(structure_key(spec, skip=NOT_IN_PROGRAM.__contains__), spec)
+
+
+def dtype_of(spec: m.Spec) -> Any:
+    return jnp.float64 if spec.precision == "float64" else jnp.float32
+
+
+def triggers_of(spec: m.Spec) -> list[tuple[m.Trigger, m.Action | None]]:
+    """Events' triggers with their actions, then the stop rules (action ``None`` = stop)."""
+    return [(e.when, e.do) for e in spec.events] + [(t, None) for t in spec.train.stop]
+
+
+def optimizers_of(spec: m.Spec) -> list[m.Optimizer]:
+    """The main optimizer, then each switch target in event order (index = value of ``State.active``)."""
+    return [spec.optimizer] + [e.do.switch_optimizer for e in spec.events if e.do.switch_optimizer]
+
+
+def series_of(spec: m.Spec, param_names: list[str]) -> dict[str, int]:
+    """Recorded series → cadence, from the spec's ``measure`` list."""
+    out: dict[str, int] = {}
+    for meas in spec.measure:
+        if isinstance(meas, m.DerivedMeasure):
+            continue
+        names = {
+            "params": [f"params.{p}" for p in param_names],
+            "lr": ["lr", "lr_applied"],
+            "sharpness": ["sharpness", "sharpness.residual"],
+        }.get(meas.kind, [meas.kind])
+        for name in names:
+            out[name] = min(out.get(name, meas.every), meas.every)
+    return out
+
+
+def _tree_finite(tree: Any) -> jnp.ndarray:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+class Program:
+    """The step function of one spec, built inside a trace (the spec's floats may be tracers)."""
+
+    def __init__(self, spec: m.Spec, param_names: list[str]) -> None:
+        self.spec = spec
+        self.dtype = dtype_of(spec)
+        self.scope = Scope(spec.constants, self.dtype)
+        self.fns = problem_fns(spec.problem, self.scope)
+        optimizers = optimizers_of(spec)
+        self.rules = [build_rule(o, self.scope) for o in optimizers]
+        self.schedules = [build_schedule(o.lr, self.scope) for o in optimizers]
+        self.triggers = triggers_of(spec)
+        self.param_names = param_names
+        self.cadence = series_of(spec, param_names)
+        switch_targets = iter(range(1, len(optimizers)))
+        self.switch_index = [
+            next(switch_targets) if (a is not None and a.switch_optimizer) else -1 for _, a in self.triggers
+        ]
+        self.sharp_triggers = any(t.sharpness is not None for t, _ in self.triggers)
+
+    # ---------------------------------------------------------------------------------------- state
+
+    def init(self, params: Any) -> State:
+        n = len(self.triggers)
+        zero = jnp.zeros((), self.dtype)
+        return State(
+            t=jnp.zeros((), jnp.int32),
+            params=params,
+            d=jax.tree.map(jnp.zeros_like, params),
+            extras=tuple(rule.init(params) for rule in self.rules),
+            active=jnp.zeros((), jnp.int32),
+            lr_prev=zero + 1.0,
+            clock=zero,
+            frozen=jnp.array(False),
+            fired=jnp.zeros((n,), bool),
+            fired_at=jnp.full((n,), -1, jnp.int32),
+            prev_gap=jnp.full((n,), jnp.nan, self.dtype),
+            status=jnp.array(RUNNING, jnp.int32),
+            end_step=jnp.array(-1, jnp.int32),
+            stop_cause=jnp.array(-1, jnp.int32),
+        )
+
+    # ----------------------------------------------------------------------------------------- step
+
+    def _rates(self, clock: jnp.ndarray, active: jnp.ndarray) -> tuple[jnp.ndarray, ...]:
+        """(GD-equivalent η, applied η, MSS) of the active optimizer."""
+        lrs = [s(clock) for s in self.schedules]
+        applied = [r.applied_lr(lr) for r, lr in zip(self.rules, lrs, strict=True)]
+        mss = [r.mss(a) for r, a in zip(self.rules, applied, strict=True)]
+        return tuple(jnp.stack(x)[active] for x in (lrs, applied, mss))
+
+    def _sharpness(self, params: Any, data: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
+        top = top_eigenpair(lambda p: self.fns.loss(p, data), params)
+        return top.value, top.residual
+
+    def _trigger(self, i: int, trig: m.Trigger, ctx: dict[str, Any], state: State) -> tuple[Any, Any]:
+        """(condition now, gap for crossing detection) of trigger ``i``."""
+        nan = jnp.array(jnp.nan, self.dtype)
+        if trig.sharpness is not None:
+            threshold = self.scope.child(**ctx)(trig.sharpness.threshold)
+            gap = ctx["sharpness"] - threshold
+            prev = state.prev_gap[i]
+            crossed = (prev >= 0) & (gap < 0) if trig.sharpness.crosses == "below" else (prev <= 0) & (gap > 0)
+            return crossed, gap
+        if trig.loss is not None:
+            return ctx["loss"] < self.scope(trig.loss.below), nan
+        if trig.step is not None:
+            return ctx["step"] >= trig.step.at, nan
+        value = self.scope.eval(trig.expr, **ctx)
+        return jnp.asarray(value != 0) if value.dtype != bool else value, nan
+
+    def step(self, state: State, data: Any) -> tuple[State, dict[str, Any]]:
+        """One step (see the module docstring); a no-op once the run has ended."""
+        blank = jax.eval_shape(self._live, state, data)[1]
+
+        def idle(s: State) -> tuple[State, dict[str, Any]]:
+            return s, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), blank)
+
+        return lax.cond(state.status == RUNNING, lambda s: self._live(s, data), idle, state)
+
+    def _live(self, state: State, data: Any) -> tuple[State, dict[str, Any]]:
+        spec, dtype, t = self.spec, self.dtype, state.t
+        step_f = t.astype(dtype)
+        loss_of = lambda p: self.fns.loss(p, data)  # noqa: E731
+        loss, grad = jax.value_and_grad(loss_of)(state.params)
+        lr, lr_app, mss = self._rates(state.clock, state.active)
+
+        nan = jnp.array(jnp.nan, dtype)
+        sharp_due = "sharpness" in self.cadence and True
+        if self.sharp_triggers:
+            sharp, resid = self._sharpness(state.params, data)
+        else:
+            sharp, resid = nan, nan
+
+        diverged = ~(jnp.isfinite(loss) & _tree_finite(state.params))
+        ctx = {**state.params, "loss": loss, "lr": lr, "lr_applied": lr_app, "mss": mss, "step": step_f,
+               "sharpness": sharp}
+
+        active, frozen, stop = state.active, state.frozen, jnp.array(False)
+        fired, fired_at, gaps = state.fired, state.fired_at, state.prev_gap
+        stop_cause = state.stop_cause
+        for i, (trig, action) in enumerate(self.triggers):
+            cond, gap = self._trigger(i, trig, ctx, state)
+            fire = cond & ~state.fired[i] & ~diverged
+            fired = fired.at[i].set(fired[i] | fire)
+            fired_at = fired_at.at[i].set(jnp.where(fire, t, fired_at[i]))
+            gaps = gaps.at[i].set(gap)
+            if action is None or action.stop:
+                stop_cause = jnp.where(fire & ~stop, i, stop_cause)
+                stop = stop | fire
+            if action is not None and action.switch_optimizer is not None:
+                active = jnp.where(fire, self.switch_index[i], active)
+            if action is not None and action.freeze_schedule:
+                frozen = frozen | fire
+        lr, lr_app, mss = self._rates(state.clock, active)
+
+        ended = diverged | stop | (t >= spec.train.steps)
+        status = jnp.where(diverged, DIVERGED, jnp.where(stop, STOPPED, jnp.where(ended, COMPLETED, RUNNING)))
+
+        if sharp_due and not self.sharp_triggers:
+            due = ended | (t % self.cadence["sharpness"] == 0)
+            sharp, resid = lax.cond(due, lambda p: self._sharpness(p, data), lambda p: (nan, nan), state.params)
+
+        values: dict[str, Any] = {
+            "loss": loss, "lr": lr, "lr_applied": lr_app, "mss": mss,
+            "grad_norm": jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grad))),
+            "sharpness": sharp, "sharpness.residual": resid,
+        }
+        if "test_loss" in self.cadence:
+            values["test_loss"] = self.fns.test_loss(state.params, data) if self.fns.test_loss else nan
+        values.update({f"params.{k}": state.params[k] for k in self.param_names})
+        out = {"step": t}
+        for name, every in self.cadence.items():
+            out[name] = values[name]
+            out[f"{name}/valid"] = ended | (t % every == 0)
+
+        # The update, skipped (selected away) if the run ended at this step.
+        grad_fn = jax.grad(loss_of)
+        branches = [self._branch(k, grad_fn) for k in range(len(self.rules))]
+        operands = (state.params, grad, state.d, lr_app, state.lr_prev)
+        d_new, extras_new = lax.switch(active, branches, operands, state.extras)
+        params_new = jax.tree.map(lambda w, dw: w + dw, state.params, d_new)
+        keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(ended, a, b), old, new)  # noqa: E731
+        new_state = State(
+            t=jnp.where(ended, t, t + 1),
+            params=keep(state.params, params_new),
+            d=keep(state.d, d_new),
+            extras=keep(state.extras, extras_new),
+            active=active,
+            lr_prev=jnp.where(ended, state.lr_prev, lr_app),
+            clock=jnp.where(ended | frozen, state.clock, state.clock + 1),
+            frozen=frozen,
+            fired=fired,
+            fired_at=fired_at,
+            prev_gap=gaps,
+            status=status.astype(jnp.int32),
+            end_step=jnp.where(ended, t, -1).astype(jnp.int32),
+            stop_cause=stop_cause.astype(jnp.int32),
+        )
+        return new_state, out
+
+    def _branch(self, k: int, grad_fn: Any) -> Any:
+        """Branch ``k`` of the optimizer switch: rule k's update, touching only its own extra state."""
+        rule = self.rules[k]
+
+        def branch(operands: tuple, extras: tuple) -> tuple[Any, tuple]:
+            params, grad, d, lr, lr_prev = operands
+            d_new, own = rule.update(StepInputs(params, grad, grad_fn, d, lr, lr_prev), extras[k])
+            return d_new, extras[:k] + (own,) + extras[k + 1 :]
+
+        return branch
+
+
+# ------------------------------------------------------------------------------- jitted entry points
+
+
+def _program(structure: Structure, hparams: list[Any], param_names: tuple[str, ...]) -> Program:
+    spec = replace_floats(structure.template, hparams)
+    return Program(spec, list(param_names))
+
+
+@jax.jit(static_argnums=(0, 2))
+def init_state(structure: Structure, hparams: list[Any], param_names: tuple[str, ...], params: Any) -> State:
+    """The initial state of a run (jitted; one compilation per structure)."""
+    return _program(structure, hparams, param_names).init(params)
+
+
+@jax.jit(static_argnums=(0, 2, 3))
+def run_chunk(
+    structure: Structure, hparams: list[Any], param_names: tuple[str, ...], length: int, state: State, data: Any
+) -> tuple[State, dict[str, Any]]:
+    """``length`` steps under ``lax.scan``; outputs are stacked per step with validity masks."""
+    program = _program(structure, hparams, param_names)
+    return lax.scan(lambda s, _: program.step(s, data), state, None, length=length)

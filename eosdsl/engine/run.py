@@ -1,0 +1,119 @@
+"""Execute one validated spec: the only loop in eosdsl.
+
+The host drives jitted chunks of ``lax.scan``; between chunks it reports progress and keeps the
+measured values. Nothing here touches the disk: the caller stores the returned :class:`RunOutput`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import numpy as np
+
+from eosdsl.engine.program import (
+    STATUS_NAMES,
+    Structure,
+    dtype_of,
+    init_state,
+    run_chunk,
+    series_of,
+    triggers_of,
+)
+from eosdsl.engine.traced import float_leaves
+from eosdsl.problems.build import HostProblem, host_problem
+from eosdsl.spec import models as m
+from eosdsl.spec.scope import Scope
+
+Progress = Callable[[int, int], None]
+"""Called after each chunk with (steps done, steps planned)."""
+
+
+def enable_x64() -> None:
+    """eosdsl runs with 64-bit types enabled; float32 specs use explicit float32 arrays."""
+    jax.config.update("jax_enable_x64", True)
+
+
+@dataclass
+class RunOutput:
+    """What one run produced, in memory."""
+
+    status: str  # completed | stopped | diverged
+    end_step: int
+    series: dict[str, tuple[np.ndarray, np.ndarray]]  # name → (steps, values)
+    events: list[dict[str, Any]]  # one entry per event/stop rule: name, kind, fired_at (or None)
+    stop_cause: str | None
+    references: dict[str, float]
+    fingerprints: dict[str, str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare(spec: m.Spec) -> HostProblem:
+    """The host-side inputs of ``spec`` (initial parameters, data, reference values)."""
+    enable_x64()
+    dtype = dtype_of(spec)
+    return host_problem(spec.problem, Scope(spec.constants, dtype))
+
+
+def _event_labels(spec: m.Spec) -> list[tuple[str, str]]:
+    labels = [(e.name or f"event {i}", "event") for i, e in enumerate(spec.events)]
+    return labels + [(f"stop rule {i}", "stop") for i in range(len(spec.train.stop))]
+
+
+def execute(spec: m.Spec, host: HostProblem | None = None, progress: Progress | None = None) -> RunOutput:
+    """Run ``spec`` to its end (completed, stopped by a rule or event, or diverged)."""
+    enable_x64()
+    started = time.perf_counter()
+    host = host or prepare(spec)
+    dtype = dtype_of(spec)
+    structure = Structure.of(spec)
+    hparams = [np.asarray(x, dtype) for x in float_leaves(spec)]
+    names = tuple(host.params)
+    state = init_state(structure, hparams, names, host.params)
+
+    total = spec.train.steps + 1  # steps 0..T are measured; T updates
+    length = min(spec.train.chunk, total)
+    chunks: list[dict[str, np.ndarray]] = []
+    compile_done = None
+    for _ in range(math.ceil(total / length)):
+        state, out = run_chunk(structure, hparams, names, length, state, host.data)
+        chunks.append(jax.device_get(out))
+        compile_done = compile_done or time.perf_counter()
+        done = int(state.t)
+        if progress:
+            progress(min(done + 1, total), total)
+        if int(state.status) != 0:
+            break
+    state = jax.device_get(state)
+
+    series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    steps = np.concatenate([c["step"] for c in chunks])
+    for name in series_of(spec, list(names)):
+        valid = np.concatenate([c[f"{name}/valid"] for c in chunks])
+        values = np.concatenate([c[name] for c in chunks])
+        series[name] = (steps[valid].astype(np.int64), values[valid])
+
+    labels = _event_labels(spec)
+    events = [
+        {"name": label, "kind": kind, "fired_at": int(at) if at >= 0 else None}
+        for (label, kind), at in zip(labels, np.asarray(state.fired_at), strict=True)
+    ]
+    cause = int(state.stop_cause)
+    finished = time.perf_counter()
+    return RunOutput(
+        status=STATUS_NAMES[int(state.status)],
+        end_step=int(state.end_step),
+        series=series,
+        events=events,
+        stop_cause=labels[cause][0] if cause >= 0 else None,
+        references=host.references,
+        fingerprints=host.fingerprints,
+        timings={"total_s": finished - started, "first_chunk_s": (compile_done or finished) - started},
+    )
+
+
+__all__ = ["RunOutput", "execute", "prepare", "triggers_of"]

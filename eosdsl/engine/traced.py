@@ -1,0 +1,87 @@
+"""Split a validated spec into its static structure and its traced numbers.
+
+Every ``float`` leaf of a spec model is a hyperparameter: inside the compiled program it is a traced
+scalar, so specs that differ only in numbers share one compiled program. Integers, strings, booleans
+and the shape of the model tree are static: they decide the program's structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def _children(value: Any) -> Iterator[tuple[Any, Any]]:
+    """(key, child) pairs of a model, list or dict, in a deterministic order."""
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield name, getattr(value, name)
+    elif isinstance(value, list | tuple):
+        yield from enumerate(value)
+    elif isinstance(value, dict):
+        for key in sorted(value):
+            yield key, value[key]
+
+
+def _is_leaf(value: Any) -> bool:
+    return isinstance(value, float) and not isinstance(value, bool)
+
+
+def float_leaves(model: BaseModel) -> list[float]:
+    """All float leaves of ``model`` in a fixed traversal order."""
+    out: list[float] = []
+
+    def walk(value: Any) -> None:
+        if _is_leaf(value):
+            out.append(value)
+        for _, child in _children(value):
+            walk(child)
+
+    walk(model)
+    return out
+
+
+def replace_floats(model: BaseModel, values: Sequence[Any]) -> BaseModel:
+    """A copy of ``model`` whose float leaves are ``values`` (same order as :func:`float_leaves`).
+
+    The copy is built with ``model_copy`` (no validation), so ``values`` may be JAX tracers.
+    """
+    it = iter(values)
+
+    def rebuild(value: Any) -> Any:
+        if _is_leaf(value):
+            return next(it)
+        if isinstance(value, BaseModel):
+            return value.model_copy(update={k: rebuild(v) for k, v in _children(value)})
+        if isinstance(value, list):
+            return [rebuild(v) for _, v in _children(value)]
+        if isinstance(value, tuple):
+            return tuple(rebuild(v) for _, v in _children(value))
+        if isinstance(value, dict):
+            return {k: rebuild(v) for k, v in _children(value)}
+        return value
+
+    out = rebuild(model)
+    if next(it, None) is not None:
+        raise ValueError("more values than float leaves")
+    return out
+
+
+def structure_key(model: BaseModel, *, skip: Callable[[str], bool] = lambda _: False) -> str:
+    """Canonical JSON of ``model`` with every float replaced by ``null``: equal keys ⇒ same program."""
+    import json
+
+    def strip(value: Any) -> Any:
+        if _is_leaf(value):
+            return None
+        if isinstance(value, BaseModel):
+            return {k: strip(v) for k, v in _children(value) if not skip(k)}
+        if isinstance(value, list | tuple):
+            return [strip(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): strip(v) for k, v in _children(value)}
+        return value
+
+    return json.dumps(strip(model), sort_keys=True, separators=(",", ":"))

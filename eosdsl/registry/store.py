@@ -1,0 +1,450 @@
+"""The on-disk, content-addressed run store.
+
+Layout under a registry root::
+
+    objects/<ab>/<run_key>/{spec.json, env.json, run.json, results.zarr/}   committed, immutable
+    staging/<run_key>.<pid>.<random>/                                      runs being computed
+    sweeps/<sweep_id>.json                                                 sweep records
+
+A run is written into a private staging directory and published by ONE atomic ``os.rename`` into
+``objects/``, so readers see either no run or a complete one, and two processes racing on the same key
+both end up with the same committed run (the loser discards its copy). Nothing under ``objects/`` is
+modified after commit. Ids are defined in :mod:`eosdsl.registry.identity`, never here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from eosdsl.registry import zarr_io
+from eosdsl.registry.identity import jsonable
+
+__all__ = [
+    "AmbiguousRun",
+    "Registry",
+    "RegistryError",
+    "Run",
+    "StagedRun",
+    "UnknownRun",
+    "default_root",
+]
+
+ENV_VAR = "EOSDSL_REGISTRY"
+RESULTS = "results.zarr"
+REQUIRED_FILES = ("spec.json", "env.json", "run.json")
+MIN_PREFIX = 4
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX_ID = re.compile(r"[0-9a-f]+")
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+class RegistryError(Exception):
+    """Base class of registry failures that a CLI should report rather than crash on."""
+
+
+class UnknownRun(RegistryError):
+    """No run (or sweep) matches the given id or prefix."""
+
+
+class AmbiguousRun(RegistryError):
+    """A prefix matches several runs (or sweeps); ``candidates`` holds their full ids, sorted."""
+
+    def __init__(self, prefix: str, candidates: list[str], names: Mapping[str, str | None]) -> None:
+        self.prefix = prefix
+        self.candidates = sorted(candidates)
+        listed = ", ".join(f"{c[:12]} ({names.get(c) or '?'})" for c in self.candidates)
+        super().__init__(f"prefix {prefix!r} is ambiguous; {len(self.candidates)} matches: {listed}")
+
+
+# --------------------------------------------------------------------------------------------- root
+
+
+def _dev_repo_root(package_dir: Path | None = None) -> Path | None:
+    """The source checkout holding the eosdsl package (editable/dev install), else None.
+
+    It is the package's parent directory if that has a pyproject.toml whose ``[project] name`` is
+    ``eosdsl``; a site-packages install has no such file and yields None.
+    """
+    package_dir = package_dir or Path(__file__).resolve().parent.parent
+    repo = package_dir.parent
+    try:
+        with open(repo / "pyproject.toml", "rb") as fh:
+            project = tomllib.load(fh).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return repo if isinstance(project, dict) and project.get("name") == "eosdsl" else None
+
+
+def default_root(override: str | os.PathLike | None = None) -> Path:
+    """Registry root: ``override`` > ``$EOSDSL_REGISTRY`` > ``<repo>/registry`` (dev install) > ./registry."""
+    if override is not None and os.fspath(override):
+        return Path(override).expanduser().absolute()
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        return Path(from_env).expanduser().absolute()
+    repo = _dev_repo_root()
+    if repo is not None:
+        return repo / "registry"
+    return Path.cwd() / "registry"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _dump_json(obj: Any) -> str:
+    """Pretty, sorted, strict JSON (NaN/Inf raise with their path) of plain or numpy-bearing data."""
+    return json.dumps(jsonable(obj), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _load_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _normalize_prefix(prefix: str) -> str:
+    """Lower-cased hex prefix of >= MIN_PREFIX characters; anything else can match nothing."""
+    norm = str(prefix).strip().lower()
+    if len(norm) < MIN_PREFIX or len(norm) > 64 or not _HEX_ID.fullmatch(norm):
+        raise UnknownRun(f"{prefix!r} is not an id prefix (need {MIN_PREFIX} to 64 hex characters)")
+    return norm
+
+
+def _check_key(run_key: str) -> str:
+    if not isinstance(run_key, str) or not _HEX64.fullmatch(run_key):
+        raise ValueError(f"run_key must be 64 lowercase hex characters, got {run_key!r}")
+    return run_key
+
+
+def _is_committed_dir(path: Path) -> bool:
+    """Cheap shape check of a committed run directory (no parsing)."""
+    return path.is_dir() and all((path / name).is_file() for name in REQUIRED_FILES)
+
+
+def _timestamp(value: Any) -> float | None:
+    """POSIX time of an ISO-8601 string (naive means UTC), or None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+# --------------------------------------------------------------------------------------------- Run
+
+
+class Run:
+    """A committed, immutable run. JSON files are read lazily and cached (they never change)."""
+
+    def __init__(self, path: Path, run_key: str) -> None:
+        self.path = Path(path)
+        self.run_key = run_key
+
+    def __repr__(self) -> str:
+        return f"Run({self.short_id}, name={self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and (self.run_key, self.path) == (other.run_key, other.path)
+
+    def __hash__(self) -> int:
+        return hash((self.run_key, self.path))
+
+    @property
+    def short_id(self) -> str:
+        return self.run_key[:12]
+
+    @cached_property
+    def spec(self) -> dict:
+        return _load_json(self.path / "spec.json")
+
+    @cached_property
+    def env(self) -> dict:
+        return _load_json(self.path / "env.json")
+
+    @cached_property
+    def info(self) -> dict:
+        return _load_json(self.path / "run.json")
+
+    @property
+    def status(self) -> str:
+        return str(self.info.get("status", "unknown"))
+
+    @property
+    def name(self) -> str | None:
+        spec = self.spec
+        return spec.get("name") if isinstance(spec, dict) else None
+
+    @property
+    def checks(self) -> list[dict]:
+        return list(self.info.get("checks", []))
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / RESULTS
+
+    def series_names(self) -> list[str]:
+        """Names of the stored series; empty if the run stored none."""
+        if not self.results_path.is_dir():
+            return []
+        return zarr_io.series_names(self.results_path)
+
+    def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(steps, values)`` of one series; ``KeyError`` listing the available names if missing."""
+        if not self.results_path.is_dir():
+            raise KeyError(f"no series {name!r} in run {self.short_id}; it stored no series")
+        return zarr_io.read_series(self.results_path, name)
+
+
+# --------------------------------------------------------------------------------------------- StagedRun
+
+
+class StagedRun:
+    """A run under construction in a private staging directory; publish with :meth:`commit`.
+
+    As a context manager it aborts (removes the staging directory) when the block raises before commit.
+    """
+
+    def __init__(self, registry: Registry, run_key: str, path: Path) -> None:
+        self.registry = registry
+        self.run_key = run_key
+        self.path = path
+        self._state = "open"
+
+    def __repr__(self) -> str:
+        return f"StagedRun({self.run_key[:12]}, {self._state}, {self.path})"
+
+    def __enter__(self) -> StagedRun:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None and self._state == "open":
+            self.abort()
+
+    def _require_open(self) -> None:
+        if self._state != "open":
+            raise RegistryError(f"staged run {self.run_key[:12]} is already {self._state}")
+
+    def write_json(self, name: str, obj: Any) -> None:
+        """Write ``obj`` as ``<name>`` (``.json`` appended if missing): indent=2, sorted, no NaN/Inf."""
+        self._require_open()
+        filename = name if name.endswith(".json") else f"{name}.json"
+        if not _FILE_NAME.fullmatch(filename):
+            raise ValueError(f"not a plain file name: {name!r}")
+        text = _dump_json(obj)  # serialize first: a failure must not leave a truncated file
+        (self.path / filename).write_text(text, encoding="utf-8")
+
+    def write_series(
+        self, series: Mapping[str, tuple[np.ndarray, np.ndarray]], attrs: Mapping[str, Any] | None = None
+    ) -> None:
+        """Write all series into ``results.zarr`` (once per run)."""
+        self._require_open()
+        zarr_io.write_series(self.path / RESULTS, series, attrs)
+
+    def commit(self) -> Run:
+        """Publish by one atomic rename; if another process already committed this key, keep theirs."""
+        self._require_open()
+        missing = [name for name in REQUIRED_FILES if not (self.path / name).is_file()]
+        if missing:
+            raise RegistryError(f"cannot commit {self.run_key[:12]}: missing {', '.join(missing)}")
+        target = self.registry.object_path(self.run_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            try:
+                os.rename(self.path, target)
+            except OSError as err:
+                # Lost a race: rename onto a non-empty directory fails with ENOTEMPTY/EEXIST.
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not target.exists():
+                    raise
+            else:
+                self._state = "committed"
+                return Run(target, self.run_key)
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._state = "committed"
+        return Run(target, self.run_key)
+
+    def abort(self) -> None:
+        """Discard the staging directory; idempotent, a no-op after commit."""
+        if self._state == "committed":
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._state = "aborted"
+
+
+# --------------------------------------------------------------------------------------------- Registry
+
+
+class Registry:
+    """A registry rooted at ``root``; directories are created lazily on the first write."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root).expanduser()
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.root / "objects"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / "staging"
+
+    @property
+    def sweeps_dir(self) -> Path:
+        return self.root / "sweeps"
+
+    def object_path(self, run_key: str) -> Path:
+        """Where the committed run ``run_key`` lives (whether or not it exists)."""
+        _check_key(run_key)
+        return self.objects_dir / run_key[:2] / run_key
+
+    # -- runs
+
+    def get(self, run_key: str) -> Run | None:
+        """The committed run with this full key, or None."""
+        if not isinstance(run_key, str) or not _HEX64.fullmatch(run_key):
+            return None
+        path = self.object_path(run_key)
+        return Run(path, run_key) if _is_committed_dir(path) else None
+
+    def _matching_keys(self, prefix: str) -> list[str]:
+        shard = self.objects_dir / prefix[:2]
+        if not shard.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in shard.iterdir()
+            if _HEX64.fullmatch(p.name) and p.name.startswith(prefix) and _is_committed_dir(p)
+        )
+
+    def resolve(self, prefix: str) -> Run:
+        """The unique committed run whose key starts with ``prefix`` (>= 4 hex chars, or a full key)."""
+        norm = _normalize_prefix(prefix)
+        keys = self._matching_keys(norm)
+        if not keys:
+            raise UnknownRun(f"no run matches {prefix!r} in {self.root}")
+        if len(keys) > 1:
+            runs = [Run(self.object_path(k), k) for k in keys]
+            raise AmbiguousRun(prefix, keys, {r.run_key: _safe_name(r) for r in runs})
+        return Run(self.object_path(keys[0]), keys[0])
+
+    def runs(self) -> list[Run]:
+        """Committed runs, newest first (run.json ``finished_at``, else directory mtime).
+
+        Directories that do not look like committed runs (wrong names, missing or unparsable JSON) are
+        skipped: listing must keep working whatever else ends up on disk.
+        """
+        if not self.objects_dir.is_dir():
+            return []
+        found: list[tuple[float, str, Run]] = []
+        for shard in self.objects_dir.iterdir():
+            if not shard.is_dir() or len(shard.name) != 2:
+                continue
+            for path in shard.iterdir():
+                run = self._load_listed(shard, path)
+                if run is not None:
+                    when = _timestamp(run.info.get("finished_at"))
+                    if when is None:
+                        with contextlib.suppress(OSError):
+                            when = path.stat().st_mtime
+                    found.append((when or 0.0, run.run_key, run))
+        found.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        return [run for _, _, run in found]
+
+    @staticmethod
+    def _load_listed(shard: Path, path: Path) -> Run | None:
+        """A fully readable Run for a listed directory, or None if it is malformed."""
+        key = path.name
+        if not _HEX64.fullmatch(key) or key[:2] != shard.name or not _is_committed_dir(path):
+            return None
+        run = Run(path, key)
+        try:
+            if not isinstance(run.info, dict) or not isinstance(run.spec, dict):
+                return None
+        except (OSError, ValueError):
+            return None
+        return run
+
+    def stage(self, run_key: str) -> StagedRun:
+        """A fresh private staging directory for ``run_key`` (unique per call, even within a process)."""
+        _check_key(run_key)
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        path = self.staging_dir / f"{run_key}.{os.getpid()}.{secrets.token_hex(4)}"
+        path.mkdir()
+        return StagedRun(self, run_key, path)
+
+    # -- sweeps
+
+    def write_sweep(self, sweep_id: str, record: Mapping[str, Any]) -> Path:
+        """Write (or replace) ``sweeps/<sweep_id>.json`` atomically via a temp file and ``os.replace``."""
+        if not isinstance(sweep_id, str) or len(sweep_id) < MIN_PREFIX or not _HEX_ID.fullmatch(sweep_id):
+            raise ValueError(f"sweep_id must be lowercase hex of >= {MIN_PREFIX} characters: {sweep_id!r}")
+        text = _dump_json(record)
+        self.sweeps_dir.mkdir(parents=True, exist_ok=True)
+        target = self.sweeps_dir / f"{sweep_id}.json"
+        fd, tmp = tempfile.mkstemp(dir=self.sweeps_dir, prefix=f".{sweep_id}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return target
+
+    def read_sweep(self, prefix: str) -> dict:
+        """The sweep record whose id starts with ``prefix`` (same rules as :meth:`resolve`)."""
+        norm = _normalize_prefix(prefix)
+        if not self.sweeps_dir.is_dir():
+            raise UnknownRun(f"no sweep matches {prefix!r} in {self.root}")
+        matches = sorted(
+            p for p in self.sweeps_dir.glob(f"{norm}*.json") if _HEX_ID.fullmatch(p.name[: -len(".json")])
+        )
+        if not matches:
+            raise UnknownRun(f"no sweep matches {prefix!r} in {self.root}")
+        if len(matches) > 1:
+            ids = [p.name[: -len(".json")] for p in matches]
+            raise AmbiguousRun(prefix, ids, {i: _sweep_name(p) for i, p in zip(ids, matches, strict=True)})
+        return _load_json(matches[0])
+
+
+def _safe_name(run: Run) -> str | None:
+    """A run's spec name for messages; never raises."""
+    try:
+        return run.name
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _sweep_name(path: Path) -> str | None:
+    try:
+        record = _load_json(path)
+    except (OSError, ValueError):
+        return None
+    return record.get("name") if isinstance(record, dict) else None

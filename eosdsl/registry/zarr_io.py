@@ -1,0 +1,136 @@
+"""Time series of a run as one Zarr v3 group (``results.zarr``).
+
+Layout::
+
+    results.zarr/                 root group; attrs = run-level attrs (JSON)
+      <key>/                      one subgroup per series; attrs = {"series_name": <original name>, ...}
+        step                      int64, shape (T,)
+        value                     shape (T, ...), any bool/int/uint/float dtype
+
+``<key>`` is the series name itself when that is a portable node name, so stores stay readable by
+other Zarr tools (dots are fine: ``params.u``). Otherwise characters outside ``[A-Za-z0-9._~-]`` are
+percent-encoded as UTF-8 (so ``/`` cannot create nesting), a leading ``_`` of a ``__`` name is
+encoded (Zarr reserves ``__``-prefixed names) and ``.``/``..`` are encoded. The encoding is injective,
+and the original name is kept in the subgroup attrs, which is what :func:`series_names` reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import zarr
+
+from eosdsl.registry.identity import jsonable
+
+__all__ = ["encode_series_name", "read_attrs", "read_series", "series_names", "write_series"]
+
+NAME_ATTR = "series_name"
+SOURCE_DTYPE_ATTR = "source_dtype"
+_VALUE_KINDS = frozenset("biuf")
+
+
+def encode_series_name(name: str) -> str:
+    """Zarr node name for a series name (see module docstring); injective, ``ValueError`` on ``""``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"series name must be a non-empty string, got {name!r}")
+    key = quote(name, safe="")  # keeps [A-Za-z0-9._~-], encodes everything else (incl. '/', '%')
+    if key.startswith("__"):
+        key = "%5F" + key[1:]
+    if key in {".", ".."}:
+        key = key.replace(".", "%2E")
+    return key
+
+
+def _as_steps(name: str, step: Any) -> np.ndarray:
+    steps = np.asarray(step)
+    if steps.ndim != 1:
+        raise ValueError(f"series {name!r}: step must be 1-D, got shape {steps.shape}")
+    if steps.dtype.kind not in "iu":
+        raise ValueError(f"series {name!r}: step must have an integer dtype, got {steps.dtype}")
+    return steps.astype(np.int64, copy=False)
+
+
+def _as_values(name: str, value: Any, length: int) -> tuple[np.ndarray, str | None]:
+    """Values as a Zarr-storable array, plus the original dtype name if it had to be widened."""
+    values = np.asarray(value)
+    if values.ndim == 0 or values.shape[0] != length:
+        raise ValueError(f"series {name!r}: value shape {values.shape} does not start with T={length}")
+    if values.dtype.kind in _VALUE_KINDS:
+        return values, None
+    if values.dtype.name in {"bfloat16", "float8_e4m3fn", "float8_e5m2"}:  # ml_dtypes, unknown to Zarr
+        return values.astype(np.float32), values.dtype.name
+    raise ValueError(f"series {name!r}: value dtype {values.dtype} is not bool/int/float")
+
+
+def _check_case_collisions(keys: list[str]) -> None:
+    """Refuse names that would collide on case-insensitive file systems (macOS, Windows)."""
+    seen: dict[str, str] = {}
+    for key in keys:
+        other = seen.setdefault(key.casefold(), key)
+        if other != key:
+            raise ValueError(f"series keys {other!r} and {key!r} differ only by case; not portable")
+
+
+def write_series(
+    path: Path,
+    series: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Create the group at ``path`` (must not exist) holding every ``name -> (steps, values)`` series.
+
+    Everything is validated before anything is written, so a bad series leaves no partial store.
+    """
+    prepared = []
+    for name, (step, value) in series.items():
+        key = encode_series_name(name)
+        steps = _as_steps(name, step)
+        values, source_dtype = _as_values(name, value, steps.shape[0])
+        prepared.append((name, key, steps, values, source_dtype))
+    _check_case_collisions([key for _, key, *_ in prepared])
+    root_attrs = jsonable(dict(attrs or {}))
+
+    group = zarr.open_group(Path(path), mode="w-", zarr_format=3)
+    group.attrs.update(root_attrs)
+    for name, key, steps, values, source_dtype in prepared:
+        sub_attrs: dict[str, Any] = {NAME_ATTR: name}
+        if source_dtype is not None:
+            sub_attrs[SOURCE_DTYPE_ATTR] = source_dtype
+        sub = group.create_group(key, attributes=sub_attrs)
+        sub.create_array("step", data=steps)
+        sub.create_array("value", data=values)
+
+
+def _open(path: Path) -> zarr.Group:
+    return zarr.open_group(Path(path), mode="r", zarr_format=3)
+
+
+def _index(group: zarr.Group) -> dict[str, str]:
+    """Original series name -> node key, for every series subgroup."""
+    out = {}
+    for key, sub in group.groups():
+        out[str(sub.attrs.get(NAME_ATTR, key))] = key
+    return out
+
+
+def series_names(path: Path) -> list[str]:
+    """Sorted original names of the series stored at ``path``."""
+    return sorted(_index(_open(path)))
+
+
+def read_series(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values)`` of series ``name``; ``KeyError`` listing the available names if missing."""
+    group = _open(path)
+    index = _index(group)
+    if name not in index:
+        raise KeyError(f"no series {name!r} in {path}; available: {sorted(index)}")
+    sub = group[index[name]]
+    return np.asarray(sub["step"][...]), np.asarray(sub["value"][...])
+
+
+def read_attrs(path: Path) -> dict[str, Any]:
+    """Root attrs of the store at ``path``, as written by :func:`write_series`."""
+    return dict(_open(path).attrs.asdict())

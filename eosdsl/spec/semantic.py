@@ -1,0 +1,154 @@
+"""Cross-reference checks pydantic cannot do: every expression parses and uses only names in scope.
+
+Scopes, by where an expression appears:
+
+- numbers of the problem, optimizer and schedules: the spec's ``constants``;
+- the toy objective: its parameters, ``coefficients``, earlier ``definitions`` and constants;
+- event thresholds: constants and ``mss``, ``lr``, ``lr_applied``, ``step``;
+- ``expr`` triggers: those plus the parameters, ``loss`` and ``sharpness``;
+- derived measures and checks: the recorded series (by expression name), references, constants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from eosdsl.expr import ExprError, compile_expr
+from eosdsl.problems.toy import as_toy
+from eosdsl.spec import models as m
+from eosdsl.spec.errors import LocatedError
+
+Path = tuple[str | int, ...]
+
+RUNTIME_NAMES = ("mss", "lr", "lr_applied", "step")
+REFERENCES = {"ldn_regression": ("test_loss_min_l1", "test_loss_min_l2")}
+
+
+def param_names(problem: m.Problem) -> list[str]:
+    """Names of the problem's parameters (as expressions see them)."""
+    toy = as_toy(problem)
+    if toy is not None:
+        return list(toy.params)
+    if isinstance(problem, m.LdnRegression):
+        return ["u", "v"]
+    return []
+
+
+def series_names(spec: m.Spec) -> list[str]:
+    """Expression names of the series a run of ``spec`` records (derived ones included)."""
+    names: list[str] = []
+    for meas in spec.measure:
+        if isinstance(meas, m.DerivedMeasure):
+            names.append(meas.name)
+        elif meas.kind == "params":
+            names += param_names(spec.problem)
+        elif meas.kind == "lr":
+            names += ["lr", "lr_applied"]
+        elif meas.kind == "sharpness":
+            names += ["sharpness", "sharpness_residual"]
+        else:
+            names.append(meas.kind)
+    return names
+
+
+class _Checker:
+    def __init__(self, spec: m.Spec) -> None:
+        self.spec = spec
+        self.errors: list[LocatedError] = []
+        self.constants = list(spec.constants)
+
+    def expr(self, source: Any, path: Path, names: Iterable[str]) -> None:
+        if not isinstance(source, str):
+            return
+        try:
+            compile_expr(source, names=list(names))
+        except ExprError as err:
+            where = f" (at column {err.offset + 1} of the expression)" if err.offset is not None else ""
+            self.errors.append(LocatedError(path, f"{err.message}{where}"))
+
+    def scalars(self, model: Any, path: Path, names: Iterable[str]) -> None:
+        """Every string in a numeric field of ``model`` (recursively) is an expression over ``names``."""
+        names = list(names)
+        if isinstance(model, m.Model):
+            for field in type(model).model_fields:
+                self.scalars(getattr(model, field), (*path, field), names)
+        elif isinstance(model, list):
+            for i, item in enumerate(model):
+                self.scalars(item, (*path, i), names)
+        elif isinstance(model, str) and path and path[-1] not in {"kind", "lr_convention", "form"}:
+            self.expr(model, path, names)
+
+    def run(self) -> list[LocatedError]:
+        spec, const = self.spec, self.constants
+        self.problem(spec.problem)
+        self.scalars(spec.optimizer, ("optimizer",), const)
+        params = param_names(spec.problem)
+        runtime = [*const, *RUNTIME_NAMES]
+        for i, event in enumerate(spec.events):
+            self.trigger(event.when, ("events", i, "when"), runtime, params)
+            if event.do.switch_optimizer is not None:
+                self.scalars(event.do.switch_optimizer, ("events", i, "do", "switch_optimizer"), const)
+        for i, trig in enumerate(spec.train.stop):
+            self.trigger(trig, ("train", "stop", i), runtime, params)
+        self.measures_and_checks()
+        return self.errors
+
+    def problem(self, problem: m.Problem) -> None:
+        const = self.constants
+        toy = as_toy(problem)
+        if isinstance(problem, m.ToyProblem):
+            for name, value in problem.params.items():
+                self.scalars(value, ("problem", "params", name), const)
+            for name, value in problem.coefficients.items():
+                self.expr(value, ("problem", "coefficients", name), const)
+            clash = set(problem.params) & (set(problem.coefficients) | set(problem.definitions) | set(const))
+            for name in sorted(clash):
+                self.errors.append(LocatedError(("problem", "params", name),
+                                                f"'{name}' is both a parameter and a coefficient/definition/constant"))
+        else:
+            self.scalars(problem, ("problem",), const)
+        if toy is None:
+            return
+        # Shortcut problems expand to a toy whose own expressions are valid by construction, except
+        # the user-given `g` of scalar_product; a hand-written toy is checked field by field.
+        written = isinstance(problem, m.ToyProblem)
+        known = [*toy.params, *toy.coefficients, *const]
+        for name, source in toy.definitions.items():
+            if written:
+                self.expr(source, ("problem", "definitions", name), known)
+            known.append(name)
+        if written:
+            self.expr(toy.objective, ("problem", "objective"), known)
+        elif isinstance(problem, m.ScalarProduct):
+            self.expr(problem.g, ("problem", "g"), known)
+
+    def trigger(self, trig: m.Trigger, path: Path, runtime: list[str], params: list[str]) -> None:
+        if trig.sharpness is not None:
+            self.expr(trig.sharpness.threshold, (*path, "sharpness", "threshold"), runtime)
+        if trig.loss is not None:
+            self.expr(trig.loss.below, (*path, "loss", "below"), self.constants)
+        if trig.expr is not None:
+            self.expr(trig.expr, (*path, "expr"), [*runtime, *params, "loss", "sharpness"])
+
+    def measures_and_checks(self) -> None:
+        spec = self.spec
+        known = [*self.constants, *REFERENCES.get(spec.problem.kind, ())]
+        recorded = [n for n in series_names(spec) if n not in {x.name for x in spec.measure
+                                                                if isinstance(x, m.DerivedMeasure)}]
+        known += recorded
+        for i, meas in enumerate(spec.measure):
+            if isinstance(meas, m.DerivedMeasure):
+                self.expr(meas.expr, ("measure", i, "expr"), known)
+                known.append(meas.name)
+        for i, check in enumerate(spec.checks):
+            for field in ("of", "lhs", "rhs", "below", "above"):
+                self.expr(getattr(check, field, None), ("checks", i, field), known)
+            if isinstance(check, m.Lemma6Check | m.Theorem2Check) and not isinstance(spec.problem, m.ReluScalar):
+                self.errors.append(LocatedError(("checks", i, "kind"),
+                                                f"{check.kind} is a theorem about the relu_scalar problem"))
+
+
+def semantic_errors(spec: m.Spec) -> list[LocatedError]:
+    """Every expression and cross-reference error of a structurally valid spec (empty if none)."""
+    return _Checker(spec).run()
