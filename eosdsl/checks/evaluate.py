@@ -58,6 +58,9 @@ def final_value(source: str, series: Series, scalars: Mapping[str, float]) -> fl
     """An expression over the *last* recorded value of each series (and scalars)."""
     table = _by_expression_name(series)
     expr = parse(source)
+    missing = sorted(n for n in expr.names if n not in table and n not in scalars)
+    if missing:  # a KeyError like `aligned`'s, so run_checks reports the check as not applicable
+        raise KeyError(f"no recorded series {', '.join(missing)} (recorded: {', '.join(sorted(table))})")
     env = {n: table[n][1][-1] for n in expr.names if n in table and n not in scalars}
     return float(np.asarray(expr({**scalars, **env})))
 

@@ -32,6 +32,10 @@ def _plain_number(key: str, value: Any) -> float | int | bool:
     raise TypeError(f"CheckResult.values[{key!r}] must be a real scalar, got {type(value).__name__}")
 
 
+def _finite_or_none(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """Outcome of one check.
@@ -71,17 +75,13 @@ class CheckResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python dict (str/bool/float/int only).
-
-        Non-finite floats are kept as ``float('nan')``/``inf``; Python's ``json`` writes and reads them
-        back (``allow_nan=True``, its default).
-        """
+        """Plain, strict-JSON dict: non-finite floats (a not-applicable margin) become ``None``."""
         return {
             "name": self.name,
             "passed": self.passed,
-            "margin": self.margin,
+            "margin": _finite_or_none(self.margin),
             "detail": self.detail,
-            "values": dict(self.values),
+            "values": {k: _finite_or_none(v) for k, v in self.values.items()},
             "applicable": self.applicable,
         }
 
@@ -91,8 +91,8 @@ class CheckResult:
         return cls(
             name=d["name"],
             passed=d["passed"],
-            margin=d["margin"],
+            margin=math.nan if d["margin"] is None else d["margin"],
             detail=d["detail"],
-            values=dict(d.get("values", {})),
+            values={k: math.nan if v is None else v for k, v in d.get("values", {}).items()},
             applicable=d.get("applicable", True),
         )

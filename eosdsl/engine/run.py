@@ -83,10 +83,10 @@ def execute(spec: m.Spec, host: HostProblem | None = None, progress: Progress | 
         state, out = run_chunk(structure, hparams, names, length, state, host.data)
         chunks.append(jax.device_get(out))
         compile_done = compile_done or time.perf_counter()
-        done = int(state.t)
+        ended = int(state.status) != 0
         if progress:
-            progress(min(done + 1, total), total)
-        if int(state.status) != 0:
+            progress(int(state.t) + ended, total)  # steps measured so far
+        if ended:
             break
     state = jax.device_get(state)
 

@@ -50,8 +50,6 @@ def cosine(peak: jnp.ndarray, decay_steps: jnp.ndarray, end: jnp.ndarray, warmup
 
 def build_schedule(lr: m.LearningRate, resolve: Resolve) -> ScheduleFn:
     """The schedule function of an optimizer's ``lr`` field (a constant or a schedule model)."""
-    if isinstance(lr, float | str):
-        return constant(resolve(lr))
     if isinstance(lr, m.Constant):
         return constant(resolve(lr.value))
     if isinstance(lr, m.LinearWarmup):
@@ -60,4 +58,4 @@ def build_schedule(lr: m.LearningRate, resolve: Resolve) -> ScheduleFn:
         return piecewise([resolve(b) for b in lr.boundaries], [resolve(v) for v in lr.values])
     if isinstance(lr, m.Cosine):
         return cosine(resolve(lr.peak), resolve(lr.decay_steps), resolve(lr.end), resolve(lr.warmup_steps))
-    raise TypeError(f"unknown schedule {lr!r}")
+    return constant(resolve(lr))  # a number (a tracer inside the program) or an expression

@@ -1,0 +1,437 @@
+"""Standard figures of one stored run: loss, sharpness against the MSS, the parameter plane, the rate.
+
+Everything renders off-screen (Agg) through matplotlib's object API; every figure is closed after it
+is saved. The builders (``loss_figure`` ...) return an open :class:`~matplotlib.figure.Figure` or
+``None`` when the run lacks the series they need, so tests can inspect the artists; ``plot_run`` and
+``plot_series`` save and close.
+
+A run is anything with ``series_names()``, ``series(name)``, ``spec``, ``info`` and ``short_id``
+(see :class:`RunLike`), e.g. :class:`eosdsl.registry.Run`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = [
+    "RunLike",
+    "loss_figure",
+    "lr_figure",
+    "params_figure",
+    "plot_run",
+    "plot_series",
+    "series_figure",
+    "sharpness_figure",
+    "two_parameters",
+]
+
+DPI = 120
+FIGSIZE = (7.0, 4.4)
+MAX_TRAJECTORY_POINTS = 10_000
+MAX_LEGEND_COLUMNS = 8
+EVENT_COLOR = "0.45"
+REFERENCE_COLORS = ("C2", "C4", "C8", "C9", "C5", "C6")  # no red: red marks divergence and the MSS
+REFERENCE_LABELS = {"min_l1": "min-ℓ1 interpolator", "min_l2": "min-ℓ2 interpolator"}
+
+Series = tuple[np.ndarray, np.ndarray]
+
+
+class RunLike(Protocol):
+    """The part of :class:`eosdsl.registry.Run` the plots use."""
+
+    short_id: str
+
+    @property
+    def spec(self) -> dict: ...
+
+    @property
+    def info(self) -> dict: ...
+
+    def series_names(self) -> list[str]: ...
+
+    def series(self, name: str) -> Series: ...
+
+
+# --------------------------------------------------------------------------------------------- public API
+
+
+def plot_run(run: RunLike, out_dir: Path) -> list[Path]:
+    """Write the standard PNGs of ``run`` into ``out_dir`` (created) and return the paths written.
+
+    ``loss.png`` (if ``loss`` or ``test_loss`` exists), ``sharpness.png`` (if ``sharpness`` exists),
+    ``params.png`` (two-parameter toys only) and ``lr.png`` (if ``lr`` exists).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    builders = {
+        "loss.png": loss_figure,
+        "sharpness.png": sharpness_figure,
+        "params.png": params_figure,
+        "lr.png": lr_figure,
+    }
+    written = []
+    for filename, build in builders.items():
+        fig = build(run)
+        if fig is not None:
+            written.append(_save(fig, out_dir / filename))
+    return written
+
+
+def plot_series(run: RunLike, names: list[str], out: Path, logy: bool = False) -> Path:
+    """Plot the named series against step into ``out`` (a PNG); ``KeyError`` lists the available names."""
+    fig = series_figure(run, names, logy=logy)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return _save(fig, out)
+
+
+# --------------------------------------------------------------------------------------------- figures
+
+
+def loss_figure(run: RunLike) -> Figure | None:
+    """Training (and test) loss on a log axis, test-loss references, and a diverged run's last step."""
+    available = set(run.series_names())
+    present = [name for name in ("loss", "test_loss") if name in available]
+    if not present:
+        return None
+    fig, ax = _new_axes()
+    for name in present:
+        steps, values = run.series(name)
+        _plot_columns(ax, name, steps, values, logy=True)
+    _draw_references(ax, _references(run, "test_loss."))
+    diverged = _diverged_step(run, present)
+    if diverged is not None:
+        ax.axvline(diverged, color="red", lw=1.2, label=f"diverged at step {diverged}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(_title(run) + (" — diverged" if diverged is not None else ""))
+    _legend(ax)
+    return fig
+
+
+def sharpness_figure(run: RunLike) -> Figure | None:
+    """Sharpness against step with the MSS as a red dotted step line and grey event lines."""
+    available = set(run.series_names())
+    if "sharpness" not in available:
+        return None
+    fig, ax = _new_axes()
+    steps, values = run.series("sharpness")
+    _plot_columns(ax, "sharpness", steps, values, logy=False)
+    if "mss" in available:
+        mss_steps, mss = run.series("mss")
+        mss = _finite_or_nan(np.asarray(mss, dtype=float).reshape(len(mss_steps), -1)[:, 0])
+        ax.step(mss_steps, mss, where="post", color="red", ls=":", lw=1.6, label="MSS")
+        _limit_y(ax, values, mss)
+    diverged = _diverged_step(run, ["sharpness"])
+    if diverged is not None:
+        ax.axvline(diverged, color="red", lw=1.2, label=f"diverged at step {diverged}")
+    _draw_events(ax, run.info.get("events") or [])
+    ax.set_xlabel("step")
+    ax.set_ylabel("sharpness (λ_max of the Hessian)")
+    ax.set_title(_title(run))
+    _legend(ax)
+    return fig
+
+
+def params_figure(run: RunLike) -> Figure | None:
+    """The trajectory in the parameter plane of a two-parameter toy, else ``None``."""
+    pair = two_parameters(run)
+    if pair is None:
+        return None
+    (x_name, x), (y_name, y) = pair
+    keep = _thin(len(x), MAX_TRAJECTORY_POINTS)
+    stride = _stride(len(x), MAX_TRAJECTORY_POINTS)
+    label = "trajectory" if stride == 1 else f"trajectory (1 point in {stride} shown)"
+    fig, ax = _new_axes()
+    ax.plot(x[keep], y[keep], "-o", color="C0", lw=0.8, ms=1.5, alpha=0.8, label=label)
+    if len(x):
+        ax.plot(x[0], y[0], "o", ms=9, mfc="none", mec="C2", mew=2, label="start", ls="none")
+        ax.plot(x[-1], y[-1], "x", ms=9, color="C3", mew=2, label="end", ls="none")
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(y_name)
+    ax.set_title(_title(run))
+    _legend(ax)
+    return fig
+
+
+def lr_figure(run: RunLike) -> Figure | None:
+    """The learning rate against step, and the applied rate where it differs."""
+    available = set(run.series_names())
+    if "lr" not in available:
+        return None
+    fig, ax = _new_axes()
+    lr_steps, lr = run.series("lr")
+    _plot_columns(ax, "lr", lr_steps, lr, logy=False)
+    if "lr_applied" in available:
+        applied_steps, applied = run.series("lr_applied")
+        if not _same_series((lr_steps, lr), (applied_steps, applied)):
+            _plot_columns(ax, "lr_applied", applied_steps, applied, logy=False, ls="--")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.set_title(_title(run))
+    _legend(ax)
+    return fig
+
+
+def series_figure(run: RunLike, names: Sequence[str], logy: bool = False) -> Figure:
+    """Several named series against step; ``KeyError`` listing the available names if one is unknown."""
+    if not names:
+        raise ValueError("no series names given")
+    available = run.series_names()
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        listed = ", ".join(available) or "(none)"
+        raise KeyError(f"unknown series {', '.join(unknown)} in run {run.short_id}; available: {listed}")
+    fig, ax = _new_axes()
+    for name in names:
+        steps, values = run.series(name)
+        _plot_columns(ax, name, steps, values, logy=logy)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(names[0] if len(names) == 1 else "value")
+    ax.set_title(_title(run))
+    _legend(ax)
+    return fig
+
+
+def two_parameters(run: RunLike) -> tuple[tuple[str, np.ndarray], tuple[str, np.ndarray]] | None:
+    """``((x name, x), (y name, y))`` for a two-parameter toy, else ``None``.
+
+    A two-parameter toy stores exactly two scalar ``params.*`` series (width-1 vectors count as scalars)
+    or a single ``params.*`` series of width 2. Two series are aligned on their common steps.
+    """
+    names = [name for name in run.series_names() if name.startswith("params.")]
+    loaded = {name: run.series(name) for name in names}
+    widths = {name: _width(values) for name, (_, values) in loaded.items()}
+    if len(names) == 1 and widths[names[0]] == 2:
+        name = names[0]
+        values = np.asarray(loaded[name][1], dtype=float)
+        return (f"{name}[0]", values[:, 0]), (f"{name}[1]", values[:, 1])
+    if len(names) == 2 and all(width == 1 for width in widths.values()):
+        (x_steps, x), (y_steps, y) = (loaded[name] for name in names)
+        common, ix, iy = np.intersect1d(x_steps, y_steps, assume_unique=True, return_indices=True)
+        order = np.argsort(common)
+        x = np.asarray(x, dtype=float).reshape(len(x_steps))[ix[order]]
+        y = np.asarray(y, dtype=float).reshape(len(y_steps))[iy[order]]
+        return (names[0], x), (names[1], y)
+    return None
+
+
+# --------------------------------------------------------------------------------------------- drawing
+
+
+def _new_axes() -> tuple[Figure, Axes]:
+    """A fresh figure with one gridded axes."""
+    fig, ax = plt.subplots(figsize=FIGSIZE, layout="constrained")
+    ax.grid(True, which="major", alpha=0.3)
+    return fig, ax
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Save ``fig`` as a PNG at :data:`DPI` and close it (even if saving fails)."""
+    try:
+        fig.savefig(path, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _legend(ax: Axes) -> None:
+    """A legend if anything is labelled."""
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(loc="best", fontsize=8, framealpha=0.85)
+
+
+def _plot_columns(
+    ax: Axes, name: str, steps: np.ndarray, values: np.ndarray, logy: bool, ls: str = "-"
+) -> None:
+    """Plot each column of a series; on a log axis hide non-positive values and say so in the label."""
+    columns = list(_columns(name, values))
+    many = len(columns) > MAX_LEGEND_COLUMNS  # one colour and one legend entry for all components
+    color = None
+    for i, (label, column) in enumerate(columns):
+        shown, notes = _visible(column, logy)
+        if many:
+            label = f"{name} ({len(columns)} components)" if i == 0 else "_nolegend_"
+        if notes and not label.startswith("_"):
+            label = f"{label} ({notes})"
+        (line,) = ax.plot(steps, shown, ls=ls, lw=1.0 if many else 1.3, color=color, label=label)
+        if many:
+            color = line.get_color()
+
+
+def _columns(name: str, values: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """``(label, 1-D values)`` per column: the series itself if scalar, ``name[i]`` per component."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim <= 1:
+        yield name, values.reshape(-1)
+        return
+    flat = values.reshape(values.shape[0], -1)
+    if flat.shape[1] == 1:
+        yield name, flat[:, 0]
+        return
+    for i in range(flat.shape[1]):
+        yield f"{name}[{i}]", flat[:, i]
+
+
+def _visible(values: np.ndarray, logy: bool) -> tuple[np.ndarray, str]:
+    """Values with the unplottable ones set to NaN, and a note counting what was hidden ('' if none).
+
+    Non-finite values are always hidden; on a log axis so are non-positive ones. The note reads e.g.
+    ``"masked: 10 non-positive, 3 non-finite"``.
+    """
+    finite = np.isfinite(values)
+    keep = finite & (values > 0) if logy else finite
+    counts = {
+        "non-positive": int(np.count_nonzero(finite & (values <= 0))) if logy else 0,
+        "non-finite": int(np.count_nonzero(~finite)),
+    }
+    parts = [f"{count} {what}" for what, count in counts.items() if count]
+    return np.where(keep, values, np.nan), ("masked: " + ", ".join(parts)) if parts else ""
+
+
+def _draw_references(ax: Axes, references: Mapping[str, float]) -> None:
+    """Horizontal dashed lines at positive reference values, labelled by what they are."""
+    for i, (name, value) in enumerate(sorted(references.items())):
+        if not (math.isfinite(value) and value > 0):
+            continue
+        color = REFERENCE_COLORS[i % len(REFERENCE_COLORS)]
+        ax.axhline(value, ls="--", lw=1.1, color=color, label=_reference_label(name, value))
+
+
+def _reference_label(name: str, value: float) -> str:
+    """``test_loss.min_l1`` → ``'test loss of min-ℓ1 interpolator (1.23e-02)'``."""
+    series, _, kind = name.partition(".")
+    what = REFERENCE_LABELS.get(kind, kind.replace("_", " "))
+    return f"{series.replace('_', ' ')} of {what} ({value:.3g})"
+
+
+def _draw_events(ax: Axes, events: Sequence[Mapping[str, Any]]) -> None:
+    """Grey vertical lines at each fired event, named at the top of the axes (same-step events share one).
+
+    A name goes right of its line, or left of it for lines near the right edge so it stays inside.
+    """
+    by_step: dict[int, list[str]] = {}
+    for event in events:
+        at = event.get("fired_at")
+        if at is None or int(at) < 0:
+            continue
+        by_step.setdefault(int(at), []).append(str(event.get("name") or event.get("kind") or "event"))
+    lines = {at: ax.axvline(at, color=EVENT_COLOR, lw=1.0, ls="-", alpha=0.8, gid="event") for at in by_step}
+    left, right = ax.get_xlim()  # after the lines, so the limits include them
+    for at, names in sorted(by_step.items()):
+        near_right = right > left and (at - left) / (right - left) > 0.85
+        ax.annotate(
+            f"{', '.join(names)} (step {at})",
+            xy=(at, 0.98),
+            xycoords=lines[at].get_transform(),
+            xytext=(-3 if near_right else 3, 0),
+            textcoords="offset points",
+            rotation=90,
+            ha="right" if near_right else "left",
+            va="top",
+            fontsize=8,
+            color="0.25",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.75},
+            gid="event-label",
+        )
+
+
+def _limit_y(ax: Axes, sharpness: np.ndarray, mss: np.ndarray) -> None:
+    """Keep the sharpness readable when the MSS is huge somewhere (tiny rates in a warm-up).
+
+    The y-range covers all of the sharpness and at least the lowest MSS level; the MSS is only cut off
+    where it is far above both. Nothing changes when the MSS already fits.
+    """
+    sharp = np.asarray(sharpness, dtype=float)
+    sharp = sharp[np.isfinite(sharp)]
+    mss_finite = mss[np.isfinite(mss)]
+    if sharp.size == 0 or mss_finite.size == 0:
+        return
+    low_mss = float(mss_finite.min())
+    top = 1.1 * max(float(sharp.max()), low_mss)
+    if float(mss_finite.max()) <= top:
+        return
+    bottom = min(float(sharp.min()), low_mss)
+    pad = 0.05 * (top - bottom) if top > bottom else max(abs(top), 1.0) * 0.05
+    ax.set_ylim(bottom - pad, top + pad)
+
+
+# --------------------------------------------------------------------------------------------- runs
+
+
+def _title(run: RunLike) -> str:
+    """``"<spec name> (<short id>)"``."""
+    spec = run.spec if isinstance(run.spec, Mapping) else {}
+    return f"{spec.get('name') or 'unnamed'} ({run.short_id})"
+
+
+def _diverged_step(run: RunLike, names: Sequence[str]) -> int | None:
+    """The last step of a diverged run (``info['end_step']``, else the last recorded step), else None."""
+    info = run.info if isinstance(run.info, Mapping) else {}
+    if info.get("status") != "diverged":
+        return None
+    if info.get("end_step") is not None:
+        return int(info["end_step"])
+    ends = [steps[-1] for steps in (run.series(name)[0] for name in names) if len(steps)]
+    return int(max(ends)) if ends else None
+
+
+def _references(run: RunLike, prefix: str) -> dict[str, float]:
+    """The run's reference values whose name starts with ``prefix``."""
+    references = (run.info or {}).get("references") or {}
+    out = {}
+    for name, value in references.items():
+        if str(name).startswith(prefix) and isinstance(value, int | float) and not isinstance(value, bool):
+            out[str(name)] = float(value)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- arrays
+
+
+def _width(values: np.ndarray) -> int:
+    """Components per step: 1 for a scalar series, n for a ``(T, n)`` one."""
+    values = np.asarray(values)
+    return 1 if values.ndim <= 1 else int(np.prod(values.shape[1:]))
+
+
+def _stride(n: int, max_points: int) -> int:
+    """The step k of an every-k-th thinning of ``n`` points to at most about ``max_points``."""
+    return max(1, math.ceil(n / max_points))
+
+
+def _thin(n: int, max_points: int) -> np.ndarray:
+    """Indices of every k-th of ``n`` points, always including the last one."""
+    keep = np.arange(0, n, _stride(n, max_points))
+    if n and keep[-1] != n - 1:
+        keep = np.append(keep, n - 1)
+    return keep
+
+
+def _finite_or_nan(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def _same_series(a: Series, b: Series) -> bool:
+    """Whether two series have the same steps and (to rounding) the same values."""
+    (sa, va), (sb, vb) = a, b
+    va, vb = np.asarray(va, dtype=float), np.asarray(vb, dtype=float)
+    if sa.shape != sb.shape or va.shape != vb.shape or not np.array_equal(sa, sb):
+        return False
+    return bool(np.allclose(va, vb, rtol=1e-12, atol=0.0, equal_nan=True))

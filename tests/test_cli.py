@@ -1,0 +1,110 @@
+"""End-to-end tests of the `eosdsl` command line (in-process through typer's runner)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import eosdsl.runs
+from eosdsl.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+BAD = Path(__file__).parent / "bad_specs"
+QUICKSTART = ROOT / "specs" / "examples" / "quickstart.yaml"
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+# Each malformed spec, the location the error must point at, and words the message must contain.
+BAD_SPECS = [
+    ("misspelled_key.yaml", "6:3 optimizer.betaa", ["unknown key 'betaa'", "did you mean 'beta'"]),
+    ("wrong_type.yaml", "5:3 train.steps", ["expected an integer", "'many'"]),
+    ("unknown_name.yaml", "4:23 optimizer.lr", ["unknown name 'epss'", "did you mean 'eps'"]),
+    ("forbidden_construct.yaml", "5:3 problem.objective", ["attribute access", "not allowed"]),
+    ("malformed.yaml", "3:10", ["expected ',' or '}'"]),
+    ("unknown_kind.yaml", "3:1 optimizer", ["unknown kind 'heavyball'", "did you mean 'heavy_ball'"]),
+]
+
+
+@pytest.mark.parametrize(("name", "where", "words"), BAD_SPECS)
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_bad_spec_gives_located_error_and_exit_2(command, name, where, words, tmp_path):
+    """A bad spec is one readable `file:line:col key.path: message` line, exit 2, no traceback."""
+    path = BAD / name
+    args = [command, path] + (["--registry", tmp_path] if command == "run" else [])
+    result = invoke(*args)
+    assert result.exit_code == 2
+    text = result.output
+    assert f"{path}:{where}" in text
+    for word in words:
+        assert word in text
+    assert "Traceback" not in text
+
+
+def test_bad_override_is_reported(tmp_path):
+    """A malformed command-line override is an input error (exit 2), named in the message."""
+    result = invoke("run", QUICKSTART, "train.steps", "--registry", tmp_path)
+    assert result.exit_code == 2
+    assert "train.steps" in result.output
+
+
+def test_run_stores_then_reuses_without_recomputing(tmp_path, monkeypatch):
+    """Running a stored spec again returns the same run id and never calls the engine."""
+    first = invoke("run", QUICKSTART, "--registry", tmp_path)
+    assert first.exit_code == 0, first.output
+    run_id = re.search(r"run ([0-9a-f]{12})", first.output).group(1)
+    assert "stored in" in first.output and str(tmp_path) in first.output
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("the engine ran for a stored spec")
+
+    monkeypatch.setattr(eosdsl.runs, "execute", no_recompute)
+    second = invoke("run", QUICKSTART, "--registry", tmp_path)
+    assert second.exit_code == 0, second.output
+    assert f"run {run_id}" in second.output and "reused" in second.output
+    assert len(list((tmp_path / "objects").glob("*/*"))) == 1
+
+
+def test_override_changes_identity_and_show_plot_ls(tmp_path):
+    """An override is a different run; `show`, `ls` and `plot` work on stored runs."""
+    a = invoke("run", QUICKSTART, "train.steps=300", "--registry", tmp_path)
+    b = invoke("run", QUICKSTART, "train.steps=400", "--registry", tmp_path)
+    id_a = re.search(r"run ([0-9a-f]{12})", a.output).group(1)
+    id_b = re.search(r"run ([0-9a-f]{12})", b.output).group(1)
+    assert id_a != id_b
+    shown = invoke("show", id_a[:6], "--registry", tmp_path)
+    assert shown.exit_code == 0 and "completed at step 300" in shown.output
+    listed = invoke("ls", "--registry", tmp_path)
+    assert id_a in listed.output and id_b in listed.output
+    plotted = invoke("plot", id_a, "--out", tmp_path / "figs", "--registry", tmp_path)
+    assert plotted.exit_code == 0
+    assert {"loss.png", "sharpness.png", "params.png"} <= {p.name for p in (tmp_path / "figs").iterdir()}
+    missing = invoke("show", "ffffffff", "--registry", tmp_path)
+    assert missing.exit_code == 2
+
+
+def test_multirun_grid_makes_one_run_per_point(tmp_path):
+    """`-m key=linspace(...)` runs each point as its own stored run and records the sweep."""
+    result = invoke("run", QUICKSTART, "train.steps=200", "-m", "constants.eps=linspace(0.01, 0.03, 3)",
+                    "--registry", tmp_path)
+    assert result.exit_code in (0, 1), result.output
+    assert result.output.count("] run ") == 3
+    assert len(list((tmp_path / "objects").glob("*/*"))) == 3
+    (sweep,) = (tmp_path / "sweeps").glob("*.json")
+    members = json.loads(sweep.read_text())["members"]
+    assert [m["label"] for m in members] == [f"constants.eps={v:g}" for v in (0.01, 0.02, 0.03)]
+
+
+def test_schema_is_json_schema():
+    """`eosdsl schema` prints a JSON Schema whose properties are the spec's top-level keys."""
+    result = invoke("schema")
+    schema = json.loads(result.output)
+    assert {"name", "problem", "optimizer", "train", "measure", "checks", "sweep"} <= set(schema["properties"])
