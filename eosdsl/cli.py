@@ -64,8 +64,15 @@ class _Progress:
         if _use_bar():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("steps"), TimeRemainingColumn(), console=err, transient=True)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("steps"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
 
     def __enter__(self) -> _Progress:
         if self.bar:
@@ -99,7 +106,9 @@ def run(
     overrides: Annotated[list[str] | None, typer.Argument(help="Overrides `key.path=value`.")] = None,
     multirun: Annotated[
         list[str] | None,
-        typer.Option("-m", "--multirun", help="Sweep axis `key.path=v1,v2,…`, `linspace(lo,hi,n)` or `range(…)`."),
+        typer.Option(
+            "-m", "--multirun", help="Sweep axis `key.path=v1,v2,…`, `linspace(lo,hi,n)` or `range(…)`."
+        ),
     ] = None,
     registry: RegistryOption = None,
 ) -> None:
@@ -121,8 +130,10 @@ def run(
         run_ = o.run
         tag = "reused" if o.reused else f"{run_.info.get('timings', {}).get('total_s', 0):.1f}s"
         label = f"[{o.label}] " if o.label else ""
-        out.print(f"{label}run {run_.short_id}  {run_.status} at step {run_.info.get('end_step')}  ({tag})",
-                  markup=False)
+        out.print(
+            f"{label}run {run_.short_id}  {run_.status} at step {run_.info.get('end_step')}  ({tag})",
+            markup=False,
+        )
         for c in run_.checks:
             failed |= _print_check(c)
     for c in sweep_checks:
@@ -136,10 +147,8 @@ def run(
 
 def _print_check(check: dict) -> bool:
     """Print one check line; True if it failed."""
-    if not check.get("applicable", True):
-        mark = "·"
-    else:
-        mark = "✓" if check["passed"] else "✗"
+    applicable = check.get("applicable", True)
+    mark = ("✓" if check["passed"] else "✗") if applicable else "n/a"
     out.print(f"  {mark} {check['name']}: {check['detail']}", markup=False)
     return not check["passed"]
 
@@ -178,7 +187,9 @@ def schema(out_file: Annotated[Path | None, typer.Option("--out", help="Write to
 def plot(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix).")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Directory (default plots/<id>).")] = None,
-    series: Annotated[str | None, typer.Option("--series", help="Comma-separated series for one figure.")] = None,
+    series: Annotated[
+        str | None, typer.Option("--series", help="Comma-separated series for one figure.")
+    ] = None,
     logy: Annotated[bool, typer.Option("--logy", help="Log y-axis for --series.")] = False,
     registry: RegistryOption = None,
 ) -> None:
@@ -188,8 +199,11 @@ def plot(
     run_ = _resolve(run_id, registry)
     target = out_dir or Path("plots") / run_.short_id
     try:
-        paths = ([plot_series(run_, series.split(","), target / "series.png", logy=logy)] if series
-                 else plot_run(run_, target))
+        paths = (
+            [plot_series(run_, series.split(","), target / "series.png", logy=logy)]
+            if series
+            else plot_run(run_, target)
+        )
     except KeyError as error:
         _fail(str(error.args[0]))
     for p in paths:
@@ -216,18 +230,29 @@ def list_runs(
     for r in runs:
         checks = r.checks
         passed = sum(bool(c.get("passed")) for c in checks)
-        table.add_row(r.short_id, r.name or "", r.status, str(r.info.get("end_step", "")),
-                      f"{passed}/{len(checks)}" if checks else "", str(r.info.get("finished_at", "")))
+        table.add_row(
+            r.short_id,
+            r.name or "",
+            r.status,
+            str(r.info.get("end_step", "")),
+            f"{passed}/{len(checks)}" if checks else "",
+            str(r.info.get("finished_at", "")),
+        )
     out.print(table)
 
 
 @app.command()
-def show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix).")], registry: RegistryOption = None):
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix).")], registry: RegistryOption = None
+):
     """Show a stored run: spec, status, events, checks and final values of its series."""
     run_ = _resolve(run_id, registry)
     info = run_.info
-    out.print(f"run {run_.run_key}\n  name: {run_.name}\n  path: {run_.path}\n  status: {run_.status} "
-              f"at step {info.get('end_step')}", markup=False)
+    out.print(
+        f"run {run_.run_key}\n  name: {run_.name}\n  path: {run_.path}\n  status: {run_.status} "
+        f"at step {info.get('end_step')}",
+        markup=False,
+    )
     for e in info.get("events", []):
         out.print(f"  event {e['name']}: fired at {e['fired_at']}", markup=False)
     for name, value in info.get("references", {}).items():
@@ -235,7 +260,9 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix).")
     for name in run_.series_names():
         steps, values = run_.series(name)
         if values.ndim == 1 and values.size:
-            out.print(f"  {name}: {values.size} values, final {values[-1]:.10g} at step {steps[-1]}", markup=False)
+            out.print(
+                f"  {name}: {values.size} values, final {values[-1]:.10g} at step {steps[-1]}", markup=False
+            )
     for c in run_.checks:
         _print_check(c)
     out.print("spec:", markup=False)

@@ -102,13 +102,18 @@ def run_points(
         return outcomes, [], None
     checks = sweep_checks(base, outcomes)
     sid = sweep_id(base.model_dump(mode="json"), [o.run.run_key for o in outcomes])
-    registry.write_sweep(sid, {
-        "name": base.name,
-        "spec": base.model_dump(mode="json"),
-        "members": [{"label": o.label, "run_key": o.run.run_key, "status": o.run.status} for o in outcomes],
-        "checks": [c.to_dict() for c in checks],
-        "created_at": _now(),
-    })
+    registry.write_sweep(
+        sid,
+        {
+            "name": base.name,
+            "spec": base.model_dump(mode="json"),
+            "members": [
+                {"label": o.label, "run_key": o.run.run_key, "status": o.run.status} for o in outcomes
+            ],
+            "checks": [c.to_dict() for c in checks],
+            "created_at": _now(),
+        },
+    )
     return outcomes, checks, sid
 
 

@@ -93,8 +93,15 @@ def test_override_changes_identity_and_show_plot_ls(tmp_path):
 
 def test_multirun_grid_makes_one_run_per_point(tmp_path):
     """`-m key=linspace(...)` runs each point as its own stored run and records the sweep."""
-    result = invoke("run", QUICKSTART, "train.steps=200", "-m", "constants.eps=linspace(0.01, 0.03, 3)",
-                    "--registry", tmp_path)
+    result = invoke(
+        "run",
+        QUICKSTART,
+        "train.steps=200",
+        "-m",
+        "constants.eps=linspace(0.01, 0.03, 3)",
+        "--registry",
+        tmp_path,
+    )
     assert result.exit_code in (0, 1), result.output
     assert result.output.count("] run ") == 3
     assert len(list((tmp_path / "objects").glob("*/*"))) == 3
@@ -107,4 +114,6 @@ def test_schema_is_json_schema():
     """`eosdsl schema` prints a JSON Schema whose properties are the spec's top-level keys."""
     result = invoke("schema")
     schema = json.loads(result.output)
-    assert {"name", "problem", "optimizer", "train", "measure", "checks", "sweep"} <= set(schema["properties"])
+    assert {"name", "problem", "optimizer", "train", "measure", "checks", "sweep"} <= set(
+        schema["properties"]
+    )

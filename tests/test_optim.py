@@ -191,10 +191,12 @@ def test_rmsprop_matches_numpy_and_optax_rmsprop() -> None:
         expected.append(w)
     got = eosdsl_trajectory({"kind": "rmsprop", "lr": lr, "decay": decay, "eps": eps})
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(got, _optax_loop(optax.rmsprop(lr, decay=decay, eps=eps)), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        got, _optax_loop(optax.rmsprop(lr, decay=decay, eps=eps)), rtol=RTOL, atol=ATOL
+    )
 
 
-# ------------------------------------------------------------------------------------ maximum stable sharpness
+# ------------------------------------------------------------------------------- maximum stable sharpness
 
 MSS_CASES = [
     # (optimizer, companion matrix of the textbook recurrence for applied rate η on curvature h)
@@ -251,7 +253,9 @@ def test_mss_is_the_stability_edge_on_a_1d_quadratic(case: tuple) -> None:
         h = factor * mss
         rho = max(abs(np.linalg.eigvals(companion(eta, h, beta))))
         assert (rho < 1) == stable, (factor, rho)
-        traj = eosdsl_trajectory({**opt_data, "lr": lr}, steps=400, w0=1.0, grad=lambda p, h=h: {"w": h * p["w"]})
+        traj = eosdsl_trajectory(
+            {**opt_data, "lr": lr}, steps=400, w0=1.0, grad=lambda p, h=h: {"w": h * p["w"]}
+        )
         ratio = abs(traj[-1]) / abs(traj[0])
         assert (ratio < 1e-6) if stable else (ratio > 1e6), (factor, ratio)
 
@@ -315,6 +319,10 @@ def test_cosine_against_closed_form_and_optax(warmup: float, end: float) -> None
     assert got[int(warmup)] == pytest.approx(peak, rel=1e-15)
     assert np.all(got[warmup + decay <= T_GRID] == pytest.approx(end, abs=1e-16))
     ref = optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=peak, warmup_steps=int(warmup), decay_steps=int(warmup + decay), end_value=end
+        init_value=0.0,
+        peak_value=peak,
+        warmup_steps=int(warmup),
+        decay_steps=int(warmup + decay),
+        end_value=end,
     )
     np.testing.assert_allclose(got, [float(ref(int(x))) for x in T_GRID], rtol=1e-12, atol=1e-15)

@@ -307,3 +307,36 @@ def test_plot_series_unknown_name_lists_the_available_ones(tmp_path: Path) -> No
     message = str(err.value)
     assert "sharpnes" in message and "loss" in message and "sharpness" in message
     assert not (tmp_path / "x.png").exists()
+
+
+def test_two_scalar_parameters_are_aligned_on_common_steps() -> None:
+    run = FakeRun(
+        {
+            "params.a": (np.arange(10), np.arange(10.0)),
+            "params.b": (np.arange(0, 10, 2), -np.arange(0, 10, 2.0)),
+        }
+    )
+    (_, x), (_, y) = two_parameters(run)
+    np.testing.assert_array_equal(x, [0, 2, 4, 6, 8])
+    np.testing.assert_array_equal(y, -x)
+
+
+def test_a_failing_figure_leaves_no_open_figures(tmp_path: Path) -> None:
+    class Broken(FakeRun):
+        def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+            if name == "mss":
+                raise OSError("unreadable store")
+            return super().series(name)
+
+    plt.close("all")
+    with pytest.raises(OSError, match="unreadable"):
+        plot_run(Broken(toy_series()), tmp_path)
+    assert plt.get_fignums() == []
+
+
+def test_plot_series_strips_names_and_rejects_an_empty_list(tmp_path: Path) -> None:
+    steps = np.arange(10)
+    run = FakeRun({"loss": (steps, np.ones(10)), "sharpness": (steps, np.ones(10))})
+    assert_png(plot_series(run, [" loss", "sharpness "], tmp_path / "a.png"), min_bytes=2_000)
+    with pytest.raises(KeyError, match="available: loss, sharpness"):
+        plot_series(run, ["", " "], tmp_path / "b.png")

@@ -45,13 +45,17 @@ def aligned(series: Series, names: Sequence[str]) -> tuple[np.ndarray, dict[str,
     return steps, {n: table[n][1][np.searchsorted(table[n][0], steps)] for n in names}
 
 
-def evaluate_series(source: str, series: Series, scalars: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_series(
+    source: str, series: Series, scalars: Mapping[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of a per-step expression over recorded series and scalars."""
     expr = parse(source)
     series_names = sorted(n for n in expr.names if n not in scalars)
     steps, env = aligned(series, series_names)
     values = np.asarray(expr({**scalars, **env}))
-    return steps, np.broadcast_to(values, steps.shape + values.shape[steps.ndim :] if values.ndim else steps.shape)
+    return steps, np.broadcast_to(
+        values, steps.shape + values.shape[steps.ndim :] if values.ndim else steps.shape
+    )
 
 
 def final_value(source: str, series: Series, scalars: Mapping[str, float]) -> float:
@@ -102,8 +106,12 @@ def _final(check: m.FinalCheck, series: Series, scalars: Mapping[str, float]) ->
     )
 
 
-_OPS = {"<=": lambda lhs, rhs: rhs - lhs, "<": lambda lhs, rhs: rhs - lhs,
-        ">=": lambda lhs, rhs: lhs - rhs, ">": lambda lhs, rhs: lhs - rhs}
+_OPS = {
+    "<=": lambda lhs, rhs: rhs - lhs,
+    "<": lambda lhs, rhs: rhs - lhs,
+    ">=": lambda lhs, rhs: lhs - rhs,
+    ">": lambda lhs, rhs: lhs - rhs,
+}
 
 
 def _inequality(check: m.InequalityCheck, series: Series, scalars: Mapping[str, float]) -> CheckResult:
@@ -141,7 +149,8 @@ def _monotone(check: m.MonotoneCheck, series: Series, scalars: Mapping[str, floa
         name=name,
         passed=bool(margin >= 0),
         margin=margin,
-        detail=f"largest step against the direction {float(diffs[worst]):.3g} at step {int(steps[worst + 1])} "
+        detail=f"largest step against the direction {float(diffs[worst]):.3g} "
+        f"at step {int(steps[worst + 1])} "
         f"(tol {check.tol:g})",
         values={"worst_step": int(steps[worst + 1])},
     )
@@ -224,7 +233,9 @@ def ordering(check: m.OrderingCheck, labels: Sequence[str], finals: Sequence[flo
     index = {label: i for i, label in enumerate(labels)}
     missing = [lab for lab in over if lab not in index]
     if missing:
-        return CheckResult.not_applicable(f"ordering {check.of}", f"no runs labelled {', '.join(missing)}", {})
+        return CheckResult.not_applicable(
+            f"ordering {check.of}", f"no runs labelled {', '.join(missing)}", {}
+        )
     values = [finals[index[lab]] for lab in over]
     gaps = np.diff(values) if check.order == "increasing" else -np.diff(values)
     margin = float(np.min(gaps)) if gaps.size else float("nan")

@@ -23,15 +23,16 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from eosdsl.curvature.dense import top_eigenpair
-from eosdsl.engine.traced import replace_floats, structure_key
+from eosdsl.engine.traced import float_leaves, replace_floats, structure_key
 from eosdsl.optim.optimizers import StepInputs, build_rule
 from eosdsl.optim.schedules import build_schedule
 from eosdsl.problems.build import problem_fns
 from eosdsl.spec import models as m
-from eosdsl.spec.scope import Scope
+from eosdsl.spec.scope import Scope, parse
 
 RUNNING, COMPLETED, STOPPED, DIVERGED = 0, 1, 2, 3
 STATUS_NAMES = {RUNNING: "running", COMPLETED: "completed", STOPPED: "stopped", DIVERGED: "diverged"}
@@ -68,7 +69,13 @@ class Structure:
 
     @classmethod
     def of(cls, spec: m.Spec) -> Structure:
-        return cls(structure_key(spec, skip=NOT_IN_PROGRAM.__contains__), spec)
+        return cls(structure_key(spec, NOT_IN_PROGRAM.__contains__), spec)
+
+
+def hyperparameters(spec: m.Spec) -> list[Any]:
+    """The traced numbers of ``spec`` (its float leaves the program reads), as arrays of its dtype."""
+    dtype = dtype_of(spec)
+    return [np.asarray(x, dtype) for x in float_leaves(spec, NOT_IN_PROGRAM.__contains__)]
 
 
 def dtype_of(spec: m.Spec) -> Any:
@@ -124,7 +131,10 @@ class Program:
         self.switch_index = [
             next(switch_targets) if (a is not None and a.switch_optimizer) else -1 for _, a in self.triggers
         ]
-        self.sharp_triggers = any(t.sharpness is not None for t, _ in self.triggers)
+        self.sharp_triggers = any(
+            t.sharpness is not None or (t.expr is not None and "sharpness" in parse(t.expr).names)
+            for t, _ in self.triggers
+        )
 
     # ---------------------------------------------------------------------------------------- state
 
@@ -168,7 +178,9 @@ class Program:
             threshold = self.scope.child(**ctx)(trig.sharpness.threshold)
             gap = ctx["sharpness"] - threshold
             prev = state.prev_gap[i]
-            crossed = (prev >= 0) & (gap < 0) if trig.sharpness.crosses == "below" else (prev <= 0) & (gap > 0)
+            crossed = (
+                (prev >= 0) & (gap < 0) if trig.sharpness.crosses == "below" else (prev <= 0) & (gap > 0)
+            )
             return crossed, gap
         if trig.loss is not None:
             return ctx["loss"] < self.scope(trig.loss.below), nan
@@ -194,15 +206,21 @@ class Program:
         lr, lr_app, mss = self._rates(state.clock, state.active)
 
         nan = jnp.array(jnp.nan, dtype)
-        sharp_due = "sharpness" in self.cadence and True
-        if self.sharp_triggers:
+        if self.sharp_triggers:  # events need S(w_t) at every step; measurements reuse it
             sharp, resid = self._sharpness(state.params, data)
         else:
             sharp, resid = nan, nan
 
         diverged = ~(jnp.isfinite(loss) & _tree_finite(state.params))
-        ctx = {**state.params, "loss": loss, "lr": lr, "lr_applied": lr_app, "mss": mss, "step": step_f,
-               "sharpness": sharp}
+        ctx = {
+            **state.params,
+            "loss": loss,
+            "lr": lr,
+            "lr_applied": lr_app,
+            "mss": mss,
+            "step": step_f,
+            "sharpness": sharp,
+        }
 
         active, frozen, stop = state.active, state.frozen, jnp.array(False)
         fired, fired_at, gaps = state.fired, state.fired_at, state.prev_gap
@@ -225,14 +243,20 @@ class Program:
         ended = diverged | stop | (t >= spec.train.steps)
         status = jnp.where(diverged, DIVERGED, jnp.where(stop, STOPPED, jnp.where(ended, COMPLETED, RUNNING)))
 
-        if sharp_due and not self.sharp_triggers:
+        if "sharpness" in self.cadence and not self.sharp_triggers:
             due = ended | (t % self.cadence["sharpness"] == 0)
-            sharp, resid = lax.cond(due, lambda p: self._sharpness(p, data), lambda p: (nan, nan), state.params)
+            sharp, resid = lax.cond(
+                due, lambda p: self._sharpness(p, data), lambda p: (nan, nan), state.params
+            )
 
         values: dict[str, Any] = {
-            "loss": loss, "lr": lr, "lr_applied": lr_app, "mss": mss,
+            "loss": loss,
+            "lr": lr,
+            "lr_applied": lr_app,
+            "mss": mss,
             "grad_norm": jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grad))),
-            "sharpness": sharp, "sharpness.residual": resid,
+            "sharpness": sharp,
+            "sharpness.residual": resid,
         }
         if "test_loss" in self.cadence:
             values["test_loss"] = self.fns.test_loss(state.params, data) if self.fns.test_loss else nan
@@ -283,7 +307,7 @@ class Program:
 
 
 def _program(structure: Structure, hparams: list[Any], param_names: tuple[str, ...]) -> Program:
-    spec = replace_floats(structure.template, hparams)
+    spec = replace_floats(structure.template, hparams, NOT_IN_PROGRAM.__contains__)
     return Program(spec, list(param_names))
 
 
@@ -295,7 +319,12 @@ def init_state(structure: Structure, hparams: list[Any], param_names: tuple[str,
 
 @jax.jit(static_argnums=(0, 2, 3))
 def run_chunk(
-    structure: Structure, hparams: list[Any], param_names: tuple[str, ...], length: int, state: State, data: Any
+    structure: Structure,
+    hparams: list[Any],
+    param_names: tuple[str, ...],
+    length: int,
+    state: State,
+    data: Any,
 ) -> tuple[State, dict[str, Any]]:
     """``length`` steps under ``lax.scan``; outputs are stacked per step with validity masks."""
     program = _program(structure, hparams, param_names)

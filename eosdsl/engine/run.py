@@ -19,12 +19,12 @@ from eosdsl.engine.program import (
     STATUS_NAMES,
     Structure,
     dtype_of,
+    hyperparameters,
     init_state,
     run_chunk,
     series_of,
     triggers_of,
 )
-from eosdsl.engine.traced import float_leaves
 from eosdsl.problems.build import HostProblem, host_problem
 from eosdsl.spec import models as m
 from eosdsl.spec.scope import Scope
@@ -69,9 +69,8 @@ def execute(spec: m.Spec, host: HostProblem | None = None, progress: Progress | 
     enable_x64()
     started = time.perf_counter()
     host = host or prepare(spec)
-    dtype = dtype_of(spec)
     structure = Structure.of(spec)
-    hparams = [np.asarray(x, dtype) for x in float_leaves(spec)]
+    hparams = hyperparameters(spec)
     names = tuple(host.params)
     state = init_state(structure, hparams, names, host.params)
 

@@ -12,12 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+Skip = Callable[[str], bool]
+"""Model field names to leave out (fields the compiled program never reads)."""
 
-def _children(value: Any) -> Iterator[tuple[Any, Any]]:
-    """(key, child) pairs of a model, list or dict, in a deterministic order."""
+
+def _children(value: Any, skip: Skip = lambda _: False) -> Iterator[tuple[Any, Any]]:
+    """(key, child) pairs of a model, list or dict, in a fixed order; model fields in ``skip`` left out."""
     if isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            yield name, getattr(value, name)
+            if not skip(name):
+                yield name, getattr(value, name)
     elif isinstance(value, list | tuple):
         yield from enumerate(value)
     elif isinstance(value, dict):
@@ -29,22 +33,22 @@ def _is_leaf(value: Any) -> bool:
     return isinstance(value, float) and not isinstance(value, bool)
 
 
-def float_leaves(model: BaseModel) -> list[float]:
-    """All float leaves of ``model`` in a fixed traversal order."""
+def float_leaves(model: BaseModel, skip: Skip = lambda _: False) -> list[float]:
+    """All float leaves of ``model`` in a fixed traversal order (fields named in ``skip`` excluded)."""
     out: list[float] = []
 
     def walk(value: Any) -> None:
         if _is_leaf(value):
             out.append(value)
-        for _, child in _children(value):
+        for _, child in _children(value, skip):
             walk(child)
 
     walk(model)
     return out
 
 
-def replace_floats(model: BaseModel, values: Sequence[Any]) -> BaseModel:
-    """A copy of ``model`` whose float leaves are ``values`` (same order as :func:`float_leaves`).
+def replace_floats(model: BaseModel, values: Sequence[Any], skip: Skip = lambda _: False) -> BaseModel:
+    """A copy of ``model`` whose float leaves are ``values`` (order and ``skip`` as in :func:`float_leaves`).
 
     The copy is built with ``model_copy`` (no validation), so ``values`` may be JAX tracers.
     """
@@ -54,7 +58,7 @@ def replace_floats(model: BaseModel, values: Sequence[Any]) -> BaseModel:
         if _is_leaf(value):
             return next(it)
         if isinstance(value, BaseModel):
-            return value.model_copy(update={k: rebuild(v) for k, v in _children(value)})
+            return value.model_copy(update={k: rebuild(v) for k, v in _children(value, skip)})
         if isinstance(value, list):
             return [rebuild(v) for _, v in _children(value)]
         if isinstance(value, tuple):
@@ -69,7 +73,7 @@ def replace_floats(model: BaseModel, values: Sequence[Any]) -> BaseModel:
     return out
 
 
-def structure_key(model: BaseModel, *, skip: Callable[[str], bool] = lambda _: False) -> str:
+def structure_key(model: BaseModel, skip: Skip = lambda _: False) -> str:
     """Canonical JSON of ``model`` with every float replaced by ``null``: equal keys ⇒ same program."""
     import json
 
@@ -77,7 +81,7 @@ def structure_key(model: BaseModel, *, skip: Callable[[str], bool] = lambda _: F
         if _is_leaf(value):
             return None
         if isinstance(value, BaseModel):
-            return {k: strip(v) for k, v in _children(value) if not skip(k)}
+            return {k: strip(v) for k, v in _children(value, skip)}
         if isinstance(value, list | tuple):
             return [strip(v) for v in value]
         if isinstance(value, dict):

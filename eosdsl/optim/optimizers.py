@@ -63,20 +63,37 @@ def gd() -> Rule:
 def heavy_ball(beta: jnp.ndarray, convention: str, form: str) -> Rule:
     """Polyak heavy ball (paper 000 eq. 1): d_{t+1} = β d_t − η ∇L(w_t), w_{t+1} = w_t + d_{t+1}.
 
-    ``form="torch_buffer"`` is ``torch.optim.SGD(momentum=β)``: d_{t+1} = β(η_t/η_{t−1}) d_t − η_t ∇L(w_t),
-    identical to eq. (1) at a constant rate. MSS = 2(1+β)/η_applied; ``gd_equivalent`` applies (1+β)·lr.
+    ``form="torch_buffer"`` is ``torch.optim.SGD(momentum=β)``: b_{t+1} = β b_t + ∇L(w_t),
+    d_{t+1} = −η_t b_{t+1}, i.e. d_{t+1} = β(η_t/η_{t−1}) d_t − η_t ∇L(w_t), identical to eq. (1) at a
+    constant rate. The buffer b_t = −d_t/η_{t−1} is recovered from the shared displacement (so a switch
+    into this form carries it), except after a step at η = 0 (a warmup from 0), where d_t = 0 has lost
+    it and the rule's own copy of b_t is used. MSS = 2(1+β)/η_applied; ``gd_equivalent`` applies (1+β)·lr.
     """
 
     def update(s: StepInputs, state: Any) -> tuple[Params, Any]:
-        carry = beta * (s.lr / s.lr_prev) if form == "torch_buffer" else beta
-        return _tree_axpby(carry, s.d, -s.lr, s.grad), state
+        return _tree_axpby(beta, s.d, -s.lr, s.grad), state
+
+    def update_torch(s: StepInputs, buf: Params) -> tuple[Params, Params]:
+        known = s.lr_prev != 0
+        safe_prev = jnp.where(known, s.lr_prev, 1.0)
+        buf = jax.tree.map(lambda d, b, g: beta * jnp.where(known, -d / safe_prev, b) + g, s.d, buf, s.grad)
+        return jax.tree.map(lambda b: -s.lr * b, buf), buf
+
+    def init_torch(params: Params) -> Params:
+        return jax.tree.map(jnp.zeros_like, params)
 
     scale = (1.0 + beta) if convention == "gd_equivalent" else 1.0
-    return Rule(_no_state, update, lambda lr: scale * lr, lambda lr: 2.0 * (1.0 + beta) / lr)
+    mss = lambda lr: 2.0 * (1.0 + beta) / lr  # noqa: E731
+    if form == "torch_buffer":
+        return Rule(init_torch, update_torch, lambda lr: scale * lr, mss)
+    return Rule(_no_state, update, lambda lr: scale * lr, mss)
 
 
 def nesterov(beta: jnp.ndarray, convention: str) -> Rule:
-    """Nesterov: d_{t+1} = β d_t − η ∇L(w_t + β d_t). MSS = 2(1+β)/((1+2β)η); gd_equivalent: η = lr(1+β)/(1+2β)."""
+    """Nesterov: d_{t+1} = β d_t − η ∇L(w_t + β d_t).
+
+    MSS = 2(1+β)/((1+2β)η); ``gd_equivalent`` applies η = lr(1+β)/(1+2β) so the MSS is 2/lr.
+    """
 
     def update(s: StepInputs, state: Any) -> tuple[Params, Any]:
         look = _tree_axpby(1.0, s.params, beta, s.d)
@@ -88,7 +105,9 @@ def nesterov(beta: jnp.ndarray, convention: str) -> Rule:
     )
 
 
-def _preconditioned(transform: optax.GradientTransformation, mss: Callable[[jnp.ndarray], jnp.ndarray]) -> Rule:
+def _preconditioned(
+    transform: optax.GradientTransformation, mss: Callable[[jnp.ndarray], jnp.ndarray]
+) -> Rule:
     def update(s: StepInputs, state: Any) -> tuple[Params, Any]:
         direction, state = transform.update(s.grad, state, s.params)
         return jax.tree.map(lambda u: -s.lr * u, direction), state
@@ -97,7 +116,10 @@ def _preconditioned(transform: optax.GradientTransformation, mss: Callable[[jnp.
 
 
 def adam(b1: jnp.ndarray, b2: jnp.ndarray, eps: jnp.ndarray) -> Rule:
-    """Adam via ``optax.scale_by_adam``: d = −η m̂/(√v̂ + ε). MSS of P⁻¹H: (2 + 2β₁)/((1 − β₁)η) (Cohen et al. 2022)."""
+    """Adam via ``optax.scale_by_adam``: d = −η m̂/(√v̂ + ε).
+
+    MSS of the preconditioned Hessian P⁻¹H: (2 + 2β₁)/((1 − β₁)η) (Cohen et al. 2022).
+    """
     return _preconditioned(optax.scale_by_adam(b1, b2, eps), lambda lr: (2.0 + 2.0 * b1) / ((1.0 - b1) * lr))
 
 

@@ -22,8 +22,11 @@ def constant(value: jnp.ndarray) -> ScheduleFn:
 
 
 def linear_warmup(start: jnp.ndarray, end: jnp.ndarray, steps: jnp.ndarray) -> ScheduleFn:
-    """η_t = start + (end − start)·min(t/W, 1) (paper 000 §2.1: 10⁻⁸ → η_f over W = η_f·10⁶ steps)."""
-    return lambda t: start + (end - start) * jnp.clip(t / steps, 0.0, 1.0)
+    """η_t = start + (end − start)·min(t/W, 1) (paper 000 §2.1: 10⁻⁸ → η_f over W = η_f·10⁶ steps).
+
+    W = 0 is no warmup (η_t = end), not 0/0 at t = 0.
+    """
+    return lambda t: start + (end - start) * jnp.where(t >= steps, 1.0, jnp.clip(t / steps, 0.0, 1.0))
 
 
 def piecewise(boundaries: list[jnp.ndarray], values: list[jnp.ndarray]) -> ScheduleFn:
@@ -37,7 +40,10 @@ def piecewise(boundaries: list[jnp.ndarray], values: list[jnp.ndarray]) -> Sched
 
 
 def cosine(peak: jnp.ndarray, decay_steps: jnp.ndarray, end: jnp.ndarray, warmup: jnp.ndarray) -> ScheduleFn:
-    """Linear warmup 0 → peak over ``warmup`` steps, then η = end + (peak − end)·½(1 + cos(π s)), s ∈ [0, 1]."""
+    """Linear warmup 0 → peak over ``warmup`` steps, then η = end + (peak − end)·½(1 + cos(π s)).
+
+    s = (t − warmup)/decay_steps, clipped to [0, 1].
+    """
 
     def fn(t: jnp.ndarray) -> jnp.ndarray:
         warm = peak * jnp.clip(t / jnp.maximum(warmup, 1e-30), 0.0, 1.0)

@@ -11,10 +11,11 @@ A run is anything with ``series_names()``, ``series(name)``, ``spec``, ``info`` 
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import matplotlib
 
@@ -46,6 +47,8 @@ REFERENCE_COLORS = ("C2", "C4", "C8", "C9", "C5", "C6")  # no red: red marks div
 REFERENCE_LABELS = {"min_l1": "min-ℓ1 interpolator", "min_l2": "min-ℓ2 interpolator"}
 
 Series = tuple[np.ndarray, np.ndarray]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class RunLike(Protocol):
@@ -100,6 +103,23 @@ def plot_series(run: RunLike, names: list[str], out: Path, logy: bool = False) -
 # --------------------------------------------------------------------------------------------- figures
 
 
+def _closes_on_error(build: Callable[P, R]) -> Callable[P, R]:
+    """Close the figures ``build`` opened if it raises, so a failing figure leaks no pyplot state."""
+
+    @functools.wraps(build)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        before = set(plt.get_fignums())
+        try:
+            return build(*args, **kwargs)
+        except BaseException:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+            raise
+
+    return wrapper
+
+
+@_closes_on_error
 def loss_figure(run: RunLike) -> Figure | None:
     """Training (and test) loss on a log axis, test-loss references, and a diverged run's last step."""
     available = set(run.series_names())
@@ -122,6 +142,7 @@ def loss_figure(run: RunLike) -> Figure | None:
     return fig
 
 
+@_closes_on_error
 def sharpness_figure(run: RunLike) -> Figure | None:
     """Sharpness against step with the MSS as a red dotted step line and grey event lines."""
     available = set(run.series_names())
@@ -146,6 +167,7 @@ def sharpness_figure(run: RunLike) -> Figure | None:
     return fig
 
 
+@_closes_on_error
 def params_figure(run: RunLike) -> Figure | None:
     """The trajectory in the parameter plane of a two-parameter toy, else ``None``."""
     pair = two_parameters(run)
@@ -167,6 +189,7 @@ def params_figure(run: RunLike) -> Figure | None:
     return fig
 
 
+@_closes_on_error
 def lr_figure(run: RunLike) -> Figure | None:
     """The learning rate against step, and the applied rate where it differs."""
     available = set(run.series_names())
@@ -186,15 +209,20 @@ def lr_figure(run: RunLike) -> Figure | None:
     return fig
 
 
+@_closes_on_error
 def series_figure(run: RunLike, names: Sequence[str], logy: bool = False) -> Figure:
-    """Several named series against step; ``KeyError`` listing the available names if one is unknown."""
-    if not names:
-        raise ValueError("no series names given")
+    """Several named series against step.
+
+    Names are stripped of surrounding blanks; ``KeyError`` listing the available names if one is unknown
+    or none is named.
+    """
+    names = [name.strip() for name in names if name.strip()]  # tolerate "--series 'a, b'"
     available = run.series_names()
     unknown = [name for name in names if name not in available]
-    if unknown:
+    if unknown or not names:
         listed = ", ".join(available) or "(none)"
-        raise KeyError(f"unknown series {', '.join(unknown)} in run {run.short_id}; available: {listed}")
+        what = f"unknown series {', '.join(unknown)}" if unknown else "no series named"
+        raise KeyError(f"{what} in run {run.short_id}; available: {listed}")
     fig, ax = _new_axes()
     for name in names:
         steps, values = run.series(name)
@@ -215,20 +243,23 @@ def two_parameters(run: RunLike) -> tuple[tuple[str, np.ndarray], tuple[str, np.
     or a single ``params.*`` series of width 2. Two series are aligned on their common steps.
     """
     names = [name for name in run.series_names() if name.startswith("params.")]
-    loaded = {name: run.series(name) for name in names}
-    widths = {name: _width(values) for name, (_, values) in loaded.items()}
-    if len(names) == 1 and widths[names[0]] == 2:
-        name = names[0]
-        values = np.asarray(loaded[name][1], dtype=float)
-        return (f"{name}[0]", values[:, 0]), (f"{name}[1]", values[:, 1])
-    if len(names) == 2 and all(width == 1 for width in widths.values()):
-        (x_steps, x), (y_steps, y) = (loaded[name] for name in names)
-        common, ix, iy = np.intersect1d(x_steps, y_steps, assume_unique=True, return_indices=True)
-        order = np.argsort(common)
-        x = np.asarray(x, dtype=float).reshape(len(x_steps))[ix[order]]
-        y = np.asarray(y, dtype=float).reshape(len(y_steps))[iy[order]]
-        return (names[0], x), (names[1], y)
-    return None
+    if len(names) == 1:
+        _, values = run.series(names[0])
+        if _width(values) != 2:
+            return None
+        flat = _finite_or_nan(np.asarray(values, dtype=float).reshape(len(values), 2))
+        return (f"{names[0]}[0]", flat[:, 0]), (f"{names[0]}[1]", flat[:, 1])
+    if len(names) != 2:
+        return None
+    loaded = []
+    for name in names:  # one at a time: a wide vector parameter is rejected before the next is read
+        steps, values = run.series(name)
+        if _width(values) != 1:
+            return None
+        loaded.append((steps, _finite_or_nan(np.asarray(values, dtype=float).reshape(len(steps)))))
+    (x_steps, x), (y_steps, y) = loaded
+    _, ix, iy = np.intersect1d(x_steps, y_steps, assume_unique=True, return_indices=True)
+    return (names[0], x[ix]), (names[1], y[iy])
 
 
 # --------------------------------------------------------------------------------------------- drawing

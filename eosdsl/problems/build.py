@@ -61,13 +61,19 @@ def host_problem(problem: m.Problem, scope: Scope) -> HostProblem:
         }
         return HostProblem(params, {}, {}, {})
     if isinstance(problem, m.LdnRegression):
-        ds = make_sparse_regression(problem.n, problem.d, problem.mu, problem.sigma2, problem.sparsity,
-                                    problem.data_seed)
+        ds = make_sparse_regression(
+            problem.n, problem.d, problem.mu, problem.sigma2, problem.sparsity, problem.data_seed
+        )
         alpha = float(scope(problem.alpha))
         c = float(scope(problem.loss_scale))
         params = {"u": np.full(problem.d, alpha, dtype), "v": np.full(problem.d, alpha, dtype)}
-        data = {"X": ds.X.astype(dtype), "y": ds.y.astype(dtype), "w_star": ds.w_star.astype(dtype),
-                "mu": ds.mu.astype(dtype), "sigma2": np.asarray(ds.sigma2, dtype)}
+        data = {
+            "X": ds.X.astype(dtype),
+            "y": ds.y.astype(dtype),
+            "w_star": ds.w_star.astype(dtype),
+            "mu": ds.mu.astype(dtype),
+            "sigma2": np.asarray(ds.sigma2, dtype),
+        }
         references = {
             "test_loss.min_l1": float(population_risk(min_l1_interpolator(ds.X, ds.y), ds, c)),
             "test_loss.min_l2": float(population_risk(min_l2_interpolator(ds.X, ds.y), ds, c)),
@@ -80,6 +86,7 @@ def problem_fns(problem: m.Problem, scope: Scope) -> ProblemFns:
     """Loss (and test loss where defined) as functions of (params, data)."""
     toy = as_toy(problem)
     if toy is not None:
+
         def toy_loss(params: Params, data: Data) -> jnp.ndarray:
             env = _toy_env(toy, scope, params)
             return jnp.sum(scope.eval(toy.objective, **env))

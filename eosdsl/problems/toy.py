@@ -21,26 +21,37 @@ def as_toy(problem: m.Problem) -> m.ToyProblem | None:
         return problem
     if isinstance(problem, m.ReluScalar):
         return m.ToyProblem.model_construct(
-            kind="toy", params={"u": problem.u0, "v": problem.v0}, objective=RELU_SCALAR,
-            coefficients={}, definitions={},
+            kind="toy",
+            params={"u": problem.u0, "v": problem.v0},
+            objective=RELU_SCALAR,
+            coefficients={},
+            definitions={},
         )
     if isinstance(problem, m.LdnPoint):
         return m.ToyProblem.model_construct(
-            kind="toy", params={"u": problem.u0, "v": problem.v0}, objective=LDN_POINT,
-            coefficients={}, definitions={},
+            kind="toy",
+            params={"u": problem.u0, "v": problem.v0},
+            objective=LDN_POINT,
+            coefficients={},
+            definitions={},
         )
     if isinstance(problem, m.ProductChain):
         # Paper 004 §3: L = z(Θ) with Θ = ∏ θ_i and z(Θ) = Σ_k c_k Θ^k.
         terms = " + ".join(f"z{k} * Theta**{k}" for k in range(len(problem.z)))
         return m.ToyProblem.model_construct(
-            kind="toy", params={"theta": list(problem.theta0)}, objective=terms,
+            kind="toy",
+            params={"theta": list(problem.theta0)},
+            objective=terms,
             coefficients={f"z{k}": c for k, c in enumerate(problem.z)},
             definitions={"Theta": "prod(theta)"},
         )
     if isinstance(problem, m.ScalarProduct):
         # Paper 002: f(x, y) = g(s) with s = xy.
         return m.ToyProblem.model_construct(
-            kind="toy", params={"x": problem.x0, "y": problem.y0}, objective=problem.g,
-            coefficients={"a": problem.a, "b": problem.b}, definitions={"s": "x * y"},
+            kind="toy",
+            params={"x": problem.x0, "y": problem.y0},
+            objective=problem.g,
+            coefficients={"a": problem.a, "b": problem.b},
+            definitions={"s": "x * y"},
         )
     return None

@@ -44,9 +44,14 @@ def validate(data: Any, positions: Positions, filename: str, context: str | None
         raise _in_context(error, context) from None
     errors = semantic_errors(spec)
     if spec.sweep is None and context is None:
-        errors += [LocatedError(("checks", i, "kind"), "an ordering check compares the runs of a sweep; "
-                                "add `sweep:` with cases or a grid")
-                   for i, c in enumerate(spec.checks) if isinstance(c, m.OrderingCheck)]
+        errors += [
+            LocatedError(
+                ("checks", i, "kind"),
+                "an ordering check compares the runs of a sweep; add `sweep:` with cases or a grid",
+            )
+            for i, c in enumerate(spec.checks)
+            if isinstance(c, m.OrderingCheck)
+        ]
     if errors:
         located = [LocatedError(e.path, e.message, *locate(e.path, positions)) for e in errors]
         raise _in_context(SpecError(located, filename), context)
@@ -56,8 +61,10 @@ def validate(data: Any, positions: Positions, filename: str, context: str | None
 def _in_context(error: SpecError, context: str | None) -> SpecError:
     if context is None:
         return error
-    return SpecError([LocatedError(e.path, f"in sweep point {context}: {e.message}", e.line, e.col)
-                      for e in error.errors], error.filename)
+    return SpecError(
+        [LocatedError(e.path, f"in sweep point {context}: {e.message}", e.line, e.col) for e in error.errors],
+        error.filename,
+    )
 
 
 def _command_line_error(text: str, err: Exception) -> SpecError:
@@ -98,5 +105,7 @@ def load(
     try:
         points = expand(spec, data, axes, lambda raw, label: validate(raw, positions, filename, label))
     except OverrideError as err:
-        raise SpecError([LocatedError(("sweep",), str(err), *locate(("sweep",), positions))], filename) from None
+        raise SpecError(
+            [LocatedError(("sweep",), str(err), *locate(("sweep",), positions))], filename
+        ) from None
     return Loaded(filename, spec, points)

@@ -44,7 +44,9 @@ class ToyProblem(Model):
         description="Parameter names with initial values: a scalar, or a list for a vector parameter.",
         min_length=1,
     )
-    objective: str = Field(description="Expression over parameters, `coefficients`, `definitions`, constants.")
+    objective: str = Field(
+        description="Expression over parameters, `coefficients`, `definitions`, constants."
+    )
     coefficients: dict[str, Scalar] = Field(
         default_factory=dict, description="Named numeric coefficients usable in the objective (traced)."
     )
@@ -114,7 +116,8 @@ class LdnRegression(Model):
     data_seed: int = Field(0, ge=0, description="Seed of the data generator (numpy PCG64).")
     alpha: Scalar = Field(0.1, description="Initialization scale: u₀ = v₀ = α·1.")
     loss_scale: Scalar = Field(
-        1.0, description="c in (c/N) Σ (f − y)²: 1 is the plain mean (calibrated so η=0.0023 is just unstable)."
+        1.0,
+        description="c in (c/N) Σ (f − y)²: 1 is the plain mean (calibrated so η=0.0023 is just unstable).",
     )
 
     @model_validator(mode="after")
@@ -248,7 +251,9 @@ Optimizer = Annotated[GD | HeavyBall | Nesterov | Adam | RMSProp, Field(discrimi
 
 Threshold = Annotated[
     float | str,
-    Field(description="A number, `mss`, or an expression over `mss`, `lr`, `lr_applied`, `step` and constants."),
+    Field(
+        description="A number, `mss`, or an expression over `mss`, `lr`, `lr_applied`, `step` and constants."
+    ),
 ]
 
 
@@ -439,7 +444,7 @@ class Case(Model):
 
 
 class Sweep(Model):
-    """Runs of this spec: ``cases`` × the cartesian ``grid`` (last axis fastest). Each point is its own run."""
+    """Runs of this spec: ``cases`` × the cartesian ``grid`` (last axis fastest); each point is a run."""
 
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Dotted key path → values.")
     cases: list[Case] = Field(default_factory=list)
@@ -476,7 +481,7 @@ class Spec(Model):
     @model_validator(mode="before")
     @classmethod
     def _switch_targets_inherit_lr(cls, data: Any) -> Any:
-        """A ``switch_optimizer`` without ``lr`` keeps the main optimizer's schedule (filled before hashing)."""
+        """A ``switch_optimizer`` without ``lr`` keeps the main schedule (filled in before hashing)."""
         if not isinstance(data, dict):
             return data
         lr = data.get("optimizer", {}).get("lr") if isinstance(data.get("optimizer"), dict) else None

@@ -104,8 +104,12 @@ class _Checker:
                 self.expr(value, ("problem", "coefficients", name), const)
             clash = set(problem.params) & (set(problem.coefficients) | set(problem.definitions) | set(const))
             for name in sorted(clash):
-                self.errors.append(LocatedError(("problem", "params", name),
-                                                f"'{name}' is both a parameter and a coefficient/definition/constant"))
+                self.errors.append(
+                    LocatedError(
+                        ("problem", "params", name),
+                        f"'{name}' is both a parameter and a coefficient/definition/constant",
+                    )
+                )
         else:
             self.scalars(problem, ("problem",), const)
         if toy is None:
@@ -134,8 +138,11 @@ class _Checker:
     def measures_and_checks(self) -> None:
         spec = self.spec
         known = [*self.constants, *REFERENCES.get(spec.problem.kind, ())]
-        recorded = [n for n in series_names(spec) if n not in {x.name for x in spec.measure
-                                                                if isinstance(x, m.DerivedMeasure)}]
+        recorded = [
+            n
+            for n in series_names(spec)
+            if n not in {x.name for x in spec.measure if isinstance(x, m.DerivedMeasure)}
+        ]
         known += recorded
         for i, meas in enumerate(spec.measure):
             if isinstance(meas, m.DerivedMeasure):
@@ -144,9 +151,14 @@ class _Checker:
         for i, check in enumerate(spec.checks):
             for field in ("of", "lhs", "rhs", "below", "above"):
                 self.expr(getattr(check, field, None), ("checks", i, field), known)
-            if isinstance(check, m.Lemma6Check | m.Theorem2Check) and not isinstance(spec.problem, m.ReluScalar):
-                self.errors.append(LocatedError(("checks", i, "kind"),
-                                                f"{check.kind} is a theorem about the relu_scalar problem"))
+            if isinstance(check, m.Lemma6Check | m.Theorem2Check) and not isinstance(
+                spec.problem, m.ReluScalar
+            ):
+                self.errors.append(
+                    LocatedError(
+                        ("checks", i, "kind"), f"{check.kind} is a theorem about the relu_scalar problem"
+                    )
+                )
 
 
 def semantic_errors(spec: m.Spec) -> list[LocatedError]:

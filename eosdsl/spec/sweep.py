@@ -34,7 +34,9 @@ def point_data(data: dict[str, Any], assignments: Sequence[tuple[Path_, Any]]) -
     """The raw spec of a point: ``data`` without its sweep and ordering checks, with ``assignments``."""
     base = {k: v for k, v in data.items() if k != "sweep"}
     if isinstance(base.get("checks"), list):
-        base["checks"] = [c for c in base["checks"] if not (isinstance(c, dict) and c.get("kind") == "ordering")]
+        base["checks"] = [
+            c for c in base["checks"] if not (isinstance(c, dict) and c.get("kind") == "ordering")
+        ]
     return apply_overrides(base, assignments)
 
 
@@ -55,8 +57,9 @@ def expand(
         for grid_point in expand_grid(axes) if axes else [{}]:
             assignments = [(split_dotted(k), v) for k, v in (case.set.items() if case else [])]
             assignments += list(grid_point.items())
-            parts = ([case.label] if case else []) + [f"{format_path(p)}={_format_value(v)}"
-                                                     for p, v in grid_point.items()]
+            parts = ([case.label] if case else []) + [
+                f"{format_path(p)}={_format_value(v)}" for p, v in grid_point.items()
+            ]
             label = ",".join(parts)
             raw = point_data(data, assignments)
             raw["name"] = f"{base.name}[{label}]"
