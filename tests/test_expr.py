@@ -53,7 +53,9 @@ def test_relu_net_hessian_matches_closed_form() -> None:
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-@pytest.mark.parametrize("source", [RELU_NET, "(u >= 0) * 0.5 * u**2 * v**2", "heaviside(u) * u * v", "2 * u + 1"])
+@pytest.mark.parametrize(
+    "source", [RELU_NET, "(u >= 0) * 0.5 * u**2 * v**2", "heaviside(u) * u * v", "2 * u + 1"]
+)
 def test_dtype_is_preserved(dtype, source: str) -> None:
     expr = compile_expr(source)
     x = jnp.array([3.0, 2.0], dtype=dtype)
@@ -209,8 +211,8 @@ def test_norm_gradient_is_finite_at_zero() -> None:
 
 def test_function_whitelist_contents() -> None:
     expected = (
-        "sqrt exp log log1p expm1 tanh sinh cosh sin cos arctan abs sign square relu sigmoid softplus heaviside"
-        " sum prod mean min max minimum maximum where clip norm dot cumsum diff"
+        "sqrt exp log log1p expm1 tanh sinh cosh sin cos arctan abs sign square relu sigmoid softplus"
+        " heaviside sum prod mean min max minimum maximum where clip norm dot cumsum diff"
     )
     assert set(FUNCTIONS) == set(expected.split())
     assert all(callable(fn) and fn.__doc__ for fn in FUNCTIONS.values())
