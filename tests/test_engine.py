@@ -268,7 +268,8 @@ def test_divergence_ends_at_the_first_non_finite_loss_and_keeps_earlier_series()
         {
             "problem": {"kind": "toy", "params": {"w": 1.0}, "objective": "5 * w**2"},
             "optimizer": {"kind": "gd", "lr": 0.5},
-            "train": {"steps": 1000, "chunk": 64},
+            "train": {"steps": 1000},
+            "runtime": {"chunk": 64},
             "measure": [{"kind": "loss"}, {"kind": "params"}],
         }
     )
@@ -386,7 +387,8 @@ def test_torch_buffer_heavy_ball_under_cosine_warmup_matches_torch_sgd() -> None
         {
             "problem": QUAD_2D,
             "optimizer": {"kind": "heavy_ball", "lr": sched, "beta": 0.9, "form": "torch_buffer"},
-            "train": {"steps": 60, "chunk": 16},
+            "train": {"steps": 60},
+            "runtime": {"chunk": 16},
             "measure": [{"kind": "params"}, {"kind": "lr"}],
         }
     )
@@ -489,7 +491,8 @@ def test_cadence_records_every_k_steps_and_the_last_step() -> None:
         {
             "problem": QUAD_1D,
             "optimizer": {"kind": "gd", "lr": 0.1},
-            "train": {"steps": 31, "chunk": 4},
+            "train": {"steps": 31},
+            "runtime": {"chunk": 4},
             "measure": [{"kind": "loss", "every": 7}, {"kind": "params", "every": 10}],
         }
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
 from eosdsl.checks import phb_relu
@@ -48,11 +49,18 @@ def aligned(series: Series, names: Sequence[str]) -> tuple[np.ndarray, dict[str,
 def evaluate_series(
     source: str, series: Series, scalars: Mapping[str, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of a per-step expression over recorded series and scalars."""
+    """(steps, values) of a per-step expression over recorded series and scalars.
+
+    The expression sees one step's values at a time (``vmap`` over the aligned steps), so indexing and
+    reductions act within a step (``theta[0]``, ``prod(theta)``), never across steps.
+    """
     expr = parse(source)
     series_names = sorted(n for n in expr.names if n not in scalars)
     steps, env = aligned(series, series_names)
-    values = np.asarray(expr({**scalars, **env}))
+    if steps.size:
+        values = np.asarray(jax.vmap(lambda step_env: expr({**scalars, **step_env}))(env))
+    else:
+        values = np.asarray(expr({**scalars, **env}))
     return steps, np.broadcast_to(
         values, steps.shape + values.shape[steps.ndim :] if values.ndim else steps.shape
     )

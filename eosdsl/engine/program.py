@@ -37,7 +37,7 @@ from eosdsl.spec.scope import Scope, parse
 RUNNING, COMPLETED, STOPPED, DIVERGED = 0, 1, 2, 3
 STATUS_NAMES = {RUNNING: "running", COMPLETED: "completed", STOPPED: "stopped", DIVERGED: "diverged"}
 
-NOT_IN_PROGRAM = frozenset({"name", "description", "tags", "seed", "checks", "sweep"})
+NOT_IN_PROGRAM = frozenset({"name", "description", "tags", "seed", "checks", "sweep", "runtime"})
 """Spec fields the compiled program never reads (they do not enter the structure key)."""
 
 

@@ -75,7 +75,7 @@ def execute(spec: m.Spec, host: HostProblem | None = None, progress: Progress | 
     state = init_state(structure, hparams, names, host.params)
 
     total = spec.train.steps + 1  # steps 0..T are measured; T updates
-    length = min(spec.train.chunk, total)
+    length = min(spec.runtime.chunk, total)
     chunks: list[dict[str, np.ndarray]] = []
     compile_done = None
     for _ in range(math.ceil(total / length)):

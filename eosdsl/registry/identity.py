@@ -48,7 +48,7 @@ __all__ = [
 SEMANTICS_VERSION: str = "1"
 """Bump when eosdsl's numerics meaning changes (same spec, different numbers): it enters every run_key."""
 
-NON_SEMANTIC_KEYS = frozenset({"name", "description", "tags"})
+NON_SEMANTIC_KEYS = frozenset({"name", "description", "tags", "runtime"})
 """Top-level spec fields that describe an experiment without changing what it computes."""
 
 SPEC_PREFIX = b"eosdsl-spec/v1\n"

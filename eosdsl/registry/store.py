@@ -19,7 +19,6 @@ import errno
 import json
 import os
 import re
-import secrets
 import shutil
 import tempfile
 import tomllib
@@ -34,6 +33,7 @@ import numpy as np
 
 from eosdsl.registry import zarr_io
 from eosdsl.registry.identity import jsonable
+from eosdsl.registry.manifest import write_manifest
 
 __all__ = [
     "AmbiguousRun",
@@ -47,6 +47,7 @@ __all__ = [
 
 ENV_VAR = "EOSDSL_REGISTRY"
 RESULTS = "results.zarr"
+SCRATCH = "scratch"
 REQUIRED_FILES = ("spec.json", "env.json", "run.json")
 MIN_PREFIX = 4
 
@@ -106,6 +107,16 @@ def default_root(override: str | os.PathLike | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort: not every platform can open a directory)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _dump_json(obj: Any) -> str:
@@ -219,9 +230,12 @@ class Run:
 
 
 class StagedRun:
-    """A run under construction in a private staging directory; publish with :meth:`commit`.
+    """A run under construction in ``staging/<run_key>/``; publish with :meth:`commit`.
 
-    As a context manager it aborts (removes the staging directory) when the block raises before commit.
+    The directory is the run's work area: checkpoints and partial results written there survive a
+    crash, and a later process holding the run's claim resumes from them. Leaving the context
+    manager on an exception therefore keeps the directory; :meth:`abort` removes it explicitly.
+    Files under ``scratch/`` are working state and are dropped at commit.
     """
 
     def __init__(self, registry: Registry, run_key: str, path: Path) -> None:
@@ -239,8 +253,14 @@ class StagedRun:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc_type is not None and self._state == "open":
-            self.abort()
+        return None
+
+    @property
+    def scratch(self) -> Path:
+        """A directory for working state (partial series, ...) that is removed at commit."""
+        path = self.path / SCRATCH
+        path.mkdir(exist_ok=True)
+        return path
 
     def _require_open(self) -> None:
         if self._state != "open":
@@ -263,11 +283,14 @@ class StagedRun:
         zarr_io.write_series(self.path / RESULTS, series, attrs)
 
     def commit(self) -> Run:
-        """Publish by one atomic rename; if another process already committed this key, keep theirs."""
+        """Publish by one atomic rename, ``MANIFEST.json`` written last; if another process already
+        committed this key, keep theirs."""
         self._require_open()
         missing = [name for name in REQUIRED_FILES if not (self.path / name).is_file()]
         if missing:
             raise RegistryError(f"cannot commit {self.run_key[:12]}: missing {', '.join(missing)}")
+        shutil.rmtree(self.path / SCRATCH, ignore_errors=True)
+        write_manifest(self.path, self.run_key)
         target = self.registry.object_path(self.run_key)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
@@ -279,6 +302,7 @@ class StagedRun:
                     raise
             else:
                 self._state = "committed"
+                _fsync_dir(target.parent)
                 return Run(target, self.run_key)
         shutil.rmtree(self.path, ignore_errors=True)
         self._state = "committed"
@@ -389,11 +413,13 @@ class Registry:
         return run
 
     def stage(self, run_key: str) -> StagedRun:
-        """A fresh private staging directory for ``run_key`` (unique per call, even within a process)."""
+        """The work directory ``staging/<run_key>/`` (created, or reused to resume after a crash).
+
+        Only the holder of the run's claim (:mod:`eosdsl.registry.claims`) may stage it.
+        """
         _check_key(run_key)
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
-        path = self.staging_dir / f"{run_key}.{os.getpid()}.{secrets.token_hex(4)}"
-        path.mkdir()
+        path = self.staging_dir / run_key
+        path.mkdir(parents=True, exist_ok=True)
         return StagedRun(self, run_key, path)
 
     # -- sweeps

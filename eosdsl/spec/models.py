@@ -328,7 +328,15 @@ class Train(Model):
 
     steps: int = Field(ge=0)
     stop: list[Trigger] = Field(default_factory=list, description="Stop rules: the run stops when one fires.")
+
+
+class Runtime(Model):
+    """How a run is executed; never changes its results, so it is not part of the run's identity."""
+
     chunk: int = Field(2000, ge=1, description="Steps per compiled chunk between host updates.")
+    checkpoint_every: int = Field(
+        20000, ge=1, description="Steps between checkpoints (rounded up to whole chunks); also at the end."
+    )
 
 
 # --------------------------------------------------------------------------------------- measurements
@@ -477,6 +485,7 @@ class Spec(Model):
     measure: list[Measure] = Field(default_factory=lambda: [SimpleMeasure(kind="loss")])
     checks: list[Check] = Field(default_factory=list)
     sweep: Sweep | None = None
+    runtime: Runtime = Field(default_factory=Runtime)
 
     @model_validator(mode="before")
     @classmethod

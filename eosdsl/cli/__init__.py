@@ -1,0 +1,19 @@
+"""The ``eosdsl`` command line.
+
+Exit status: 0 success; 1 a check failed; 2 bad input (a spec error, an unknown run id, a bad
+override) — reported as ``file:line:col key.path: message``, never a traceback.
+"""
+
+from __future__ import annotations
+
+from eosdsl.cli import inspect as _inspect  # noqa: F401  (importing registers the commands)
+from eosdsl.cli import run as _run  # noqa: F401
+from eosdsl.cli.common import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

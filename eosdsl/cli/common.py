@@ -1,0 +1,114 @@
+"""What every command shares: the app, consoles, the registry option, failing with a message."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from eosdsl.spec.errors import SpecError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Edge-of-stability experiments as YAML specs: compiled with JAX, stored by content hash.",
+)
+registry_app = typer.Typer(no_args_is_help=True, help="Maintain the registry: verify, gc, reindex.")
+app.add_typer(registry_app, name="registry")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+RegistryOption = Annotated[
+    Path | None,
+    typer.Option("--registry", help="Registry root (default: $EOSDSL_REGISTRY, else registry/ in the repo)."),
+]
+
+
+def open_registry(path: Path | None):
+    """The registry at ``path`` (or the default root)."""
+    from eosdsl.registry import Registry, default_root
+
+    return Registry(default_root(path))
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``message`` to stderr and exit with ``code`` (2: bad input)."""
+    err.print(message, markup=False)
+    raise typer.Exit(code)
+
+
+def spec_error(error: SpecError) -> NoReturn:
+    fail(str(error))
+
+
+def resolve_run(run_id: str, registry: Path | None):
+    """The stored run with id prefix ``run_id``, or exit 2 with the registry's message."""
+    from eosdsl.registry import RegistryError
+
+    try:
+        return open_registry(registry).resolve(run_id)
+    except RegistryError as error:
+        fail(str(error))
+
+
+def print_check(check: dict) -> bool:
+    """Print one check line; True if it failed."""
+    applicable = check.get("applicable", True)
+    mark = ("✓" if check["passed"] else "✗") if applicable else "n/a"
+    out.print(f"  {mark} {check['name']}: {check['detail']}", markup=False)
+    return not check["passed"]
+
+
+# ------------------------------------------------------------------------------------------- progress
+
+
+def use_bar() -> bool:
+    return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true", "yes")
+
+
+class Progress:
+    """A rich progress bar on a terminal; otherwise a log line at most every 10 s."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        if use_bar():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("steps"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+
+    def __enter__(self) -> Progress:
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def for_point(self, label: str):
+        last = [0.0]
+        task = self.bar.add_task(label, total=None) if self.bar else None
+
+        def update(done: int, total: int) -> None:
+            if self.bar:
+                self.bar.update(task, completed=done, total=total)
+            elif time.monotonic() - last[0] > 10 or done == total:
+                last[0] = time.monotonic()
+                err.print(f"{label}: step {done}/{total}", markup=False)
+
+        return update

@@ -1,0 +1,128 @@
+"""Commands that run and look at specs: run, validate, schema, plot, ls, show."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eosdsl.cli.common import (
+    Progress,
+    RegistryOption,
+    app,
+    err,
+    fail,
+    open_registry,
+    out,
+    print_check,
+    resolve_run,
+    spec_error,
+)
+from eosdsl.spec.errors import SpecError
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+@app.command()
+def run(
+    spec: Annotated[Path, typer.Argument(help="Spec file (YAML).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Overrides `key.path=value`.")] = None,
+    multirun: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-m", "--multirun", help="Sweep axis `key.path=v1,v2,…`, `linspace(lo,hi,n)` or `range(…)`."
+        ),
+    ] = None,
+    registry: RegistryOption = None,
+) -> None:
+    """Run a spec (every point of its sweep); reuse stored runs with the same identity."""
+    from eosdsl.runs import run_points
+    from eosdsl.spec.load import load
+
+    try:
+        loaded = load(spec, overrides or [], multirun or [])
+    except SpecError as error:
+        spec_error(error)
+    reg = open_registry(registry)
+    with Progress() as progress:
+        outcomes, sweep_checks, sweep = run_points(
+            loaded.spec, loaded.points, reg, lambda p: progress.for_point(p.label or loaded.spec.name)
+        )
+    failed = False
+    for o in outcomes:
+        run_ = o.run
+        tag = "reused" if o.reused else f"{run_.info.get('timings', {}).get('total_s', 0):.1f}s"
+        label = f"[{o.label}] " if o.label else ""
+        out.print(
+            f"{label}run {run_.short_id}  {run_.status} at step {run_.info.get('end_step')}  ({tag})",
+            markup=False,
+        )
+        for c in run_.checks:
+            failed |= print_check(c)
+    for c in sweep_checks:
+        failed |= print_check(c.to_dict())
+    if sweep:
+        out.print(f"sweep {sweep[:12]}: {len(outcomes)} runs", markup=False)
+    where = outcomes[0].run.path if len(outcomes) == 1 else reg.root
+    out.print(f"stored in {where}", markup=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files.")]) -> None:
+    """Validate spec files; report every error as file:line:col key.path: message."""
+    from eosdsl.spec.load import load
+
+    bad = 0
+    for path in specs:
+        try:
+            loaded = load(path)
+        except SpecError as error:
+            err.print(str(error), markup=False)
+            bad += 1
+            continue
+        points = f", {len(loaded.points)} runs" if loaded.is_sweep else ""
+        out.print(f"{path}: ok ({loaded.spec.name}{points})", markup=False)
+    raise typer.Exit(2 if bad else 0)
+
+
+@app.command()
+def schema(out_file: Annotated[Path | None, typer.Option("--out", help="Write to a file.")] = None) -> None:
+    """Print the JSON Schema of specs (for editor autocompletion)."""
+    from eosdsl.spec.schema import spec_schema
+
+    text = json.dumps(spec_schema(), indent=2)
+    if out_file:
+        out_file.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command()
+def plot(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Directory (default plots/<id>).")] = None,
+    series: Annotated[
+        str | None, typer.Option("--series", help="Comma-separated series for one figure.")
+    ] = None,
+    logy: Annotated[bool, typer.Option("--logy", help="Log y-axis for --series.")] = False,
+    registry: RegistryOption = None,
+) -> None:
+    """Write PNG figures of a stored run: loss, sharpness with the MSS, parameter trajectory."""
+    from eosdsl.plot import plot_run, plot_series
+
+    run_ = resolve_run(run_id, registry)
+    target = out_dir or Path("plots") / run_.short_id
+    try:
+        paths = (
+            [plot_series(run_, series.split(","), target / "series.png", logy=logy)]
+            if series
+            else plot_run(run_, target)
+        )
+    except KeyError as error:
+        fail(str(error.args[0]))
+    for p in paths:
+        out.print(str(p), markup=False)
