@@ -495,3 +495,30 @@ def test_theorem2_not_applicable_when_switching_or_not_constant_rate(trajectorie
     ):
         _, thm = check(NAMED, params_series(u, v), problem=RELU, optimizer=optimizer, constants={"eps": EPS})
         assert not thm.applicable and "constant learning rate" in thm.detail
+
+
+def test_vector_valued_checks_hold_for_every_component():
+    """A check on a vector series must hold for each component: the worst component decides.
+
+    Oracle: hand-made series where one component violates the bound at one step.
+    """
+    spec = m.Spec.model_validate(
+        {
+            "name": "vec",
+            "problem": {"kind": "product_chain", "theta0": [1.0, 2.0]},
+            "optimizer": {"kind": "gd", "lr": 0.01},
+            "train": {"steps": 3},
+            "checks": [
+                {"kind": "final", "of": "theta", "below": 3.0},
+                {"kind": "inequality", "lhs": "theta", "op": "<=", "rhs": "2.5"},
+                {"kind": "monotone", "of": "theta", "direction": "nonincreasing"},
+            ],
+        }
+    )
+    steps = np.arange(4, dtype=np.int64)
+    theta = np.array([[1.0, 2.0], [0.9, 2.6], [0.8, 2.4], [0.7, 2.9]])
+    final, inequality, monotone = run_checks(spec, {"params.theta": (steps, theta)}, {})
+    assert final.passed and final.margin == pytest.approx(0.1)
+    assert not inequality.passed and inequality.values["worst_step"] == 3
+    assert inequality.margin == pytest.approx(2.5 - 2.9)
+    assert not monotone.passed and monotone.margin == pytest.approx(-0.6)

@@ -200,12 +200,13 @@ def test_ldn_point_hessian_matches_eq17():
 def test_product_chain_n2_hessian_matches_eq4(z):
     """Paper 004 eq. (4): H = [[z''θ₂², z''θ₁θ₂ + z'], [z''θ₁θ₂ + z', z''θ₁²]] (any polynomial z).
 
-    Includes the Fig. 1 init θ0 = (−0.1, 10), where H = [[200, −4], [−4, 0.02]] (digest 004 §3.3).
+    Includes the Fig. 1 init θ0 = (−0.1, 10), where H = [[200, −4], [−4, 0.02]] (digest 004 §3.3), and
+    points with θ1 = 0 and θ = 0 (the formula needs no Θ ≠ 0; autodiff of prod/powers at 0 must not NaN).
     Tolerance ~1e-10 relative.
     """
     prob = problem({"kind": "product_chain", "theta0": [1.0, 1.0], "z": z})
     rng = np.random.default_rng(RNG_SEED + 6)
-    theta = np.r_[[[-0.1, 10.0]], rng.uniform(-2, 2, size=(7, 2))]
+    theta = np.r_[[[-0.1, 10.0], [0.0, 1.5], [0.0, 0.0]], rng.uniform(-2, 2, size=(5, 2))]
     h = hessians_at(prob, {"theta": theta})
     for hi, (t1, t2) in zip(h, theta, strict=True):
         _, z1, z2 = poly(z, t1 * t2)

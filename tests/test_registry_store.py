@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from eosdsl.registry import store, zarr_io
+from eosdsl.registry.manifest import write_manifest
 from eosdsl.registry.store import (
     AmbiguousRun,
     Registry,
@@ -64,14 +65,22 @@ def test_stage_commit_round_trip(tmp_path: Path) -> None:
     series = _series()
     staged = _stage_full(reg, KEY_A, name="quad")
     staged.write_series(series, attrs={"steps": np.int64(50), "label": "x"})
-    assert staged.path.parent == reg.staging_dir
-    assert staged.path.name.startswith(f"{KEY_A}.{os.getpid()}.")
+    assert staged.path == reg.staging_dir / KEY_A  # the run's fixed work directory
     assert _objects(reg) == []  # nothing visible before commit
 
     run = staged.commit()
     assert run.path == reg.objects_dir / "ab" / KEY_A
     assert not staged.path.exists()
-    assert sorted(p.name for p in run.path.iterdir()) == ["env.json", "results.zarr", "run.json", "spec.json"]
+    assert sorted(p.name for p in run.path.iterdir()) == [
+        "MANIFEST.json",
+        "env.json",
+        "results.zarr",
+        "run.json",
+        "spec.json",
+    ]
+    manifest = json.loads((run.path / "MANIFEST.json").read_text())
+    assert manifest["run_key"] == KEY_A
+    assert {"spec.json", "env.json", "run.json"} <= set(manifest["files"])
     assert reg.get(KEY_A) == run
     assert reg.resolve(KEY_A) == run
     assert reg.resolve(KEY_A[:6]) == run
@@ -132,17 +141,33 @@ def test_abort_removes_staging(tmp_path: Path) -> None:
         staged.write_json("x.json", {})
 
 
-def test_context_manager_aborts_on_exception_only_if_uncommitted(tmp_path: Path) -> None:
+def test_context_manager_keeps_work_dir_on_exception_for_resume(tmp_path: Path) -> None:
     reg = Registry(tmp_path)
     with pytest.raises(RuntimeError), _stage_full(reg, KEY_A) as staged:
+        (staged.scratch / "checkpoint").write_text("step 10")
         raise RuntimeError("boom")
-    assert not staged.path.exists()
+    assert staged.path == reg.staging_dir / KEY_A
+    assert (staged.path / "scratch" / "checkpoint").read_text() == "step 10"  # kept for resume
     assert reg.get(KEY_A) is None
+    assert _objects(reg) == []
 
-    with pytest.raises(RuntimeError), _stage_full(reg, KEY_A) as staged:
-        staged.commit()
+    with pytest.raises(RuntimeError), reg.stage(KEY_A) as resumed:
+        assert resumed.path == staged.path  # the same work directory, reused
+        assert (resumed.path / "spec.json").is_file()
+        resumed.commit()
         raise RuntimeError("after commit")
-    assert reg.get(KEY_A) is not None
+    run = reg.get(KEY_A)
+    assert run is not None
+    assert not (run.path / "scratch").exists()  # working state is dropped at commit
+    assert not resumed.path.exists()
+
+
+def test_second_stage_reuses_the_work_dir(tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    first = _stage_full(reg, KEY_A, name="first")
+    second = reg.stage(KEY_A)
+    assert second.path == first.path
+    assert json.loads((second.path / "spec.json").read_text())["name"] == "first"
 
 
 def test_commit_requires_core_files(tmp_path: Path) -> None:
@@ -157,10 +182,8 @@ def test_commit_requires_core_files(tmp_path: Path) -> None:
 
 def test_commit_when_target_exists_keeps_existing(tmp_path: Path) -> None:
     reg = Registry(tmp_path)
-    first = _stage_full(reg, KEY_A, name="first")
-    second = _stage_full(reg, KEY_A, name="second")
-    assert first.path != second.path
-    run1 = first.commit()
+    run1 = _stage_full(reg, KEY_A, name="first").commit()
+    second = _stage_full(reg, KEY_A, name="second")  # e.g. a process that missed the first commit
     run2 = second.commit()
     assert run2 == run1
     assert run2.name == "first"
@@ -173,7 +196,9 @@ def test_commit_when_target_exists_keeps_existing(tmp_path: Path) -> None:
 def test_commit_race_on_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process commits between our existence check and our rename."""
     reg = Registry(tmp_path)
-    winner = _stage_full(reg, KEY_A, name="winner")
+    # The other process's copy, staged elsewhere on the same file system (our work dir is per key).
+    winner = _stage_full(Registry(tmp_path / "other"), KEY_A, name="winner")
+    write_manifest(winner.path, KEY_A)
     loser = _stage_full(reg, KEY_A, name="loser")
     real_rename = os.rename
 

@@ -66,15 +66,19 @@ def evaluate_series(
     )
 
 
-def final_value(source: str, series: Series, scalars: Mapping[str, float]) -> float:
-    """An expression over the *last* recorded value of each series (and scalars)."""
+def final_value(source: str, series: Series, scalars: Mapping[str, float]) -> float | np.ndarray:
+    """An expression over the *last* recorded value of each series and scalars (an array if a vector)."""
     table = _by_expression_name(series)
     expr = parse(source)
     missing = sorted(n for n in expr.names if n not in table and n not in scalars)
     if missing:  # a KeyError like `aligned`'s, so run_checks reports the check as not applicable
         raise KeyError(f"no recorded series {', '.join(missing)} (recorded: {', '.join(sorted(table))})")
+    empty = sorted(n for n in expr.names if n in table and n not in scalars and len(table[n][1]) == 0)
+    if empty:
+        raise KeyError(f"series {', '.join(empty)} recorded no values")
     env = {n: table[n][1][-1] for n in expr.names if n in table and n not in scalars}
-    return float(np.asarray(expr({**scalars, **env})))
+    value = np.asarray(expr({**scalars, **env}))
+    return float(value) if value.ndim == 0 else value
 
 
 def scalars_of(spec: m.Spec, references: Mapping[str, float]) -> dict[str, float]:
@@ -95,15 +99,28 @@ def derived_series(spec: m.Spec, series: Series, references: Mapping[str, float]
 # --------------------------------------------------------------------------------------- generic checks
 
 
+def _worst_component(values: np.ndarray) -> np.ndarray:
+    """Per-step minimum over components: a statement about a vector must hold for each component."""
+    values = np.asarray(values, dtype=float)
+    return values.reshape(values.shape[0], -1).min(axis=1) if values.ndim > 1 else values
+
+
 def _final(check: m.FinalCheck, series: Series, scalars: Mapping[str, float]) -> CheckResult:
-    value = final_value(check.of, series, scalars)
+    values = np.asarray(final_value(check.of, series, scalars), dtype=float)
+    value = (
+        float(values)
+        if values.ndim == 0
+        else float(values.max() if check.below is not None else values.min())
+    )
     bounds = []
     if check.below is not None:
-        bound = final_value(str(check.below), series, scalars)
-        bounds.append((bound - value + check.tol, f"{check.of} = {value:.6g} < {bound:.6g}"))
+        bound = float(final_value(str(check.below), series, scalars))
+        margin = float(np.min(bound - values)) + check.tol
+        bounds.append((margin, f"{check.of} = {value:.6g} < {bound:.6g}"))
     if check.above is not None:
-        bound = final_value(str(check.above), series, scalars)
-        bounds.append((value - bound + check.tol, f"{check.of} = {value:.6g} > {bound:.6g}"))
+        bound = float(final_value(str(check.above), series, scalars))
+        margin = float(np.min(values - bound)) + check.tol
+        bounds.append((margin, f"{check.of} = {value:.6g} > {bound:.6g}"))
     margin = min(b[0] for b in bounds)
     return CheckResult(
         name=f"final {check.of}",
@@ -112,14 +129,6 @@ def _final(check: m.FinalCheck, series: Series, scalars: Mapping[str, float]) ->
         detail="; ".join(b[1] for b in bounds) + (f" (tol {check.tol:g})" if check.tol else ""),
         values={"value": value},
     )
-
-
-_OPS = {
-    "<=": lambda lhs, rhs: rhs - lhs,
-    "<": lambda lhs, rhs: rhs - lhs,
-    ">=": lambda lhs, rhs: lhs - rhs,
-    ">": lambda lhs, rhs: lhs - rhs,
-}
 
 
 def _inequality(check: m.InequalityCheck, series: Series, scalars: Mapping[str, float]) -> CheckResult:
@@ -131,7 +140,7 @@ def _inequality(check: m.InequalityCheck, series: Series, scalars: Mapping[str, 
     name = f"{check.lhs} {check.op} {check.rhs}"
     if steps.size == 0:
         return CheckResult.not_applicable(name, "no recorded steps in the window", {})
-    slack = slack + check.tol
+    slack = _worst_component(slack) + check.tol
     strict = check.op in ("<", ">") and check.tol == 0
     ok = slack > 0 if strict else slack >= 0
     worst = int(np.argmin(slack))
@@ -147,7 +156,8 @@ def _inequality(check: m.InequalityCheck, series: Series, scalars: Mapping[str, 
 
 def _monotone(check: m.MonotoneCheck, series: Series, scalars: Mapping[str, float]) -> CheckResult:
     steps, values = evaluate_series(check.of, series, scalars)
-    diffs = np.diff(values) if check.direction == "nonincreasing" else -np.diff(values)
+    diffs = np.diff(np.asarray(values, dtype=float), axis=0)
+    diffs = -_worst_component(-diffs) if check.direction == "nonincreasing" else -_worst_component(diffs)
     name = f"{check.of} {check.direction}"
     if diffs.size == 0:
         return CheckResult.not_applicable(name, "fewer than two recorded values", {})
@@ -232,6 +242,8 @@ def run_checks(spec: m.Spec, series: Series, references: Mapping[str, float]) ->
                 results.append(_theorem2(check, spec, series))
         except KeyError as err:  # a series the check needs was not recorded
             results.append(CheckResult.not_applicable(check.kind, str(err.args[0]), {}))
+        except (ArithmeticError, ValueError, TypeError, IndexError) as err:  # ExprError is a ValueError
+            results.append(CheckResult(check.kind, False, float("nan"), f"could not be evaluated: {err}", {}))
     return results
 
 

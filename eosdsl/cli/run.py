@@ -36,9 +36,26 @@ def run(
             "-m", "--multirun", help="Sweep axis `key.path=v1,v2,…`, `linspace(lo,hi,n)` or `range(…)`."
         ),
     ] = None,
+    reuse: Annotated[
+        str,
+        typer.Option(
+            "--reuse",
+            help="exact: a stored run with the same run key (default); compatible: also one of the same "
+            "spec computed in another environment (flagged as not bit-exact).",
+        ),
+    ] = "exact",
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Recompute even if stored, and report whether it is bit-identical."),
+    ] = False,
     registry: RegistryOption = None,
 ) -> None:
-    """Run a spec (every point of its sweep); reuse stored runs with the same identity."""
+    """Run a spec (every point of its sweep); reuse stored runs with the same identity.
+
+    An interrupted run resumes from its last checkpoint when the same command is run again.
+    """
+    if reuse not in ("exact", "compatible"):
+        fail(f"--reuse must be 'exact' or 'compatible', got {reuse!r}")
     from eosdsl.runs import run_points
     from eosdsl.spec.load import load
 
@@ -49,7 +66,11 @@ def run(
     reg = open_registry(registry)
     with Progress() as progress:
         outcomes, sweep_checks, sweep = run_points(
-            loaded.spec, loaded.points, reg, lambda p: progress.for_point(p.label or loaded.spec.name)
+            loaded.spec,
+            loaded.points,
+            reg,
+            lambda p: progress.for_point(p.label or loaded.spec.name),
+            reuse="never" if force else reuse,  # type: ignore[arg-type]
         )
     failed = False
     for o in outcomes:
@@ -60,6 +81,8 @@ def run(
             f"{label}run {run_.short_id}  {run_.status} at step {run_.info.get('end_step')}  ({tag})",
             markup=False,
         )
+        if o.notice:
+            out.print(f"  note: {o.notice}", markup=False)
         for c in run_.checks:
             failed |= print_check(c)
     for c in sweep_checks:

@@ -139,7 +139,7 @@ class Program:
     # ---------------------------------------------------------------------------------------- state
 
     def init(self, params: Any) -> State:
-        n = len(self.triggers)
+        n = max(len(self.triggers), 1)  # one unused slot when there are none: checkpoints refuse empty arrays
         zero = jnp.zeros((), self.dtype)
         return State(
             t=jnp.zeros((), jnp.int32),

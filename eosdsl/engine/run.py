@@ -10,13 +10,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import numpy as np
 
 from eosdsl.engine.program import (
     STATUS_NAMES,
+    State,
     Structure,
     dtype_of,
     hyperparameters,
@@ -31,6 +32,20 @@ from eosdsl.spec.scope import Scope
 
 Progress = Callable[[int, int], None]
 """Called after each chunk with (steps done, steps planned)."""
+
+
+class Checkpoints(Protocol):
+    """Where a run keeps its progress so a killed process can resume it (see eosdsl.registry.checkpoints).
+
+    ``position`` counts scan iterations done (a multiple of the chunk length), so a resumed run replays
+    exactly the chunks an uninterrupted run would — which is what makes resuming bit-exact on CPU.
+    """
+
+    def restore(self, template: State) -> tuple[State, int, list[dict[str, np.ndarray]]] | None:
+        """(state, position, outputs of the chunks before ``position``) of the latest checkpoint."""
+
+    def after_chunk(self, state: State, position: int, output: dict[str, np.ndarray], ended: bool) -> None:
+        """Called after every chunk; saves a checkpoint when due and always when the run ended."""
 
 
 def enable_x64() -> None:
@@ -50,6 +65,7 @@ class RunOutput:
     references: dict[str, float]
     fingerprints: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
+    resumed_from: int | None = None  # step of the checkpoint this run resumed from, if any
 
 
 def prepare(spec: m.Spec) -> HostProblem:
@@ -64,8 +80,16 @@ def _event_labels(spec: m.Spec) -> list[tuple[str, str]]:
     return labels + [(f"stop rule {i}", "stop") for i in range(len(spec.train.stop))]
 
 
-def execute(spec: m.Spec, host: HostProblem | None = None, progress: Progress | None = None) -> RunOutput:
-    """Run ``spec`` to its end (completed, stopped by a rule or event, or diverged)."""
+def execute(
+    spec: m.Spec,
+    host: HostProblem | None = None,
+    progress: Progress | None = None,
+    checkpoints: Checkpoints | None = None,
+) -> RunOutput:
+    """Run ``spec`` to its end (completed, stopped by a rule or event, or diverged).
+
+    With ``checkpoints``, the run starts from the latest checkpoint if there is one.
+    """
     enable_x64()
     started = time.perf_counter()
     host = host or prepare(spec)
@@ -77,16 +101,24 @@ def execute(spec: m.Spec, host: HostProblem | None = None, progress: Progress | 
     total = spec.train.steps + 1  # steps 0..T are measured; T updates
     length = min(spec.runtime.chunk, total)
     chunks: list[dict[str, np.ndarray]] = []
+    position, resumed_from = 0, None
+    restored = checkpoints.restore(state) if checkpoints else None
+    if restored is not None:
+        state, position, chunks = restored
+        resumed_from = int(state.t)
     compile_done = None
-    for _ in range(math.ceil(total / length)):
+    ended = int(state.status) != 0
+    while not ended and position < math.ceil(total / length) * length:
         state, out = run_chunk(structure, hparams, names, length, state, host.data)
-        chunks.append(jax.device_get(out))
+        output = jax.device_get(out)
+        chunks.append(output)
+        position += length
         compile_done = compile_done or time.perf_counter()
         ended = int(state.status) != 0
+        if checkpoints:
+            checkpoints.after_chunk(state, position, output, ended)
         if progress:
             progress(int(state.t) + ended, total)  # steps measured so far
-        if ended:
-            break
     state = jax.device_get(state)
 
     series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -99,7 +131,7 @@ def execute(spec: m.Spec, host: HostProblem | None = None, progress: Progress | 
     labels = _event_labels(spec)
     events = [
         {"name": label, "kind": kind, "fired_at": int(at) if at >= 0 else None}
-        for (label, kind), at in zip(labels, np.asarray(state.fired_at), strict=True)
+        for (label, kind), at in zip(labels, np.asarray(state.fired_at)[: len(labels)], strict=True)
     ]
     cause = int(state.stop_cause)
     finished = time.perf_counter()
@@ -112,6 +144,7 @@ def execute(spec: m.Spec, host: HostProblem | None = None, progress: Progress | 
         references=host.references,
         fingerprints=host.fingerprints,
         timings={"total_s": finished - started, "first_chunk_s": (compile_done or finished) - started},
+        resumed_from=resumed_from,
     )
 
 

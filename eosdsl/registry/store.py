@@ -2,9 +2,9 @@
 
 Layout under a registry root::
 
-    objects/<ab>/<run_key>/{spec.json, env.json, run.json, results.zarr/}   committed, immutable
-    staging/<run_key>.<pid>.<random>/                                      runs being computed
-    sweeps/<sweep_id>.json                                                 sweep records
+    objects/<ab>/<run_key>/{spec.json, env.json, run.json, results.zarr/, MANIFEST.json}   committed
+    staging/<run_key>/                                      the work directory of a run being computed
+    sweeps/<sweep_id>.json                                  sweep records
 
 A run is written into a private staging directory and published by ONE atomic ``os.rename`` into
 ``objects/``, so readers see either no run or a complete one, and two processes racing on the same key
@@ -33,7 +33,7 @@ import numpy as np
 
 from eosdsl.registry import zarr_io
 from eosdsl.registry.identity import jsonable
-from eosdsl.registry.manifest import write_manifest
+from eosdsl.registry.manifest import read_manifest, write_manifest
 
 __all__ = [
     "AmbiguousRun",
@@ -144,8 +144,16 @@ def _check_key(run_key: str) -> str:
 
 
 def _is_committed_dir(path: Path) -> bool:
-    """Cheap shape check of a committed run directory (no parsing)."""
-    return path.is_dir() and all((path / name).is_file() for name in REQUIRED_FILES)
+    """Shape check of a committed run directory: the core files and a readable ``MANIFEST.json``.
+
+    The manifest is written last, just before the publishing rename, so a directory without one is
+    not a committed run (damaged, or left by something else): it is skipped, never served.
+    """
+    return (
+        path.is_dir()
+        and all((path / name).is_file() for name in REQUIRED_FILES)
+        and read_manifest(path) is not None
+    )
 
 
 def _timestamp(value: Any) -> float | None:

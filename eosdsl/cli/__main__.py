@@ -1,0 +1,5 @@
+"""``python -m eosdsl.cli`` is the ``eosdsl`` command."""
+
+from eosdsl.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""Checkpoints of a run in progress: Orbax for the program state, ``.npz`` files for recorded outputs.
+
+Layout inside the run's work directory ``staging/<run_key>/``:
+
+- ``checkpoints/<position>/`` — Orbax ``CheckpointManager`` steps holding the engine's
+  :class:`~eosdsl.engine.program.State` (parameters, displacement, optimizer and schedule state,
+  event state, step). ``position`` counts scan iterations, a multiple of the chunk length. These are
+  kept with the committed run (the final one lets a run be continued later).
+- ``scratch/chunks/<start>.npz`` — each chunk's recorded outputs, written before the checkpoint that
+  covers them, so a restored checkpoint always finds every output before its position. Scratch is
+  dropped at commit, when the outputs are in ``results.zarr``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+CHECKPOINTS = "checkpoints"
+
+
+class RunCheckpoints:
+    """Saves every ``every`` steps (rounded up to whole chunks) and at the end; restores the latest."""
+
+    def __init__(self, work_dir: Path, scratch: Path, every: int, heartbeat: Any = None) -> None:
+        self.every = every
+        self.heartbeat = heartbeat
+        self.parts = scratch / "chunks"
+        self.parts.mkdir(parents=True, exist_ok=True)
+        self.manager = ocp.CheckpointManager(
+            (work_dir / CHECKPOINTS).absolute(),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=2, enable_async_checkpointing=False, create=True
+            ),
+        )
+        self.pending: list[tuple[int, dict[str, np.ndarray]]] = []
+        self.last_saved = self.manager.latest_step() or 0
+
+    def restore(self, template: Any) -> tuple[Any, int, list[dict[str, np.ndarray]]] | None:
+        """(state, position, outputs before position) of the latest checkpoint, or ``None``."""
+        position = self.manager.latest_step()
+        if position is None:
+            return None
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        state = self.manager.restore(position, args=ocp.args.StandardRestore(abstract))
+        starts = sorted(int(p.stem) for p in self.parts.glob("*.npz"))
+        outputs = []
+        for start in (s for s in starts if s < position):
+            with np.load(self.parts / f"{start}.npz") as f:
+                outputs.append({_unescape(k): f[k] for k in f.files})
+        return state, position, outputs
+
+    def after_chunk(self, state: Any, position: int, output: dict[str, np.ndarray], ended: bool) -> None:
+        """Keep the chunk's outputs; persist them and the state when a checkpoint is due or the run ended."""
+        length = len(output["step"])
+        self.pending.append((position - length, output))
+        if self.heartbeat is not None:
+            self.heartbeat()
+        if ended or position - self.last_saved >= self.every:
+            for start, out in self.pending:
+                _save_npz(self.parts / f"{start}.npz", out)
+            self.pending = []
+            self.manager.save(position, args=ocp.args.StandardSave(state), force=True)
+            self.manager.wait_until_finished()
+            self.last_saved = position
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def _escape(name: str) -> str:
+    return name.replace("/", "__slash__")
+
+
+def _unescape(name: str) -> str:
+    return name.replace("__slash__", "/")
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write atomically: a crash never leaves a truncated file under the final name."""
+    tmp = path.with_suffix(".tmp.npz")
+    with tmp.open("wb") as f:
+        np.savez(f, **{_escape(k): np.asarray(v) for k, v in arrays.items()})
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,433 @@
+"""Keeping a registry sound: verify committed runs, collect garbage, export a run as a zip.
+
+* :func:`verify` checks every directory under ``objects/`` against its ``MANIFEST.json`` (sizes;
+  ``deep``: sha256 of every file and a full read of ``results.zarr``) and against its identity
+  (``spec_id`` re-hashed from ``spec.json``, ``run_key`` re-hashed from spec, environment and data).
+  A run that fails is moved by one ``os.rename`` to ``quarantine/<run_key>.<UTC time>/`` with a
+  ``QUARANTINE.json`` saying why, so it is no longer served and running its spec again recomputes it.
+* :func:`gc` lists (and unless ``dry_run`` removes) what nothing needs: abandoned staging work
+  directories, quarantined runs, stale claims and the tombs of interrupted claim takeovers. It never
+  touches ``objects/``.
+* :func:`export_zip` writes one committed run as a deterministic zip.
+
+Nothing here modifies a file under ``objects/``; quarantining removes a whole directory from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eosdsl.registry import claims, identity, zarr_io
+from eosdsl.registry.manifest import manifest_problems, read_manifest
+from eosdsl.registry.store import RESULTS, Registry, RegistryError, Run
+
+__all__ = [
+    "QUARANTINE",
+    "QUARANTINE_INFO",
+    "Finding",
+    "export_zip",
+    "gc",
+    "quarantine_dir",
+    "verify",
+    "verify_run",
+]
+
+QUARANTINE = "quarantine"
+QUARANTINE_INFO = "QUARANTINE.json"
+IDENTITY_FILES = ("spec.json", "env.json", "run.json")
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SHARD = re.compile(r"[0-9a-f]{2}")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass
+class Finding:
+    """The verdict on one entry under ``objects/``.
+
+    ``action`` is ``"ok"`` (no problems), ``"quarantined"`` (moved to ``quarantined_to``) or
+    ``"reported"`` (left in place: quarantine was off, or the entry is not a directory).
+    """
+
+    run_key: str
+    path: Path
+    problems: list[str]
+    action: str
+    quarantined_to: Path | None = field(default=None)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def quarantine_dir(registry: Registry) -> Path:
+    """Where :func:`verify` moves corrupted runs."""
+    return registry.root / QUARANTINE
+
+
+# --------------------------------------------------------------------------------------------- verify
+
+
+def _short(value: Any) -> str:
+    return value[:12] if isinstance(value, str) else repr(value)
+
+
+def _load_documents(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The parsed identity files of a run directory and the problems met reading them."""
+    docs: dict[str, Any] = {}
+    problems = []
+    for name in IDENTITY_FILES:
+        try:
+            doc = json.loads((path / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            problems.append(f"{name} is missing")
+            continue
+        except (OSError, ValueError) as error:
+            problems.append(f"{name} is unreadable: {error}")
+            continue
+        if isinstance(doc, dict):
+            docs[name] = doc
+        else:
+            problems.append(f"{name} is not a JSON object")
+    return docs, problems
+
+
+def _identity_problems(path: Path) -> list[str]:
+    """Whether the directory name, run.json and MANIFEST.json agree with the ids re-hashed from content."""
+    docs, problems = _load_documents(path)
+    if problems:
+        return problems
+    spec, env, info = docs["spec.json"], docs["env.json"], docs["run.json"]
+    name = path.name
+    if not _HEX64.fullmatch(name):
+        problems.append(f"directory name {name!r} is not a run key")
+    try:
+        sid = identity.spec_id(spec)
+    except (TypeError, ValueError) as error:
+        return [*problems, f"spec.json cannot be hashed: {error}"]
+    if info.get("spec_id") != sid:
+        problems.append(
+            f"spec_id mismatch: run.json says {_short(info.get('spec_id'))}, spec.json hashes to {sid[:12]}"
+        )
+    data = info.get("data") or {}
+    try:
+        key = identity.run_key(sid, env, data)
+    except (TypeError, ValueError, AttributeError) as error:
+        return [*problems, f"run key cannot be computed from spec, env.json and run.json data: {error}"]
+    if key != name:
+        problems.append(f"run_key mismatch: directory is {name[:12]}, spec/env/data hash to {key[:12]}")
+    if info.get("run_key") != name:
+        problems.append(f"run.json run_key {_short(info.get('run_key'))} differs from the directory name")
+    manifest = read_manifest(path)
+    if manifest is not None and manifest.get("run_key") != name:
+        problems.append(f"MANIFEST.json run_key {_short(manifest.get('run_key'))} differs from the directory")
+    return problems
+
+
+def _series_problems(path: Path) -> list[str]:
+    """Read every series of ``results.zarr`` back; any failure to open or decode is a problem."""
+    results = path / RESULTS
+    if not results.exists():
+        return []
+    try:
+        names = zarr_io.series_names(results)
+    except Exception as error:  # zarr and its codecs raise many types
+        return [f"{RESULTS} cannot be opened: {type(error).__name__}: {error}"]
+    problems = []
+    for name in names:
+        try:
+            zarr_io.read_series(results, name)
+        except Exception as error:  # a chunk that does not decode, metadata that does not parse, ...
+            problems.append(f"series {name!r} cannot be read: {type(error).__name__}: {error}")
+    return problems
+
+
+def verify_run(run: Run | Path, deep: bool = False) -> list[str]:
+    """Everything wrong with one committed run directory (empty if nothing).
+
+    Shallow: the manifest lists exactly the files present with their sizes, and the ids agree with the
+    content. ``deep`` also re-hashes every file and reads every series of ``results.zarr``.
+    """
+    path = run.path if isinstance(run, Run) else Path(run)
+    if not path.is_dir():
+        return ["not a directory"]
+    try:
+        problems = manifest_problems(path, deep)
+        problems += _identity_problems(path)
+    except OSError as error:
+        return [f"cannot be read: {error}"]
+    if deep:
+        problems += _series_problems(path)
+    return problems
+
+
+def _object_entries(registry: Registry) -> list[tuple[Path, list[str]]]:
+    """Every entry one or two levels under ``objects/`` that should be checked, with its shape problems.
+
+    Shard directories (two hex characters) are descended into; anything else at the top level is itself
+    an entry (a stray file or directory).
+    """
+    objects = registry.objects_dir
+    if not objects.is_dir():
+        return []
+    entries: list[tuple[Path, list[str]]] = []
+    for top in sorted(objects.iterdir()):
+        if not (top.is_dir() and _SHARD.fullmatch(top.name)):
+            entries.append((top, ["stray entry in objects/ (not a shard directory)"]))
+            continue
+        for path in sorted(top.iterdir()):
+            shape = []
+            if not _HEX64.fullmatch(path.name):
+                shape.append(f"{path.name!r} is not a run key")
+            elif path.name[:2] != top.name:
+                shape.append(f"stored in shard {top.name}/, expected {path.name[:2]}/")
+            entries.append((path, shape))
+    return entries
+
+
+def _unique_path(directory: Path, stem: str) -> Path:
+    """``directory/stem``, or ``stem-1``, ``stem-2``, ... if taken."""
+    candidate, n = directory / stem, 0
+    while candidate.exists():
+        n += 1
+        candidate = directory / f"{stem}-{n}"
+    return candidate
+
+
+def _quarantine(registry: Registry, path: Path, problems: list[str], deep: bool) -> Path:
+    """Move ``path`` out of ``objects/`` by one rename, then record why inside it."""
+    target_dir = quarantine_dir(registry)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    target = _unique_path(target_dir, f"{path.name}.{now.strftime('%Y%m%dT%H%M%SZ')}")
+    os.rename(path, target)
+    record = {
+        "reason": f"failed {'deep ' if deep else ''}verification",
+        "problems": problems,
+        "at": now.isoformat(timespec="seconds"),
+        "from": path.relative_to(registry.root).as_posix(),
+    }
+    (target / QUARANTINE_INFO).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", "utf-8")
+    return target
+
+
+def verify(registry: Registry, deep: bool = False, quarantine: bool = True) -> list[Finding]:
+    """Check every entry under ``objects/`` (also those ``get``/``runs`` skip); quarantine failures.
+
+    Directories with problems are quarantined when ``quarantine`` is true (else reported); stray files
+    are only reported. Returns one :class:`Finding` per entry, in path order.
+    """
+    findings = []
+    for path, shape in _object_entries(registry):
+        problems = (shape + verify_run(path, deep)) if path.is_dir() else shape
+        action, moved_to = "ok", None
+        if problems:
+            action = "reported"
+            if quarantine and path.is_dir():
+                moved_to = _quarantine(registry, path, problems, deep)
+                action = "quarantined"
+        findings.append(Finding(path.name, path, problems, action, moved_to))
+    return findings
+
+
+# --------------------------------------------------------------------------------------------- gc
+
+
+def _tree_stats(path: Path) -> tuple[int, float]:
+    """Total bytes of the regular files at or under ``path`` and the newest mtime seen (no symlinks)."""
+    try:
+        top = path.lstat()
+    except FileNotFoundError:
+        return 0, 0.0
+    if not path.is_dir() or path.is_symlink():
+        return top.st_size, top.st_mtime
+    total, newest = 0, top.st_mtime
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames:
+            with contextlib.suppress(FileNotFoundError):
+                newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
+        for name in filenames:
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(os.path.join(dirpath, name))
+                newest = max(newest, st.st_mtime)
+                total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total, newest
+
+
+def _staging_key(name: str) -> str | None:
+    """The run key a staging entry belongs to: ``<key>`` or the older ``<key>.<pid>.<random>``."""
+    if _HEX64.fullmatch(name):
+        return name
+    head, dot, _ = name.partition(".")
+    return head if dot and _HEX64.fullmatch(head) else None
+
+
+def _staging_candidates(registry: Registry, min_age_s: float) -> list[tuple[Path, int, str]]:
+    """Staging entries nobody holds a live claim on and nobody has touched for ``min_age_s``."""
+    if not registry.staging_dir.is_dir():
+        return []
+    found = []
+    now = time.time()
+    for path in sorted(registry.staging_dir.iterdir()):
+        key = _staging_key(path.name)
+        if key is not None and claims.claim_is_live(registry.root, key):
+            continue
+        size, newest = _tree_stats(path)
+        if now - newest < min_age_s:
+            continue
+        if key is None:
+            why = "unrecognized entry in staging"
+        elif registry.get(key) is not None:
+            why = "staging of a committed run"
+        else:
+            why = "abandoned staging (no live claim)"
+        found.append((path, size, why))
+    return found
+
+
+def _quarantine_candidates(registry: Registry) -> list[tuple[Path, int, str]]:
+    qdir = quarantine_dir(registry)
+    if not qdir.is_dir():
+        return []
+    return [(p, _tree_stats(p)[0], "quarantined run") for p in sorted(qdir.iterdir())]
+
+
+def _claim_candidates(registry: Registry) -> list[tuple[Path, int, str]]:
+    cdir = claims.claims_dir(registry.root)
+    if not cdir.is_dir():
+        return []
+    found = []
+    for path in sorted(cdir.iterdir()):
+        if ".stale." in path.name:
+            found.append((path, _tree_stats(path)[0], "claim tomb (left by an interrupted takeover)"))
+        elif path.name.endswith(".json") and claims.is_stale(path):
+            found.append((path, _tree_stats(path)[0], "stale claim"))
+    return found
+
+
+def _sweep_candidates(registry: Registry, min_age_s: float) -> list[tuple[Path, int, str]]:
+    """Temp files of sweep records whose writer died before its ``os.replace``."""
+    if not registry.sweeps_dir.is_dir():
+        return []
+    now = time.time()
+    found = []
+    for path in sorted(registry.sweeps_dir.glob(".*.tmp")):
+        size, newest = _tree_stats(path)
+        if now - newest >= min_age_s:
+            found.append((path, size, "unfinished sweep record"))
+    return found
+
+
+def _remove_stale_claim(path: Path) -> bool:
+    """Remove a stale claim the way a takeover does: rename it aside first, so exactly one wins.
+
+    If a live claim replaced the stale one between the check and the rename, it is put back.
+    """
+    tomb = path.with_name(f"{path.name}.stale.gc-{secrets.token_hex(4)}")
+    try:
+        os.rename(path, tomb)
+    except FileNotFoundError:
+        return False
+    if claims.is_stale(tomb):
+        tomb.unlink(missing_ok=True)
+        return True
+    with contextlib.suppress(OSError):  # FileExistsError: an even newer claim is already in place
+        os.link(tomb, path)
+    tomb.unlink(missing_ok=True)
+    return False
+
+
+def _remove(registry: Registry, path: Path, why: str) -> bool:
+    """Remove one gc candidate; False if it vanished (or came back to life) meanwhile."""
+    objects = registry.objects_dir.resolve()
+    if path.resolve().is_relative_to(objects):
+        raise RegistryError(f"refusing to remove {path}: it is under objects/")
+    if why == "stale claim":
+        return _remove_stale_claim(path)
+    if not path.is_dir() or path.is_symlink():
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    # Rename first: a committer renaming the same directory into objects/ then either wins outright or
+    # fails, and never publishes a directory that is being deleted.
+    aside = path.with_name(f".gc-{secrets.token_hex(6)}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return False
+    shutil.rmtree(aside)
+    return True
+
+
+def gc(
+    registry: Registry, dry_run: bool = True, min_age_s: float = claims.STALE_AFTER
+) -> list[tuple[Path, int, str]]:
+    """What nothing needs any more, as ``(path, bytes, why)``; removed unless ``dry_run``.
+
+    Candidates: staging work directories without a live claim (their run committed, or abandoned),
+    quarantined runs, stale claims, claim tombs and unfinished sweep-record temp files. Staging entries
+    and temp files modified within ``min_age_s`` seconds are left alone (a writer may still be at work).
+    Never touches ``objects/``. Without ``dry_run``, returns what was actually removed.
+    """
+    candidates = [
+        *_staging_candidates(registry, min_age_s),
+        *_quarantine_candidates(registry),
+        *_claim_candidates(registry),
+        *_sweep_candidates(registry, min_age_s),
+    ]
+    if dry_run:
+        return candidates
+    return [item for item in candidates if _remove(registry, item[0], item[2])]
+
+
+# --------------------------------------------------------------------------------------------- export
+
+
+def export_zip(run: Run | Path, zip_path: Path, overwrite: bool = False) -> Path:
+    """Write the run directory to ``zip_path`` as ``<run_key>/...`` entries (MANIFEST.json included).
+
+    Entries are in sorted path order with fixed timestamps and ZIP_DEFLATED, so the same run always
+    gives the same bytes. The zip is written to a temp file and renamed into place. Refuses an existing
+    ``zip_path`` unless ``overwrite`` (``FileExistsError``) and a run that fails shallow verification
+    (``RegistryError``).
+    """
+    path = run.path if isinstance(run, Run) else Path(run)
+    run_key = run.run_key if isinstance(run, Run) else path.name
+    zip_path = Path(zip_path)
+    if zip_path.exists() and not overwrite:
+        raise FileExistsError(f"{zip_path} exists; pass overwrite to replace it")
+    problems = manifest_problems(path)
+    if problems:
+        raise RegistryError(f"run {run_key[:12]} fails verification: {'; '.join(problems)}")
+    files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=zip_path.parent, prefix=f".{zip_path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in files:
+                info = zipfile.ZipInfo(f"{run_key}/{file.relative_to(path).as_posix()}", _ZIP_EPOCH)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, file.read_bytes())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, zip_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return zip_path
