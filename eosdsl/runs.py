@@ -149,10 +149,10 @@ def run_one(
         run = staged.commit()
     finally:
         claim.release()
-    notice = (
-        f"resumed from the checkpoint at step {out.resumed_from}" if out.resumed_from is not None else None
-    )
-    if waited and notice is None:
+    notice = None
+    if out.resumed_from is not None:
+        notice = f"resumed from the checkpoint at step {out.resumed_from}"
+    elif claim.took_over:
         notice = "took over an abandoned claim"
     return Outcome(run, spec, reused=False, notice=notice)
 
