@@ -1,14 +1,237 @@
-"""Commands that look up stored runs: ls, show."""
+"""Commands that look up stored runs: ls, query, show, diff, and ``registry reindex``.
+
+Listing and querying go through the SQLite index (:mod:`eosdsl.registry.index`), which is repaired on
+the way when it is missing, corrupt or stale; ``show`` and ``diff`` read the run directories directly.
+"""
 
 from __future__ import annotations
 
+import io
 import json
-from typing import Annotated
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from eosdsl.cli.common import RegistryOption, app, open_registry, out, print_check, resolve_run
+from eosdsl.cli.common import RegistryOption, app, err, fail, open_registry, out, print_check, registry_app
+
+_MISSING = object()
+_HIDDEN_PREFIXES = ("name", "description", "tags", "runtime", "measure", "checks", "sweep", "events")
+_SHOWN_PATHS = {"problem.kind", "optimizer.kind", "optimizer.lr", "optimizer.lr.kind", "optimizer.beta"}
+_PRIORITY = ("constants", "optimizer", "problem", "train", "precision", "seed")
+_MAX_EXTRA = 3
+
+# ------------------------------------------------------------------------------------------- formatting
+
+
+def _number(value: float | int) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.6g}"
+
+
+def _short(value: Any, width: int = 28) -> str:
+    """A compact rendering of a spec leaf for tables."""
+    if value is None or value is _MISSING:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return _number(value)
+    text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _literal(value: Any) -> str:
+    """A leaf as JSON (strings quoted), for diffs."""
+    if value is _MISSING:
+        return "(absent)"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _when(stamp: Any) -> str:
+    """``2026-11-23T18:39:55+00:00`` → ``11-23 18:39`` this year, else ``2025-11-23``."""
+    if not isinstance(stamp, str):
+        return ""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if moment.tzinfo is not None:
+        moment = moment.astimezone()
+    return moment.strftime("%m-%d %H:%M" if moment.year == datetime.now().year else "%Y-%m-%d")
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "nan"
+    return _number(value) if isinstance(value, int | float) else str(value)
+
+
+def _path_key(path: str) -> tuple:
+    """Sort key for dotted paths: list indices in numeric order."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.split("."))
+
+
+# ------------------------------------------------------------------------------------------- the index
+
+
+def _open_index(registry: RegistryOption):
+    """The registry and its index (repaired if needed, which is reported on stderr)."""
+    from eosdsl.registry.index import open_index
+
+    reg = open_registry(registry)
+    try:
+        index = open_index(reg)
+    except (sqlite3.Error, OSError) as error:
+        fail(f"cannot build the run index of {reg.root}: {error}", code=1)
+    if index.repaired:
+        err.print(f"note: rebuilt the run index ({index.repaired})", markup=False)
+    return reg, index
+
+
+def _hints(index: Any, compiled: Any) -> list[str]:
+    """Notes for names in a query that no indexed run has (likely typos)."""
+    import difflib
+
+    notes = []
+    for what, names, label in (
+        ("paths", [p for p in compiled.paths if "*" not in p], "spec field"),
+        ("series", compiled.series, "series"),
+        ("checks", compiled.checks, "check"),
+    ):
+        known = index.known(what) if names else []
+        for name in dict.fromkeys(names):
+            if name in known or (what == "paths" and any(k.startswith(f"{name}.") for k in known)):
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            notes.append(f"note: no indexed run has the {label} '{name}'{hint}")
+    return notes
+
+
+# ------------------------------------------------------------------------------------------- ls / query
+
+
+def _lr_text(leaves: Mapping[str, Any]) -> str | None:
+    if "optimizer.lr" in leaves:
+        return _short(leaves["optimizer.lr"])
+    if "optimizer.lr.kind" in leaves:
+        return f"{leaves['optimizer.lr.kind']} schedule"
+    return None
+
+
+def _events_text(leaves: Mapping[str, Any]) -> str:
+    """``switch→heavy_ball, stop`` for the events of a spec (empty if none)."""
+    actions = []
+    index = 0
+    while any(path.startswith(f"events.{index}.") for path in leaves):
+        target = leaves.get(f"events.{index}.do.switch_optimizer.kind")
+        if target:
+            actions.append(f"switch→{target}")
+        if leaves.get(f"events.{index}.do.freeze_schedule"):
+            actions.append("freeze")
+        if leaves.get(f"events.{index}.do.stop"):
+            actions.append("stop")
+        index += 1
+    return ", ".join(actions)
+
+
+def _rank(path: str) -> tuple:
+    head = path.split(".")[0]
+    return (_PRIORITY.index(head) if head in _PRIORITY else len(_PRIORITY), path.count("."), path)
+
+
+def _differing(all_leaves: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Spec paths whose values differ among the listed runs (hyperparameters only), most telling first.
+
+    A leaf that only some runs have (``optimizer.form`` of heavy ball among GD runs) differs only if
+    two runs disagree on it, except constants, whose presence alone is telling.
+    """
+    if len(all_leaves) < 2:
+        return []
+    paths = {p for leaves in all_leaves for p in leaves}
+    found = []
+    for path in paths:
+        if path in _SHOWN_PATHS or path.split(".")[0] in _HIDDEN_PREFIXES:
+            continue
+        present = [json.dumps(leaves[path]) for leaves in all_leaves if path in leaves]
+        partial = len(present) < len(all_leaves) and path.startswith("constants.")
+        if len(set(present)) > 1 or partial:
+            found.append(path)
+    return sorted(found, key=_rank)
+
+
+def _label(path: str) -> str:
+    return path.removeprefix("constants.")
+
+
+def _hyperparameters(leaves: Mapping[str, Any], extra: Sequence[str]) -> str:
+    """``relu_scalar · heavy_ball lr=0.0201 beta=0.9 · eps=0.02`` for one run."""
+    setup = " · ".join(str(leaves[k]) for k in ("problem.kind", "optimizer.kind") if k in leaves)
+    parts = [setup] if setup else []
+    lr = _lr_text(leaves)
+    if lr is not None:
+        parts.append(f"lr={lr}")
+    if "optimizer.beta" in leaves:
+        parts.append(f"beta={_short(leaves['optimizer.beta'])}")
+    events = _events_text(leaves)
+    if events:
+        parts.append(f"[{events}]")
+    parts += [f"{_label(p)}={_short(leaves[p])}" for p in extra if p in leaves]
+    return " ".join(parts)
+
+
+def _checks_cell(row: Mapping[str, Any]) -> Text:
+    total, passed = row.get("checks_total") or 0, row.get("checks_passed") or 0
+    if not total:
+        return Text("")
+    return Text(f"{passed}/{total}", style="red" if passed < total else "green")
+
+
+def _status_cell(status: str) -> Text:
+    style = {"completed": "", "stopped": "yellow", "diverged": "red"}.get(status, "yellow")
+    return Text(status, style=style)
+
+
+def _runs_table(index: Any, rows: Sequence[Mapping[str, Any]]) -> tuple[Table, int]:
+    """The table of runs and how many differing spec fields did not fit."""
+    leaves = index.leaves(row["run_key"] for row in rows)
+    per_run = [leaves.get(row["run_key"], {}) for row in rows]
+    differing = _differing(per_run)
+    extra, more = differing[:_MAX_EXTRA], max(len(differing) - _MAX_EXTRA, 0)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("id", no_wrap=True, min_width=12)
+    longest = max((len(row.get("name") or "") for row in rows), default=0)
+    table.add_column("name", overflow="fold", min_width=min(longest, 20))
+    table.add_column("status", no_wrap=True)
+    table.add_column("step", justify="right", no_wrap=True)
+    table.add_column("hyperparameters", overflow="fold", min_width=24, ratio=1)
+    table.add_column("checks", justify="right", no_wrap=True)
+    table.add_column("finished", no_wrap=True)
+    for row, run_leaves in zip(rows, per_run, strict=True):
+        table.add_row(
+            Text(row["run_key"][:12]),
+            Text(row.get("name") or ""),
+            _status_cell(str(row.get("status") or "")),
+            Text("" if row.get("end_step") is None else str(row["end_step"])),
+            Text(_hyperparameters(run_leaves, extra)),
+            _checks_cell(row),
+            Text(_when(row.get("finished_at"))),
+        )
+    return table, more
+
+
+def _print_runs(index: Any, rows: Sequence[Mapping[str, Any]], empty: str) -> None:
+    if not rows:
+        out.print(empty, markup=False)
+        return
+    table, more = _runs_table(index, rows)
+    out.print(table)
+    if more:
+        out.print(f"(+{more} more spec fields differ; compare two runs with `eosdsl diff A B`)", markup=False)
 
 
 @app.command(name="ls")
@@ -16,46 +239,333 @@ def list_runs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N runs.")] = 20,
     registry: RegistryOption = None,
 ) -> None:
-    """List stored runs, newest first."""
-    runs = open_registry(registry).runs()[:limit]
-    table = Table("id", "name", "status", "end step", "checks", "finished")
-    for r in runs:
-        checks = r.checks
-        passed = sum(bool(c.get("passed")) for c in checks)
+    """List stored runs, newest first: id, name, status, key hyperparameters, checks."""
+    reg, index = _open_index(registry)
+    _print_runs(index, index.runs(limit), f"no runs in {reg.root}")
+
+
+@app.command()
+def query(
+    expression: Annotated[
+        str, typer.Argument(help="e.g. 'optimizer.kind = \"heavy_ball\" and final.sharpness < 90'.")
+    ],
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Newest N matches.")] = None,
+    registry: RegistryOption = None,
+) -> None:
+    """List the stored runs matching a query (spec fields, final./min./max. series values, checks)."""
+    from eosdsl.registry.query import QueryError, compile_query
+
+    try:
+        compiled = compile_query(expression)
+    except QueryError as error:
+        fail(f"query error: {error}")
+    _, index = _open_index(registry)
+    rows = index.find(expression, limit)
+    for note in _hints(index, compiled):
+        err.print(note, markup=False)
+    _print_runs(index, rows, "no runs match")
+
+
+# ------------------------------------------------------------------------------------------- show
+
+
+def _resolve_any(reg: Any, prefix: str) -> tuple[str, Any]:
+    """``("run", Run)`` or ``("sweep", record)`` for an id prefix; exit 2 on unknown or ambiguous."""
+    from eosdsl.registry import AmbiguousRun, RegistryError, UnknownRun
+
+    found: list[tuple[str, Any]] = []
+    unknown: UnknownRun | None = None
+    for kind, lookup in (("run", reg.resolve), ("sweep", reg.read_sweep)):
+        try:
+            found.append((kind, lookup(prefix)))
+        except AmbiguousRun as error:
+            _ambiguous(reg, kind, error)
+        except UnknownRun as error:
+            unknown = unknown or error
+        except (RegistryError, OSError, ValueError) as error:
+            fail(f"cannot read {kind} {prefix!r}: {error}")
+    if not found:
+        fail(str(unknown))
+    if len(found) > 1:
+        run, sweep = found[0][1], found[1][1]
+        fail(
+            f"prefix {prefix!r} is ambiguous; candidates:\n  run   {run.run_key[:12]}  {run.name or '?'}\n"
+            f"  sweep {_sweep_id(reg, prefix)[:12]}  {sweep.get('name') or '?'}"
+        )
+    return found[0]
+
+
+def _sweep_id(reg: Any, prefix: str) -> str:
+    """The full id of the (unique) sweep matching ``prefix``."""
+    matches = sorted(reg.sweeps_dir.glob(f"{prefix.strip().lower()}*.json"))
+    return matches[0].name.removesuffix(".json") if matches else prefix
+
+
+def _ambiguous(reg: Any, kind: str, error: Any) -> None:
+    lines = [f"{kind} prefix {error.prefix!r} is ambiguous; candidates:"]
+    for key in error.candidates:
+        name = None
+        if kind == "run":
+            run = reg.get(key)
+            try:
+                name = run.name if run is not None else None
+            except (OSError, ValueError):
+                name = None
+        else:
+            name = _sweep_name(reg, key)
+        lines.append(f"  {key[:12]}  {name or '?'}")
+    fail("\n".join(lines))
+
+
+def _sweep_name(reg: Any, sweep_id: str) -> str | None:
+    try:
+        record = json.loads((reg.sweeps_dir / f"{sweep_id}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record.get("name") if isinstance(record, dict) else None
+
+
+def _kind_first(value: Any) -> Any:
+    """Nested dicts with ``kind`` as their first key (how specs are written)."""
+    if isinstance(value, dict):
+        ordered = sorted(value.items(), key=lambda kv: kv[0] != "kind")
+        return {key: _kind_first(item) for key, item in ordered}
+    if isinstance(value, list):
+        return [_kind_first(item) for item in value]
+    return value
+
+
+def _yaml(document: Any) -> str:
+    """A spec as YAML: top-level keys in the spec model's order, ``kind`` first, leaf lists inline."""
+    from ruamel.yaml import YAML
+
+    from eosdsl.spec.models import Spec
+
+    document = _kind_first(document)
+    if isinstance(document, dict):
+        rank = {key: i for i, key in enumerate(Spec.model_fields)}
+        document = dict(sorted(document.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None  # innermost collections inline: `- {kind: loss, every: 1}`
+    yaml.sort_base_mapping_type_on_output = False
+    yaml.width = 120
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue()
+
+
+def _indent(text: str, prefix: str = "  ") -> str:
+    return "\n".join(prefix + line if line else line for line in text.rstrip("\n").split("\n"))
+
+
+def _print_status(run: Any, info: Mapping[str, Any]) -> None:
+    from eosdsl.registry.manifest import read_manifest
+
+    out.print(f"run {run.run_key}", markup=False)
+    out.print(f"  name: {run.name}", markup=False)
+    out.print(f"  path: {run.path}", markup=False)
+    out.print(f"  spec id: {info.get('spec_id', '?')}", markup=False)
+    status = f"  status: {run.status} at step {info.get('end_step')}"
+    if info.get("stop_cause"):
+        status += f" (stopped by {info['stop_cause']})"
+    out.print(status, markup=False)
+    out.print(
+        f"  started {info.get('started_at', '?')}, finished {info.get('finished_at', '?')}", markup=False
+    )
+    if read_manifest(run.path) is None:
+        err.print(f"warning: run {run.short_id} has no readable MANIFEST.json (incomplete or damaged)")
+    for event in info.get("events") or []:
+        if not isinstance(event, dict):
+            continue
+        fired = event.get("fired_at")
+        when = f"fired at step {fired}" if fired is not None else "did not fire"
+        kind = f" ({event['kind']})" if event.get("kind") else ""
+        out.print(f"  event {event.get('name')}{kind}: {when}", markup=False)
+    for name, value in (info.get("references") or {}).items():
+        out.print(f"  reference {name} = {_value(value)}", markup=False)
+
+
+def _print_environment(env: Any) -> None:
+    out.print("environment:", markup=False)
+    for key, value in sorted(env.items()) if isinstance(env, dict) else []:
+        out.print(f"  {key}: {value}", markup=False)
+
+
+def _print_summaries(run: Any) -> None:
+    """One line per 1-D numeric series: count, final, min and max with the steps they occur at."""
+    from eosdsl.registry.index import run_summaries
+
+    summaries = run_summaries(run)
+    if not summaries:
+        return
+    out.print("series:", markup=False)
+    width = max(len(name) for name in summaries)
+    for name, s in summaries.items():
+        line = f"  {name:<{width}}  {s['count']} values"
+        if s["count"]:
+            line += f", final {_value(s['final'])} at step {s['final_step']}"
+        if s["min"] is not None:
+            line += f", min {_value(s['min'])} at step {s['argmin']}"
+            line += f", max {_value(s['max'])} at step {s['argmax']}"
+        out.print(line, markup=False)
+
+
+def _print_checks(checks: Iterable[Any], title: str = "checks") -> None:
+    checks = [c for c in checks if isinstance(c, dict)]
+    if not checks:
+        return
+    passed = sum(bool(c.get("passed")) for c in checks)
+    out.print(f"{title} ({passed}/{len(checks)} passed):", markup=False)
+    for check in checks:
+        print_check({"name": "?", "passed": False, "detail": "", **check})
+
+
+def _show_run(run: Any) -> None:
+    try:
+        info, spec, env = run.info, run.spec, run.env
+    except (OSError, ValueError) as error:
+        fail(f"run {run.short_id} is damaged: {error}", code=1)
+    _print_status(run, info)
+    _print_environment(env)
+    _print_summaries(run)
+    _print_checks(info.get("checks") or [])
+    out.print("spec:", markup=False)
+    out.print(_indent(_yaml(spec)), markup=False)
+
+
+def _final(run: Any, series: str) -> str:
+    try:
+        steps, values = run.series(series)
+    except Exception:  # absent or unreadable: nothing to show
+        return ""
+    return _value(float(values[-1])) if values.ndim == 1 and values.size else ""
+
+
+def _show_sweep(reg: Any, sweep_id: str, record: Mapping[str, Any]) -> None:
+    """A sweep's members (label, run, status, final sharpness and loss) and its sweep-level checks."""
+    out.print(f"sweep {sweep_id}", markup=False)
+    out.print(
+        f"  name: {record.get('name') or '?'}\n  created: {record.get('created_at', '?')}", markup=False
+    )
+    table = Table("label", "run", "status", "final sharpness", "final loss", box=None)
+    for member in record.get("members") or []:
+        key = str(member.get("run_key", ""))
+        run = reg.get(key)
+        if run is None:
+            table.add_row(
+                Text(str(member.get("label"))), Text(key[:12]), Text("missing", style="red"), "", ""
+            )
+            continue
         table.add_row(
-            r.short_id,
-            r.name or "",
-            r.status,
-            str(r.info.get("end_step", "")),
-            f"{passed}/{len(checks)}" if checks else "",
-            str(r.info.get("finished_at", "")),
+            Text(str(member.get("label"))),
+            Text(key[:12]),
+            _status_cell(run.status),
+            _final(run, "sharpness"),
+            _final(run, "loss"),
         )
     out.print(table)
+    _print_checks(record.get("checks") or [], title="sweep checks")
 
 
 @app.command()
 def show(
-    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix).")], registry: RegistryOption = None
-):
-    """Show a stored run: spec, status, events, checks and final values of its series."""
-    run_ = resolve_run(run_id, registry)
-    info = run_.info
+    run_id: Annotated[str, typer.Argument(help="Run or sweep id (a unique prefix).")],
+    registry: RegistryOption = None,
+) -> None:
+    """Show a stored run (status, events, environment, series summaries, checks, spec) or a sweep."""
+    reg = open_registry(registry)
+    kind, found = _resolve_any(reg, run_id)
+    if kind == "sweep":
+        _show_sweep(reg, _sweep_id(reg, run_id), found)
+    else:
+        _show_run(found)
+
+
+# ------------------------------------------------------------------------------------------- diff
+
+
+def _leaf_map(document: Any) -> dict[str, Any]:
+    from eosdsl.registry.index import flatten
+
+    return dict(flatten(document, empty=True)) if isinstance(document, dict | list) else {}
+
+
+def diff_lines(a: Any, b: Any) -> list[str]:
+    """``path: a → b`` for changed leaves, ``+ path: b`` added, ``- path: a`` removed; sorted by path."""
+    left, right = _leaf_map(a), _leaf_map(b)
+    lines = []
+    for path in sorted(set(left) | set(right), key=_path_key):
+        old, new = left.get(path, _MISSING), right.get(path, _MISSING)
+        if old is _MISSING:
+            lines.append(f"  + {path}: {_literal(new)}")
+        elif new is _MISSING:
+            lines.append(f"  - {path}: {_literal(old)}")
+        elif json.dumps(old) != json.dumps(new):
+            lines.append(f"  {path}: {_literal(old)} → {_literal(new)}")
+    return lines
+
+
+def _provenance(info: Mapping[str, Any]) -> dict[str, Any]:
+    prov = info.get("provenance") if isinstance(info.get("provenance"), dict) else {}
+    git = prov.get("git") if isinstance(prov.get("git"), dict) else {}
+    return {"git.commit": git.get("commit"), "git.dirty": git.get("dirty"), "hostname": prov.get("hostname")}
+
+
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(help="First run id (a unique prefix).")],
+    b: Annotated[str, typer.Argument(help="Second run id (a unique prefix).")],
+    registry: RegistryOption = None,
+) -> None:
+    """Show how two stored runs differ: spec leaves, environment, provenance (git commit, host)."""
+    reg = open_registry(registry)
+    runs = []
+    for prefix in (a, b):
+        kind, run = _resolve_any(reg, prefix)
+        if kind != "run":
+            fail(f"{prefix!r} is a sweep; diff compares two runs")
+        runs.append(run)
+    first, second = runs
+    try:
+        parts = [(r.spec, r.env, r.info) for r in runs]
+    except (OSError, ValueError) as error:
+        fail(f"cannot read a run: {error}", code=1)
     out.print(
-        f"run {run_.run_key}\n  name: {run_.name}\n  path: {run_.path}\n  status: {run_.status} "
-        f"at step {info.get('end_step')}",
-        markup=False,
+        f"a: {first.run_key[:12]} ({first.name})\nb: {second.run_key[:12]} ({second.name})", markup=False
     )
-    for e in info.get("events", []):
-        out.print(f"  event {e['name']}: fired at {e['fired_at']}", markup=False)
-    for name, value in info.get("references", {}).items():
-        out.print(f"  reference {name} = {value:.6g}", markup=False)
-    for name in run_.series_names():
-        steps, values = run_.series(name)
-        if values.ndim == 1 and values.size:
-            out.print(
-                f"  {name}: {values.size} values, final {values[-1]:.10g} at step {steps[-1]}", markup=False
-            )
-    for c in run_.checks:
-        print_check(c)
-    out.print("spec:", markup=False)
-    out.print(json.dumps(run_.spec, indent=2), markup=False)
+    spec_lines = diff_lines(parts[0][0], parts[1][0])
+    out.print("spec:" if spec_lines else "identical specs", markup=False)
+    for line in spec_lines:
+        out.print(line, markup=False)
+    for title, left, right in (
+        ("environment", parts[0][1], parts[1][1]),
+        ("provenance", _provenance(parts[0][2]), _provenance(parts[1][2])),
+    ):
+        lines = diff_lines(left, right)
+        out.print(f"{title}:" if lines else f"identical {title}", markup=False)
+        for line in lines:
+            out.print(line, markup=False)
+
+
+# ------------------------------------------------------------------------------------------- reindex
+
+
+@registry_app.command()
+def reindex(registry: RegistryOption = None) -> None:
+    """Rebuild the SQLite index (index.sqlite) from the stored runs under objects/."""
+    from eosdsl.registry.index import Index
+
+    reg = open_registry(registry)
+    if not reg.root.is_dir():
+        fail(f"no registry at {reg.root}")
+    index = Index(reg.root)
+    try:
+        count = index.rebuild(reg)
+    except (sqlite3.Error, OSError) as error:
+        fail(f"cannot rebuild {index.path}: {error}", code=1)
+    for key, reason in index.skipped().items():
+        err.print(f"skipped {key[:12]}: unreadable ({reason})", markup=False)
+    incomplete = [row["run_key"][:12] for row in index.runs() if not row.get("has_manifest")]
+    if incomplete:
+        err.print(f"warning: {len(incomplete)} run(s) without MANIFEST.json: {', '.join(incomplete)}")
+    out.print(f"indexed {count} run(s) into {index.path}", markup=False)

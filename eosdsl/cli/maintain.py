@@ -57,7 +57,7 @@ def verify_command(
     if bad:
         counts = {a: sum(f.action == a for f in bad) for a in ("quarantined", "reported")}
         summary += " (" + ", ".join(f"{n} {a}" for a, n in counts.items() if n) + ")"
-    out.print(f"{summary} ({'deep' if deep else 'shallow'} check of {reg.root})", markup=False)
+    out.print(f"{summary}; {'deep' if deep else 'shallow'} check of {reg.root}", markup=False)
     if bad:
         raise typer.Exit(1)
 

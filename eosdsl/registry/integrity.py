@@ -207,13 +207,21 @@ def _unique_path(directory: Path, stem: str) -> Path:
     return candidate
 
 
-def _quarantine(registry: Registry, path: Path, problems: list[str], deep: bool) -> Path:
-    """Move ``path`` out of ``objects/`` by one rename, then record why inside it."""
+def _quarantine(registry: Registry, path: Path, problems: list[str], deep: bool) -> Path | None:
+    """Move ``path`` out of ``objects/`` by one rename, then record why inside it.
+
+    Returns where it went, or None if ``path`` vanished before the rename.
+    """
     target_dir = quarantine_dir(registry)
     target_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     target = _unique_path(target_dir, f"{path.name}.{now.strftime('%Y%m%dT%H%M%SZ')}")
-    os.rename(path, target)
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise
+        return None
     record = {
         "reason": f"failed {'deep ' if deep else ''}verification",
         "problems": problems,
@@ -228,16 +236,23 @@ def verify(registry: Registry, deep: bool = False, quarantine: bool = True) -> l
     """Check every entry under ``objects/`` (also those ``get``/``runs`` skip); quarantine failures.
 
     Directories with problems are quarantined when ``quarantine`` is true (else reported); stray files
-    are only reported. Returns one :class:`Finding` per entry, in path order.
+    are only reported. Entries that vanish meanwhile (a concurrent verify moved them) are left out.
+    Returns one :class:`Finding` per entry, in path order.
     """
     findings = []
     for path, shape in _object_entries(registry):
-        problems = (shape + verify_run(path, deep)) if path.is_dir() else shape
+        is_dir = path.is_dir()
+        in_shard = path.parent != registry.objects_dir  # a stray top-level entry is not a run to check
+        problems = (shape + verify_run(path, deep)) if is_dir and in_shard else shape
+        if not os.path.lexists(path):
+            continue
         action, moved_to = "ok", None
         if problems:
             action = "reported"
-            if quarantine and path.is_dir():
+            if quarantine and is_dir:
                 moved_to = _quarantine(registry, path, problems, deep)
+                if moved_to is None:  # moved away meanwhile
+                    continue
                 action = "quarantined"
         findings.append(Finding(path.name, path, problems, action, moved_to))
     return findings
