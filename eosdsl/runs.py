@@ -21,6 +21,7 @@ from eosdsl.engine.run import Progress, RunOutput, enable_x64, execute, prepare
 from eosdsl.registry import Registry, Run, numerics_environment, provenance, run_key, spec_id, sweep_id
 from eosdsl.registry.checkpoints import RunCheckpoints
 from eosdsl.registry.claims import try_claim
+from eosdsl.registry.index import update_index
 from eosdsl.registry.store import RESULTS
 from eosdsl.spec import models as m
 from eosdsl.spec.sweep import Point
@@ -147,6 +148,7 @@ def run_one(
         shutil.rmtree(staged.path / RESULTS, ignore_errors=True)  # a crash during a previous write
         staged.write_series(series, attrs={"references": out.references})
         run = staged.commit()
+        update_index(registry, run)  # a cache: errors are swallowed, `registry reindex` repairs it
     finally:
         claim.release()
     notice = None

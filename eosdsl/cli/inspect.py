@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -78,7 +79,7 @@ def _path_key(path: str) -> tuple:
 # ------------------------------------------------------------------------------------------- the index
 
 
-def _open_index(registry: RegistryOption):
+def _open_index(registry: Path | None) -> tuple[Any, Any]:
     """The registry and its index (repaired if needed, which is reported on stderr)."""
     from eosdsl.registry.index import open_index
 
@@ -270,29 +271,57 @@ def query(
 
 
 def _resolve_any(reg: Any, prefix: str) -> tuple[str, Any]:
-    """``("run", Run)`` or ``("sweep", record)`` for an id prefix; exit 2 on unknown or ambiguous."""
+    """``("run", Run)`` or ``("sweep", record)`` for an id prefix; exit 2 on unknown or ambiguous.
+
+    A prefix is looked up among runs and sweeps; a sweep record that cannot be read only matters when
+    no run matches.
+    """
     from eosdsl.registry import AmbiguousRun, RegistryError, UnknownRun
 
     found: list[tuple[str, Any]] = []
-    unknown: UnknownRun | None = None
+    problems: list[str] = []
     for kind, lookup in (("run", reg.resolve), ("sweep", reg.read_sweep)):
         try:
             found.append((kind, lookup(prefix)))
         except AmbiguousRun as error:
             _ambiguous(reg, kind, error)
         except UnknownRun as error:
-            unknown = unknown or error
+            problems.append(str(error))
         except (RegistryError, OSError, ValueError) as error:
-            fail(f"cannot read {kind} {prefix!r}: {error}")
+            problems.insert(0, f"cannot read the {kind} {prefix!r}: {error}")
+    found = [(kind, item) for kind, item in found if kind == "run" or isinstance(item, dict)]
     if not found:
-        fail(str(unknown))
+        fail(problems[0] + _stray_hint(reg, prefix) if problems else f"{prefix!r} is damaged")
     if len(found) > 1:
         run, sweep = found[0][1], found[1][1]
         fail(
-            f"prefix {prefix!r} is ambiguous; candidates:\n  run   {run.run_key[:12]}  {run.name or '?'}\n"
+            f"prefix {prefix!r} is ambiguous; candidates:\n  run   {run.run_key[:12]}  {_run_name(run)}\n"
             f"  sweep {_sweep_id(reg, prefix)[:12]}  {sweep.get('name') or '?'}"
         )
     return found[0]
+
+
+def _run_name(run: Any) -> str:
+    """A run's name for messages; ``?`` when its spec cannot be read."""
+    try:
+        return str(run.name or "?")
+    except (OSError, ValueError, AttributeError):
+        return "?"
+
+
+def _stray_hint(reg: Any, prefix: str) -> str:
+    """Why an id naming a directory under objects/ is not served (no manifest: damaged or half-written)."""
+    norm = prefix.strip().lower()
+    if len(norm) < 4 or not all(c in "0123456789abcdef" for c in norm):
+        return ""
+    shard = reg.objects_dir / norm[:2]
+    matches = sorted(p.name for p in shard.glob(f"{norm}*")) if shard.is_dir() else []
+    if not matches:
+        return ""
+    return (
+        f"; objects/{norm[:2]}/{matches[0][:12]}… exists but is not a committed run (no MANIFEST.json or "
+        "missing files: damaged or half-written); `eosdsl registry verify` reports it"
+    )
 
 
 def _sweep_id(reg: Any, prefix: str) -> str:
@@ -304,15 +333,8 @@ def _sweep_id(reg: Any, prefix: str) -> str:
 def _ambiguous(reg: Any, kind: str, error: Any) -> None:
     lines = [f"{kind} prefix {error.prefix!r} is ambiguous; candidates:"]
     for key in error.candidates:
-        name = None
-        if kind == "run":
-            run = reg.get(key)
-            try:
-                name = run.name if run is not None else None
-            except (OSError, ValueError):
-                name = None
-        else:
-            name = _sweep_name(reg, key)
+        run = reg.get(key) if kind == "run" else None
+        name = _run_name(run) if run is not None else _sweep_name(reg, key)
         lines.append(f"  {key[:12]}  {name or '?'}")
     fail("\n".join(lines))
 
@@ -359,8 +381,6 @@ def _indent(text: str, prefix: str = "  ") -> str:
 
 
 def _print_status(run: Any, info: Mapping[str, Any]) -> None:
-    from eosdsl.registry.manifest import read_manifest
-
     out.print(f"run {run.run_key}", markup=False)
     out.print(f"  name: {run.name}", markup=False)
     out.print(f"  path: {run.path}", markup=False)
@@ -372,8 +392,6 @@ def _print_status(run: Any, info: Mapping[str, Any]) -> None:
     out.print(
         f"  started {info.get('started_at', '?')}, finished {info.get('finished_at', '?')}", markup=False
     )
-    if read_manifest(run.path) is None:
-        err.print(f"warning: run {run.short_id} has no readable MANIFEST.json (incomplete or damaged)")
     for event in info.get("events") or []:
         if not isinstance(event, dict):
             continue
@@ -381,7 +399,8 @@ def _print_status(run: Any, info: Mapping[str, Any]) -> None:
         when = f"fired at step {fired}" if fired is not None else "did not fire"
         kind = f" ({event['kind']})" if event.get("kind") else ""
         out.print(f"  event {event.get('name')}{kind}: {when}", markup=False)
-    for name, value in (info.get("references") or {}).items():
+    references = info.get("references")
+    for name, value in (references if isinstance(references, dict) else {}).items():
         out.print(f"  reference {name} = {_value(value)}", markup=False)
 
 
@@ -420,11 +439,19 @@ def _print_checks(checks: Iterable[Any], title: str = "checks") -> None:
         print_check({"name": "?", "passed": False, "detail": "", **check})
 
 
-def _show_run(run: Any) -> None:
+def _read_run(run: Any) -> tuple[dict, dict, dict]:
+    """``(spec, env, info)`` of a run, or exit 1 saying it is damaged (``registry verify`` finds why)."""
     try:
-        info, spec, env = run.info, run.spec, run.env
+        parts = run.spec, run.env, run.info
     except (OSError, ValueError) as error:
         fail(f"run {run.short_id} is damaged: {error}", code=1)
+    if not all(isinstance(part, dict) for part in parts):
+        fail(f"run {run.short_id} is damaged: spec.json, env.json or run.json is not a JSON object", code=1)
+    return parts
+
+
+def _show_run(run: Any) -> None:
+    spec, env, info = _read_run(run)
     _print_status(run, info)
     _print_environment(env)
     _print_summaries(run)
@@ -449,6 +476,8 @@ def _show_sweep(reg: Any, sweep_id: str, record: Mapping[str, Any]) -> None:
     )
     table = Table("label", "run", "status", "final sharpness", "final loss", box=None)
     for member in record.get("members") or []:
+        if not isinstance(member, dict):
+            continue
         key = str(member.get("run_key", ""))
         run = reg.get(key)
         if run is None:
@@ -526,10 +555,7 @@ def diff(
             fail(f"{prefix!r} is a sweep; diff compares two runs")
         runs.append(run)
     first, second = runs
-    try:
-        parts = [(r.spec, r.env, r.info) for r in runs]
-    except (OSError, ValueError) as error:
-        fail(f"cannot read a run: {error}", code=1)
+    parts = [_read_run(r) for r in runs]
     out.print(
         f"a: {first.run_key[:12]} ({first.name})\nb: {second.run_key[:12]} ({second.name})", markup=False
     )
@@ -553,7 +579,7 @@ def diff(
 @registry_app.command()
 def reindex(registry: RegistryOption = None) -> None:
     """Rebuild the SQLite index (index.sqlite) from the stored runs under objects/."""
-    from eosdsl.registry.index import Index
+    from eosdsl.registry.index import Index, stray_entries
 
     reg = open_registry(registry)
     if not reg.root.is_dir():
@@ -565,7 +591,13 @@ def reindex(registry: RegistryOption = None) -> None:
         fail(f"cannot rebuild {index.path}: {error}", code=1)
     for key, reason in index.skipped().items():
         err.print(f"skipped {key[:12]}: unreadable ({reason})", markup=False)
-    incomplete = [row["run_key"][:12] for row in index.runs() if not row.get("has_manifest")]
-    if incomplete:
-        err.print(f"warning: {len(incomplete)} run(s) without MANIFEST.json: {', '.join(incomplete)}")
+    stray = stray_entries(reg)
+    if stray:
+        listed = ", ".join(path.name[:12] for path in stray[:5]) + (", …" if len(stray) > 5 else "")
+        err.print(
+            f"ignored {len(stray)} entr{'y' if len(stray) == 1 else 'ies'} under objects/ that "
+            f"{'is' if len(stray) == 1 else 'are'} not a committed run (no MANIFEST.json or missing files): "
+            f"{listed}; `eosdsl registry verify` reports them",
+            markup=False,
+        )
     out.print(f"indexed {count} run(s) into {index.path}", markup=False)

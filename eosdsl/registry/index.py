@@ -3,7 +3,7 @@
 ``<root>/index.sqlite`` holds, per committed run:
 
 * ``runs``: one row (key, spec id, name, status, end step, finish time, precision, problem and optimizer
-  kinds, stop cause, check counts, whether the run has its manifest);
+  kinds, stop cause, check counts);
 * ``leaves``: the flattened spec, one typed row per scalar leaf. Paths are dotted, list indices are
   numbers (``events.0.do.switch_optimizer.kind``); ``kind`` is ``num`` (ints, floats), ``text``,
   ``bool`` (``num`` 1/0) or ``null``. Empty lists and dicts have no leaf;
@@ -44,8 +44,6 @@ from typing import Any
 
 import numpy as np
 
-from eosdsl.registry.manifest import read_manifest
-
 __all__ = [
     "INDEX_FILE",
     "SCHEMA_VERSION",
@@ -54,11 +52,12 @@ __all__ = [
     "flatten",
     "open_index",
     "series_summary",
+    "stray_entries",
     "update_index",
 ]
 
 INDEX_FILE = "index.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -68,8 +67,7 @@ _SCHEMA = (
     """CREATE TABLE runs (
         run_key TEXT PRIMARY KEY, spec_id TEXT, name TEXT, status TEXT, end_step INTEGER,
         finished_at TEXT, sort_time REAL, precision TEXT, problem_kind TEXT, optimizer_kind TEXT,
-        stop_cause TEXT, checks_total INTEGER, checks_passed INTEGER, checks_failed INTEGER,
-        has_manifest INTEGER)""",
+        stop_cause TEXT, checks_total INTEGER, checks_passed INTEGER, checks_failed INTEGER)""",
     """CREATE TABLE leaves (
         run_key TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL, num REAL, text TEXT,
         PRIMARY KEY (run_key, path))""",
@@ -101,7 +99,6 @@ _RUN_COLUMNS = (
     "checks_total",
     "checks_passed",
     "checks_failed",
-    "has_manifest",
 )
 _NEWEST_FIRST = "ORDER BY r.sort_time DESC, r.run_key DESC"
 
@@ -286,7 +283,6 @@ def run_rows(run: Any) -> RunRows:
         len(checks),
         passed,
         len(checks) - passed,
-        int(read_manifest(run.path) is not None),
     )
     leaves = [leaf for path, value in flatten(spec) if (leaf := _leaf_row(key, path, value)) is not None]
     summaries = [
@@ -388,23 +384,37 @@ def _unlink_quietly(path: Path) -> None:
 # --------------------------------------------------------------------------------------------- index
 
 
+def _object_entries(registry: Any) -> Iterator[tuple[Path, bool]]:
+    """Every entry under ``objects/<shard>/`` with whether the store serves it as a committed run."""
+    for shard in _listdir(Path(registry.objects_dir)):
+        if len(shard.name) != 2 or not shard.is_dir():
+            continue
+        for path in _listdir(shard):
+            key = path.name
+            served = bool(_HEX64.fullmatch(key)) and key[:2] == shard.name and registry.get(key) is not None
+            yield path, served
+
+
+def _listdir(path: Path) -> list[Path]:
+    """Entries of a directory; none if it is missing or vanishes meanwhile (gc, verify quarantining)."""
+    try:
+        return sorted(path.iterdir())
+    except OSError:
+        return []
+
+
 def committed_keys(registry: Any) -> set[str]:
-    """Keys of every directory under ``objects/`` that looks committed (spec, env and run JSON present).
+    """Keys of the runs the store serves (core files and ``MANIFEST.json`` present).
 
     This is what the index must cover: each such run is either indexed or listed as skipped.
     """
-    found: set[str] = set()
-    objects = Path(registry.objects_dir)
-    if not objects.is_dir():
-        return found
-    for shard in objects.iterdir():
-        if len(shard.name) != 2 or not shard.is_dir():
-            continue
-        for path in shard.iterdir():
-            key = path.name
-            if _HEX64.fullmatch(key) and key[:2] == shard.name and registry.get(key) is not None:
-                found.add(key)
-    return found
+    return {path.name for path, served in _object_entries(registry) if served}
+
+
+def stray_entries(registry: Any) -> list[Path]:
+    """Entries under ``objects/`` that are not committed runs (no manifest, missing files, bad names);
+    the store ignores them and so does the index. ``eosdsl registry verify`` says what is wrong."""
+    return sorted(path for path, served in _object_entries(registry) if not served)
 
 
 @dataclass

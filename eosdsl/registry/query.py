@@ -328,8 +328,8 @@ class _Parser:
         self.take()
         target = classify(token)
         if self.token.kind != "op":
-            if target.kind in ("leaf", "check") and (target.kind == "leaf" or target.attr != "margin"):
-                return Compare(target, "=", True, token.column)
+            if target.kind == "leaf" or (target.kind == "check" and target.attr != "margin"):
+                return Compare(target, "=", True, token.column)  # a bare boolean field
             raise QueryError(
                 f"expected a comparison operator after '{token.text}' at column {self.token.column}, "
                 f"got {_describe(self.token)}",
@@ -393,9 +393,11 @@ def _value_kind(value: Any) -> str:
 
 
 def _type_error(compare: Compare, expected: str) -> QueryError:
-    shown = {True: "true", False: "false", None: "null"}.get(compare.value, repr(compare.value))
-    if isinstance(compare.value, float):
-        shown = f"{compare.value:g}"
+    value = compare.value
+    if value is None or isinstance(value, bool):
+        shown = "null" if value is None else str(value).lower()
+    else:
+        shown = f"{value:g}" if isinstance(value, float) else repr(value)
     return QueryError(
         f"'{compare.field.text}' is {expected}; it cannot be compared with {shown} "
         f"(at column {compare.column})",
