@@ -110,7 +110,9 @@ def test_two_processes_compute_once(tmp_path):
 def test_claim_of_a_dead_process_is_taken_over(tmp_path):
     spec = load("short.yaml", text=LONG_SPEC.replace("600000", "5000")).spec
     registry = Registry(tmp_path)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     probe = run_one(spec, Registry(tmp_path / "probe"))  # only to learn the run key
     path = claim_path(tmp_path, probe.run.run_key)
     path.parent.mkdir(parents=True)
