@@ -13,13 +13,14 @@ Layout inside the run's work directory ``staging/<run_key>/``:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from eosdsl.registry.atomic import atomic_write
 
 CHECKPOINTS = "checkpoints"
 
@@ -82,10 +83,5 @@ def _unescape(name: str) -> str:
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write atomically: a crash never leaves a truncated file under the final name."""
-    tmp = path.with_suffix(".tmp.npz")
-    with tmp.open("wb") as f:
+    with atomic_write(path) as f:
         np.savez(f, **{_escape(k): np.asarray(v) for k, v in arrays.items()})
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

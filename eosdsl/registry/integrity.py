@@ -22,7 +22,6 @@ import re
 import secrets
 import shutil
 import stat
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from eosdsl.registry import claims, identity, zarr_io
+from eosdsl.registry.atomic import atomic_write
 from eosdsl.registry.manifest import manifest_problems, read_manifest
 from eosdsl.registry.store import RESULTS, Registry, RegistryError, Run
 
@@ -430,19 +430,10 @@ def export_zip(run: Run | Path, zip_path: Path, overwrite: bool = False) -> Path
     if problems:
         raise RegistryError(f"run {run_key[:12]} fails verification: {'; '.join(problems)}")
     files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=zip_path.parent, prefix=f".{zip_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as archive:
-            for file in files:
-                info = zipfile.ZipInfo(f"{run_key}/{file.relative_to(path).as_posix()}", _ZIP_EPOCH)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                archive.writestr(info, file.read_bytes())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, zip_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(zip_path) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in files:
+            info = zipfile.ZipInfo(f"{run_key}/{file.relative_to(path).as_posix()}", _ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, file.read_bytes())
     return zip_path

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from eosdsl.registry import zarr_io
+from eosdsl.registry.atomic import atomic_write
 from eosdsl.registry.identity import jsonable
 from eosdsl.registry.manifest import read_manifest, write_manifest
 
@@ -437,19 +437,9 @@ class Registry:
         if not isinstance(sweep_id, str) or len(sweep_id) < MIN_PREFIX or not _HEX_ID.fullmatch(sweep_id):
             raise ValueError(f"sweep_id must be lowercase hex of >= {MIN_PREFIX} characters: {sweep_id!r}")
         text = _dump_json(record)
-        self.sweeps_dir.mkdir(parents=True, exist_ok=True)
         target = self.sweeps_dir / f"{sweep_id}.json"
-        fd, tmp = tempfile.mkstemp(dir=self.sweeps_dir, prefix=f".{sweep_id}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_write(target, "w", encoding="utf-8") as fh:
+            fh.write(text)
         return target
 
     def read_sweep(self, prefix: str) -> dict:
