@@ -25,7 +25,10 @@ def library(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """A registry holding paper 000's four Fig. 3 scenarios and paper 004's Fig. 1 grid."""
     root = tmp_path_factory.mktemp("library") / "registry"
     ids: dict[str, str] = {}
-    for spec in ("phb-catapults/relu-scalar-four-scenarios.yaml", "eigenvector-rotation/product-chain-fig1.yaml"):
+    for spec in (
+        "phb-catapults/relu-scalar-four-scenarios.yaml",
+        "eigenvector-rotation/product-chain-fig1.yaml",
+    ):
         result = invoke("run", SPECS / spec, "--registry", root)
         assert result.exit_code == 0, result.output
         ids.update(dict(re.findall(r"\[([^\]]+)\] run ([0-9a-f]{12})", result.output)))
