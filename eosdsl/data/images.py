@@ -1,0 +1,608 @@
+r"""Image datasets read from local files (issue 4, item 2): IDX (Fashion-MNIST) and CIFAR-10 python batches.
+
+Nothing here downloads: the project machines (and lent GPU machines) have no network access, so data is
+read from a local directory.
+
+**IDX** (LeCun's MNIST format). A file is a 4-byte magic number ``0x00 0x00 T N`` — two zero bytes, a type
+code ``T`` (0x08 ubyte, 0x09 sbyte, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64) and the number of
+dimensions ``N`` — then ``N`` big-endian uint32 dimension sizes, then the ``prod(dims)`` values in C order,
+big-endian. MNIST-style images have magic ``0x00000803`` (ubyte, 3-d: count × rows × cols), labels
+``0x00000801`` (ubyte, 1-d). Files may be gzip-compressed (detected from the content, not the name).
+
+**Fashion-MNIST** (Xiao et al. 2017; paper 004 App. F uses 1,000 train / 200 test samples, digest 004
+§4.13): the Debian package ``dataset-fashion-mnist`` installs the four gzipped IDX files in
+:data:`FASHION_MNIST_DEFAULT_DIR` (``/usr/share/datasets/fashion-mnist``); ``path=`` overrides it.
+
+**CIFAR-10** "python version" (``cifar-10-python.tar.gz`` from https://www.cs.toronto.edu/~kriz/cifar.html):
+directory ``cifar-10-batches-py/`` with ``data_batch_1`` … ``data_batch_5`` and ``test_batch``. Each is a
+Python-2 pickle (protocol 2) of a dict with ``b"data"``: a numpy ``uint8`` array ``(10000, 3072)`` (each row
+= 1024 red, then 1024 green, then 1024 blue values of a 32×32 image, row-major) and ``b"labels"``: a list of
+10000 ints in 0..9 (also ``b"batch_label"``, ``b"filenames"``). The batches are loaded with
+:class:`RestrictedUnpickler`, which refuses every global except numpy's array-reconstruction helpers, so a
+tampered file cannot run code.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import math
+import os
+import pickle
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import numpy as np
+
+from eosdsl.data.dataset import Dataset, make_dataset
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "CIFAR10_FILES",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_DEFAULT_DIR",
+    "FASHION_MNIST_FILES",
+    "DatasetNotFoundError",
+    "IDXFormatError",
+    "RestrictedUnpickler",
+    "UnsafePickleError",
+    "fashion_mnist_available",
+    "load_cifar10",
+    "load_fashion_mnist",
+    "load_mnist_format",
+    "read_cifar10_batch",
+    "read_idx",
+    "safe_load_pickle",
+    "write_idx",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """Data files are missing; the message lists the expected file names and where to get them."""
+
+
+class IDXFormatError(ValueError):
+    """A file is not a valid IDX file (bad magic, unknown type, truncated or oversized payload)."""
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle refers to a global that :class:`RestrictedUnpickler` does not admit."""
+
+
+# ------------------------------------------------------------------------------------------------- IDX
+
+_IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IDX_CODES: dict[tuple[str, int], int] = {(dt.kind, dt.itemsize): code for code, dt in _IDX_TYPES.items()}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] != _GZIP_MAGIC:
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:
+        raise IDXFormatError(f"{path}: corrupt or truncated gzip stream ({e})") from e
+
+
+def read_idx(path: PathLike, *, expect_type: int | None = None, expect_ndim: int | None = None) -> np.ndarray:
+    """Read an IDX file (raw or gzip) into a native-byte-order numpy array of shape ``dims``.
+
+    ``expect_type`` (e.g. ``0x08``) and ``expect_ndim`` (e.g. 3 for images, 1 for labels) check the magic
+    number; together they pin it (``0x00000803`` / ``0x00000801``). Raises :class:`IDXFormatError` (naming
+    the file) for: a file shorter than its header, nonzero leading magic bytes, an unknown type code,
+    ``ndim == 0``, an unexpected type/ndim, or a payload whose length differs from ``prod(dims) *
+    itemsize`` (truncated or trailing bytes). Raises ``FileNotFoundError`` if the file does not exist.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    if len(data) < 4:
+        raise IDXFormatError(f"{path}: {len(data)} bytes is too short for an IDX magic number")
+    z0, z1, code, ndim = data[0], data[1], data[2], data[3]
+    magic = int.from_bytes(data[:4], "big")
+    if z0 or z1:
+        raise IDXFormatError(
+            f"{path}: bad IDX magic number 0x{magic:08X} (the first two bytes must be zero; images have "
+            "0x00000803, labels 0x00000801)"
+        )
+    if code not in _IDX_TYPES:
+        raise IDXFormatError(
+            f"{path}: unknown IDX type code 0x{code:02X} in magic 0x{magic:08X} "
+            f"(known: {', '.join(f'0x{c:02X}' for c in _IDX_TYPES)})"
+        )
+    if ndim == 0:
+        raise IDXFormatError(f"{path}: IDX magic 0x{magic:08X} declares 0 dimensions")
+    if (expect_type is not None and code != expect_type) or (expect_ndim is not None and ndim != expect_ndim):
+        want = f"0x0000{expect_type or code:02X}{expect_ndim or ndim:02X}"
+        raise IDXFormatError(f"{path}: IDX magic number is 0x{magic:08X}, expected {want}")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise IDXFormatError(
+            f"{path}: truncated IDX header ({len(data)} bytes, need {header} for {ndim} dims)"
+        )
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = _IDX_TYPES[code]
+    expected = math.prod(dims) * dtype.itemsize
+    actual = len(data) - header
+    if actual != expected:
+        what = "truncated" if actual < expected else "has trailing bytes"
+        raise IDXFormatError(
+            f"{path}: IDX payload {what}: dims {dims} of {dtype.name} need {expected} bytes, found {actual}"
+        )
+    arr = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header).reshape(dims)
+    return arr.astype(dtype.newbyteorder("="))
+
+
+def write_idx(path: PathLike, array: Any, *, compress: bool | None = None) -> Path:
+    """Write ``array`` as an IDX file (the inverse of :func:`read_idx`); gzip if ``compress``.
+
+    ``compress=None`` compresses iff the name ends in ``.gz``. Supported dtypes: uint8, int8, int16, int32,
+    float32, float64 (written big-endian). The gzip header carries no name and ``mtime=0``, so the bytes
+    are reproducible. Returns the path.
+    """
+    path = Path(path)
+    a = np.asarray(array)
+    key = (a.dtype.kind, a.dtype.itemsize)
+    if key not in _IDX_CODES or a.dtype.kind == "u" and a.dtype.itemsize != 1:
+        raise TypeError(
+            f"IDX cannot store dtype {a.dtype}; use uint8, int8, int16, int32, float32 or float64"
+        )
+    if a.ndim < 1 or a.ndim > 255:
+        raise ValueError(f"IDX needs 1..255 dimensions, got {a.ndim}")
+    code = _IDX_CODES[key]
+    be = np.ascontiguousarray(a, dtype=_IDX_TYPES[code])
+    payload = (
+        bytes([0, 0, code, a.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in a.shape) + be.tobytes()
+    )
+    if compress is None:
+        compress = path.name.endswith(".gz")
+    if compress:
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as f:
+            f.write(payload)
+        payload = buf.getvalue()
+    path.write_bytes(payload)
+    return path
+
+
+# -------------------------------------------------------------------------------------- Fashion-MNIST
+
+#: Where the Debian package ``dataset-fashion-mnist`` installs the IDX files (``dpkg -L``).
+FASHION_MNIST_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: The four IDX files (each read as ``<name>.gz`` if present, else ``<name>``).
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+def _find_idx_files(directory: Path) -> dict[str, Path] | None:
+    found = {}
+    for key, stem in FASHION_MNIST_FILES.items():
+        for name in (stem + ".gz", stem):
+            if (directory / name).is_file():
+                found[key] = directory / name
+                break
+        else:
+            return None
+    return found
+
+
+def fashion_mnist_available(path: PathLike | None = None) -> bool:
+    """Whether all four Fashion-MNIST IDX files exist in ``path`` (default: the Debian location)."""
+    return _find_idx_files(Path(path) if path is not None else FASHION_MNIST_DEFAULT_DIR) is not None
+
+
+def load_mnist_format(
+    path: PathLike, *, kind: str = "mnist_format", n_classes: int = 10, help_text: str = ""
+) -> Dataset:
+    """Load an MNIST-format directory (the four files of :data:`FASHION_MNIST_FILES`, raw or ``.gz``).
+
+    Returns ``x`` uint8 ``(n, rows, cols)`` exactly as stored (no scaling), int64 labels (encoding
+    ``labels``) checked to lie in ``0..n_classes-1``, image and label counts checked to agree; the
+    description's source is ``{"kind": kind}`` (the directory is not recorded: identity is content).
+    """
+    directory = Path(path)
+    files = _find_idx_files(directory)
+    if files is None:
+        names = ", ".join(f"{s}[.gz]" for s in FASHION_MNIST_FILES.values())
+        missing = [
+            s
+            for s in FASHION_MNIST_FILES.values()
+            if not any((directory / n).is_file() for n in (s + ".gz", s))
+        ]
+        state = "does not exist" if not directory.is_dir() else f"lacks {', '.join(missing)}"
+        raise DatasetNotFoundError(
+            f"{kind}: directory {directory} {state}; expected the IDX files {names}. {help_text}"
+        )
+    arrays = {}
+    for split in ("train", "test"):
+        images = read_idx(files[f"{split}_images"], expect_type=0x08, expect_ndim=3)
+        labels = read_idx(files[f"{split}_labels"], expect_type=0x08, expect_ndim=1).astype(np.int64)
+        if images.shape[0] != labels.shape[0]:
+            raise IDXFormatError(
+                f"{files[f'{split}_images']} holds {images.shape[0]} images but "
+                f"{files[f'{split}_labels']} holds {labels.shape[0]} labels"
+            )
+        if labels.size and labels.max() >= n_classes:
+            raise IDXFormatError(
+                f"{files[f'{split}_labels']}: label {labels.max()} outside 0..{n_classes - 1}"
+            )
+        arrays[split] = (images, labels)
+    return make_dataset(
+        arrays["train"][0],
+        arrays["train"][1],
+        arrays["test"][0],
+        arrays["test"][1],
+        n_classes=n_classes,
+        description={"source": {"kind": kind}, "targets": "labels"},
+    )
+
+
+def load_fashion_mnist(path: PathLike | None = None) -> Dataset:
+    """Fashion-MNIST: 60,000 train / 10,000 test uint8 images ``(28, 28)``, labels 0..9 (int64).
+
+    ``path`` defaults to :data:`FASHION_MNIST_DEFAULT_DIR`, where ``apt-get install dataset-fashion-mnist``
+    puts the files. Pixel values are raw 0..255 (apply ``scale`` etc. from :mod:`eosdsl.data.preprocess`);
+    the class names are :data:`FASHION_MNIST_CLASSES`. Subsets as in paper 004 App. F (1,000 train / 200
+    test): ``take_first(ds, 1000, 200)``. Raises :class:`DatasetNotFoundError` if files are missing.
+    """
+    directory = Path(path) if path is not None else FASHION_MNIST_DEFAULT_DIR
+    return load_mnist_format(
+        directory,
+        kind="fashion_mnist",
+        help_text=(
+            "Install the Debian package with `apt-get install dataset-fashion-mnist` (files land in "
+            f"{FASHION_MNIST_DEFAULT_DIR}) or pass path= to a directory holding them "
+            "(https://github.com/zalandoresearch/fashion-mnist, data/fashion)."
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------- restricted unpickling
+#
+# How numpy pickles an array (protocols 0-4): ``_reconstruct(ndarray, (0,), b"b")`` makes an empty array,
+# then BUILD calls its ``__setstate__((1, shape, dtype, is_fortran, rawdata))``; the dtype is pickled as
+# ``dtype("u1", False, True)`` followed by BUILD with ``(3, byteorder, None, None, None, -1, -1, 0)``.
+# Admitting the real ``numpy.ndarray`` / ``numpy.dtype`` would let a pickle *call* them with arbitrary
+# arguments -- e.g. ``ndarray((1,), dtype("O"), b"<8 bytes>")`` builds an object array whose "pointers"
+# are attacker bytes. So the admitted names resolve to stand-ins: ``_reconstruct`` and ``dtype`` return
+# inert builder objects whose ``__setstate__`` only records a validated state, ``ndarray`` is a non-callable
+# token, and after loading the builders are replaced by arrays made with ``np.frombuffer`` from plain bytes
+# with a whitelisted numeric dtype. Numpy's own (un)pickling code never sees untrusted input.
+
+#: Numeric dtype codes an admitted array may have (no object, string, void or structured dtypes).
+_SAFE_DTYPE_CODES = frozenset(
+    ["b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8", "c8", "c16"]
+)
+
+
+def _text(v: Any) -> Any:
+    return v.decode("latin-1") if isinstance(v, bytes) else v
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` inside a pickle: may be passed to ``_reconstruct``, never called."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise UnsafePickleError(
+            "refusing to call numpy.ndarray from a pickle (only _reconstruct is admitted)"
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_NDARRAY = _NdarrayToken()
+
+
+class _DtypeBuilder:
+    """Result of ``numpy.dtype(code, align, copy)`` in a pickle; ``dtype`` is set once BUILD has run."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, code: Any, align: Any = False, copy: Any = False) -> None:
+        code = _text(code)
+        if not isinstance(code, str) or code not in _SAFE_DTYPE_CODES:
+            raise UnsafePickleError(
+                f"refusing numpy dtype {code!r} in a pickle; admitted: {', '.join(sorted(_SAFE_DTYPE_CODES))}"
+            )
+        self.code = code
+        self.dtype: np.dtype | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) < 5 or any(v is not None for v in state[2:5]):
+            raise UnsafePickleError(f"refusing numpy dtype state {state!r} (only simple numeric dtypes)")
+        order = _text(state[1])
+        if order not in ("<", ">", "|", "="):
+            raise UnsafePickleError(f"refusing numpy dtype byte order {order!r}")
+        dt = np.dtype(self.code)
+        self.dtype = dt.newbyteorder(order) if order in "<>" else dt
+
+    def resolve(self) -> np.dtype:
+        if self.dtype is None:  # a dtype pickled without BUILD state: native byte order
+            return np.dtype(self.code)
+        return self.dtype
+
+
+class _ArrayBuilder:
+    """Result of ``_reconstruct(ndarray, (0,), b"b")``; BUILD hands it the array state."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise UnsafePickleError(
+                "refusing numpy array state that is not (version, shape, dtype, fortran, data)"
+            )
+        shape, dtype, fortran, raw = state[-4:]
+        if not isinstance(dtype, _DtypeBuilder):
+            raise UnsafePickleError(f"refusing numpy array state with dtype {type(dtype).__name__}")
+        if not isinstance(shape, tuple) or not all(isinstance(v, int) and v >= 0 for v in shape):
+            raise UnsafePickleError(f"refusing numpy array shape {shape!r}")
+        if isinstance(raw, str):  # Python-2 pickles loaded with encoding="latin1"
+            raw = raw.encode("latin-1")
+        if not isinstance(raw, bytes | bytearray):
+            raise UnsafePickleError(f"refusing numpy array data of type {type(raw).__name__} (object arrays)")
+        dt = dtype.resolve()
+        count = math.prod(shape)
+        if len(raw) != count * dt.itemsize:
+            raise UnsafePickleError(
+                f"numpy array data has {len(raw)} bytes; shape {shape} of {dt} needs {count * dt.itemsize}"
+            )
+        flat = np.frombuffer(bytes(raw), dtype=dt, count=count) if count else np.empty(0, dtype=dt)
+        arr = flat.reshape(shape, order="F" if fortran else "C")
+        self.array = np.array(arr, dtype=dt.newbyteorder("="), order="K")  # own, writable, native order
+
+
+def _reconstruct(subtype: Any, shape: Any = (0,), typecode: Any = b"b") -> _ArrayBuilder:
+    if subtype is not _NDARRAY:
+        raise UnsafePickleError(f"refusing _reconstruct of {type(subtype).__name__} (only numpy.ndarray)")
+    return _ArrayBuilder()
+
+
+def _latin1_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` restricted to latin-1: how Python 3 pickles ``bytes`` under protocol <= 2."""
+    norm = str(encoding).lower().replace("_", "-")
+    if (
+        not isinstance(obj, str)
+        or norm not in ("latin1", "latin-1", "iso-8859-1", "iso8859-1")
+        or errors != "strict"
+    ):
+        raise UnsafePickleError(
+            f"pickle calls _codecs.encode with encoding {encoding!r}; only latin-1 is admitted"
+        )
+    return codecs.encode(obj, "latin-1")
+
+
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _DtypeBuilder,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+def _finalize(obj: Any, seen: dict[int, Any]) -> Any:
+    """Replace the builders in a freshly unpickled object tree by numpy arrays (lists/dicts in place)."""
+    if isinstance(obj, _ArrayBuilder):
+        if obj.array is None:
+            raise UnsafePickleError("numpy array in pickle has no state")
+        return obj.array
+    if isinstance(obj, _DtypeBuilder):
+        return obj.resolve()
+    if isinstance(obj, _NdarrayToken):
+        raise UnsafePickleError("bare numpy.ndarray reference in pickle")
+    if not isinstance(obj, list | dict | tuple) or id(obj) in seen:
+        return seen.get(id(obj), obj)
+    seen[id(obj)] = obj
+    if isinstance(obj, list):
+        obj[:] = [_finalize(v, seen) for v in obj]
+    elif isinstance(obj, dict):
+        for k in obj:
+            obj[k] = _finalize(obj[k], seen)
+    else:
+        items = tuple(_finalize(v, seen) for v in obj)
+        if any(a is not b for a, b in zip(items, obj, strict=True)):
+            seen[id(obj)] = items
+            return items
+    return obj
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that admits only plain data and numeric numpy arrays.
+
+    Plain containers (dict, list, tuple; sets at protocol >= 4), strings, bytes, numbers, booleans and None
+    are built by pickle opcodes without any global lookup. The only globals resolved are the names numpy
+    uses to pickle arrays — ``numpy.core.multiarray._reconstruct`` (numpy 1.x / Python 2, e.g. the CIFAR
+    batches), ``numpy._core.multiarray._reconstruct`` (numpy 2), ``numpy.ndarray``, ``numpy.dtype`` — and
+    ``_codecs.encode`` restricted to latin-1 (Python 3 writes ``bytes`` that way under protocol 2). The
+    numpy names map to inert stand-ins (see the comment above), so arrays are rebuilt with
+    ``np.frombuffer`` from validated states with a numeric dtype; call :meth:`load`. Everything else —
+    ``os.system``, ``builtins.eval``, ``subprocess.Popen``, class instances, numpy scalars, object arrays,
+    persistent ids — raises :class:`UnsafePickleError` before anything is called.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            allowed = ", ".join(f"{m}.{n}" for m, n in _ALLOWED_GLOBALS)
+            raise UnsafePickleError(
+                f"refusing to load global {module}.{name} from a pickle: only plain data and numpy arrays "
+                f"are admitted ({allowed})"
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError(f"refusing persistent id {pid!r} in a pickle")
+
+    def load(self) -> Any:
+        return _finalize(super().load(), {})
+
+
+def safe_load_pickle(source: PathLike | BinaryIO, *, encoding: str = "bytes") -> Any:
+    """Unpickle ``source`` (a path or binary file) with :class:`RestrictedUnpickler`.
+
+    ``encoding="bytes"`` (the CIFAR convention) loads Python-2 ``str`` objects as ``bytes``.
+    """
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        with path.open("rb") as f:
+            try:
+                return RestrictedUnpickler(f, encoding=encoding).load()
+            except UnsafePickleError as e:
+                raise UnsafePickleError(f"{path}: {e}") from None
+    return RestrictedUnpickler(source, encoding=encoding).load()
+
+
+# ------------------------------------------------------------------------------------------- CIFAR-10
+
+#: Files of the CIFAR-10 python version, inside ``cifar-10-batches-py/``.
+CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+_CIFAR_HELP = (
+    "Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, extract it, and pass "
+    "the cifar-10-batches-py directory (or its parent)."
+)
+
+
+def _get(d: dict, key: str) -> Any:
+    for k in (key.encode(), key):
+        if k in d:
+            return d[k]
+    raise KeyError(key)
+
+
+def read_cifar10_batch(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 batch file -> ``(data uint8 (N, 3072), labels int64 (N,))``, via :func:`safe_load_pickle`.
+
+    Checks: the pickle is a dict with ``data`` and ``labels`` (bytes or str keys); ``data`` is a 2-d
+    array with 3072 columns and values in 0..255; ``labels`` has N entries in 0..9.
+    """
+    path = Path(path)
+    try:
+        obj = safe_load_pickle(path, encoding="bytes")
+    except (UnsafePickleError, OSError):
+        raise
+    except Exception as e:  # truncated/garbled pickles raise assorted errors (EOFError, ValueError, ...)
+        raise ValueError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a pickled dict (CIFAR-10 python batch), got {type(obj).__name__}")
+    try:
+        data, labels = _get(obj, "data"), _get(obj, "labels")
+    except KeyError as e:
+        raise ValueError(
+            f"{path}: CIFAR-10 batch lacks the {e} entry (keys: {sorted(map(repr, obj))})"
+        ) from None
+    data = np.asarray(data)
+    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype.kind not in "iu":
+        raise ValueError(
+            f"{path}: CIFAR-10 'data' must be an integer array (N, 3072), got {data.dtype}{data.shape}"
+        )
+    if data.size and (data.min() < 0 or data.max() > 255):
+        raise ValueError(f"{path}: CIFAR-10 'data' values outside 0..255")
+    labels = np.asarray(labels)
+    if labels.shape != (data.shape[0],) or labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"{path}: CIFAR-10 'labels' must be {data.shape[0]} integers, got {labels.dtype}{labels.shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{path}: CIFAR-10 labels outside 0..9")
+    return data.astype(np.uint8), labels.astype(np.int64)
+
+
+def _cifar_dir(path: PathLike) -> Path:
+    p = Path(path)
+    if (p / "cifar-10-batches-py").is_dir():
+        p = p / "cifar-10-batches-py"
+    return p
+
+
+def load_cifar10(
+    path: PathLike,
+    *,
+    train_batches: Sequence[int] = (1, 2, 3, 4, 5),
+    layout: Literal["NHWC", "NCHW"] = "NHWC",
+) -> Dataset:
+    """CIFAR-10 from the python batches: uint8 images, int64 labels 0..9, ``n_classes=10``.
+
+    ``path`` is the ``cifar-10-batches-py`` directory or its parent. ``train_batches`` chooses which of
+    ``data_batch_1..5`` form the training set (in the given order; ``(1,)`` = the first 10,000 images, enough
+    for the 1k/5k subsets of papers 001/002/004); ``test_batch`` is the test set. ``layout="NHWC"`` gives
+    ``(N, 32, 32, 3)`` (the JAX/Flax convention), ``"NCHW"`` ``(N, 3, 32, 32)``. Class names:
+    :data:`CIFAR10_CLASSES`. A missing directory or file raises :class:`DatasetNotFoundError` listing
+    the expected files and where to get them; a tampered pickle raises :class:`UnsafePickleError`.
+    """
+    if layout not in ("NHWC", "NCHW"):
+        raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
+    batches = [int(b) for b in train_batches]
+    if not batches or any(b not in range(1, 6) for b in batches) or len(set(batches)) != len(batches):
+        raise ValueError(f"train_batches must be distinct numbers in 1..5, got {list(train_batches)}")
+    directory = _cifar_dir(path)
+    needed = [f"data_batch_{b}" for b in batches] + ["test_batch"]
+    missing = [n for n in needed if not (directory / n).is_file()]
+    if missing:
+        state = "does not exist" if not directory.is_dir() else f"lacks {', '.join(missing)}"
+        raise DatasetNotFoundError(
+            f"cifar10: directory {directory} {state}; expected the python-version batch files "
+            f"{', '.join(CIFAR10_FILES)} (in cifar-10-batches-py/). {_CIFAR_HELP}"
+        )
+
+    def images(data: np.ndarray) -> np.ndarray:
+        x = data.reshape(-1, 3, 32, 32)
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
+
+    train = [read_cifar10_batch(directory / f"data_batch_{b}") for b in batches]
+    x_test, y_test = read_cifar10_batch(directory / "test_batch")
+    return make_dataset(
+        images(np.concatenate([d for d, _ in train])),
+        np.concatenate([lab for _, lab in train]),
+        images(x_test),
+        y_test,
+        n_classes=10,
+        description={
+            "source": {"kind": "cifar10", "train_batches": batches, "layout": layout},
+            "targets": "labels",
+        },
+    )
