@@ -332,8 +332,8 @@ def test_per_step_expressions_index_and_reduce_within_a_step():
 def test_ordering_pass_fail_over_and_unknown_label():
     """Sweep-level ordering of final values: strict, along ``over`` (or the labels), margin = smallest gap.
 
-    Oracle: the constructed finals (3, 2, 1); ties fail; an unknown label in ``over`` is not applicable
-    and is named in the detail.
+    Oracle: the constructed finals (3, 2, 1); ties fail; gaps must exceed ``min_gap``; an unknown label in
+    ``over`` fails the check (a spec/sweep mismatch must not pass silently) and is named in the detail.
     """
     labels, finals = ["gd", "phb", "gd->phb"], [3.0, 2.0, 1.0]
 
@@ -349,8 +349,12 @@ def test_ordering_pass_fail_over_and_unknown_label():
     assert r.passed and r.margin == 2.0 and list(r.values) == ["gd->phb", "gd"]
     r = ordering(order(order="decreasing"), labels, [3.0, 3.0, 1.0])
     assert not r.passed and r.margin == 0.0
+    r = ordering(order(order="decreasing", min_gap=0.5), labels, finals)
+    assert r.passed and r.margin == 0.5
+    r = ordering(order(order="decreasing", min_gap=1.0), labels, finals)
+    assert not r.passed and r.margin == 0.0
     r = ordering(order(order="decreasing", over=["gd", "zz"]), labels, finals)
-    assert not r.applicable and r.passed and math.isnan(r.margin) and "zz" in r.detail
+    assert r.applicable and not r.passed and math.isnan(r.margin) and "zz" in r.detail
 
 
 # ------------------------------------------------------------------------------ lemma 6 / theorem 2

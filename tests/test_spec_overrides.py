@@ -212,3 +212,9 @@ def test_multirun_axes_feed_grid() -> None:
     axes = [parse_multirun("optimizer.lr=0.1,0.2"), parse_multirun("seed=range(2)")]
     points = expand_grid(axes)
     assert [tuple(p.values()) for p in points] == [(0.1, 0), (0.1, 1), (0.2, 0), (0.2, 1)]
+
+
+def test_empty_collections_are_values():
+    """`key=[]` and `key={}` clear a list or mapping (e.g. `events=[]`)."""
+    assert parse_override("events=[]") == (("events",), [])
+    assert parse_override("constants={}") == (("constants",), {})

@@ -218,7 +218,7 @@ def _theorem2(check: m.Theorem2Check, spec: m.Spec, series: Series) -> CheckResu
             return CheckResult.not_applicable("theorem2", reason, {})
     eta, beta = setting
     eps = eta * float(u[0]) ** 2 - 2.0  # u₀² = (2 + ε)/η (paper 000 §3.3)
-    return phb_relu.theorem2(u, v, eta, beta, eps, **({"tol": check.tol} if check.tol else {}))
+    return phb_relu.theorem2(u, v, eta, beta, eps, **({} if check.tol is None else {"tol": check.tol}))
 
 
 # ----------------------------------------------------------------------------------------- dispatch
@@ -248,22 +248,24 @@ def run_checks(spec: m.Spec, series: Series, references: Mapping[str, float]) ->
 
 
 def ordering(check: m.OrderingCheck, labels: Sequence[str], finals: Sequence[float]) -> CheckResult:
-    """Sweep-level: ``finals`` (one per label) strictly ordered along ``check.over`` (or ``labels``)."""
+    """Sweep-level: ``finals`` (one per label) ordered along ``check.over`` (or ``labels``), consecutive
+    values differing by more than ``check.min_gap``. Labels that name no run fail the check."""
     over = check.over or list(labels)
     index = {label: i for i, label in enumerate(labels)}
     missing = [lab for lab in over if lab not in index]
+    name = f"ordering {check.of}"
     if missing:
-        return CheckResult.not_applicable(
-            f"ordering {check.of}", f"no runs labelled {', '.join(missing)}", {}
-        )
+        detail = f"no runs labelled {', '.join(missing)} (labels: {', '.join(labels)})"
+        return CheckResult(name, False, float("nan"), detail, {})
     values = [finals[index[lab]] for lab in over]
     gaps = np.diff(values) if check.order == "increasing" else -np.diff(values)
-    margin = float(np.min(gaps)) if gaps.size else float("nan")
+    margin = float(np.min(gaps)) - check.min_gap if gaps.size else float("nan")
     relation = " < " if check.order == "increasing" else " > "
     return CheckResult(
-        name=f"ordering {check.of}",
+        name=name,
         passed=bool(gaps.size == 0 or margin > 0),
         margin=margin,
-        detail=relation.join(f"{lab} {v:.6g}" for lab, v in zip(over, values, strict=True)),
+        detail=relation.join(f"{lab} {v:.10g}" for lab, v in zip(over, values, strict=True))
+        + (f" (min gap {check.min_gap:g})" if check.min_gap else ""),
         values={lab: float(v) for lab, v in zip(over, values, strict=True)},
     )

@@ -37,7 +37,7 @@ from eosdsl.spec.scope import Scope, parse
 RUNNING, COMPLETED, STOPPED, DIVERGED = 0, 1, 2, 3
 STATUS_NAMES = {RUNNING: "running", COMPLETED: "completed", STOPPED: "stopped", DIVERGED: "diverged"}
 
-NOT_IN_PROGRAM = frozenset({"name", "description", "tags", "seed", "checks", "sweep", "runtime"})
+NOT_IN_PROGRAM = frozenset({"name", "description", "tags", "seed", "checks", "sweep", "runtime", "data_seed"})
 """Spec fields the compiled program never reads (they do not enter the structure key)."""
 
 
@@ -186,8 +186,8 @@ class Program:
             return ctx["loss"] < self.scope(trig.loss.below), nan
         if trig.step is not None:
             return ctx["step"] >= trig.step.at, nan
-        value = self.scope.eval(trig.expr, **ctx)
-        return jnp.asarray(value != 0) if value.dtype != bool else value, nan
+        value = jnp.asarray(self.scope.eval(trig.expr, **ctx))
+        return jnp.all(value != 0), nan  # a condition on a vector holds when it holds for every component
 
     def step(self, state: State, data: Any) -> tuple[State, dict[str, Any]]:
         """One step (see the module docstring); a no-op once the run has ended."""

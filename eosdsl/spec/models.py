@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 Scalar = Annotated[
     float | str,
@@ -257,6 +257,24 @@ Threshold = Annotated[
 ]
 
 
+def _number_as_expression(value: Any) -> Any:
+    """Let a plain number stand where an expression is expected (``rhs: 1e-6``)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(float(value))
+    return value
+
+
+CheckExpr = Annotated[
+    str,
+    BeforeValidator(_number_as_expression),
+    Field(description="A number or an expression over recorded series (by expression name) and constants."),
+]
+Bound = Annotated[
+    float | str,
+    Field(description="A number or an expression over the final values of recorded series and constants."),
+]
+
+
 class SharpnessTrigger(Model):
     """Fires when the Hessian sharpness crosses ``threshold`` (a sign change between two steps)."""
 
@@ -378,9 +396,9 @@ class FinalCheck(Model):
     """The final value of ``of`` (a series or an expression over final values) against bounds."""
 
     kind: Literal["final"]
-    of: str
-    below: Threshold | None = None
-    above: Threshold | None = None
+    of: CheckExpr
+    below: Bound | None = None
+    above: Bound | None = None
     tol: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
@@ -394,9 +412,9 @@ class InequalityCheck(Model):
     """Per-step ``lhs op rhs`` (with tolerance ``tol``) over recorded series, optionally in a step window."""
 
     kind: Literal["inequality"]
-    lhs: str
+    lhs: CheckExpr
     op: Literal["<=", "<", ">=", ">"]
-    rhs: str
+    rhs: CheckExpr
     tol: float = Field(0.0, ge=0)
     steps: tuple[int, int] | None = Field(None, description="Inclusive [first, last] step window.")
 
@@ -405,7 +423,7 @@ class MonotoneCheck(Model):
     """``of`` is monotone along the run within ``tol`` per step."""
 
     kind: Literal["monotone"]
-    of: str
+    of: CheckExpr
     direction: Literal["nonincreasing", "nondecreasing"]
     tol: float = Field(0.0, ge=0)
 
@@ -417,9 +435,10 @@ class OrderingCheck(Model):
     """
 
     kind: Literal["ordering"]
-    of: str
+    of: CheckExpr
     order: Literal["decreasing", "increasing"]
     over: list[str] | None = None
+    min_gap: float = Field(0.0, ge=0, description="Consecutive values must differ by more than this.")
 
 
 class Lemma6Check(Model):
@@ -433,7 +452,7 @@ class Theorem2Check(Model):
     """Paper 000 Theorem 2: u_T ≤ C_u/(1 + η C_v) with τ_u, C_u, C_v of eq. (3)."""
 
     kind: Literal["theorem2"]
-    tol: float = Field(0.0, ge=0)
+    tol: float | None = Field(None, ge=0, description="Slack on u_T; default: round-off scale of the dtype.")
 
 
 Check = Annotated[

@@ -104,7 +104,7 @@ def parse_value(text: str) -> Any:
     except YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise OverrideError(f"invalid value {text!r}: {' '.join(str(problem).split())}") from None
-    if isinstance(node, dict | list) and not _flow_style(node):
+    if isinstance(node, dict | list) and node and not _flow_style(node):  # `[]`/`{}` are flow by nature
         raise OverrideError(f"invalid value {text!r}: use flow syntax ([1, 2] or {{a: 1}}) or quote it")
     try:
         return to_plain(node)

@@ -10,4 +10,4 @@ from eosdsl.spec.models import Spec
 def spec_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of an eosdsl spec file."""
     schema = Spec.model_json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "eosdsl spec", **schema}
+    return {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "eosdsl spec"}

@@ -23,6 +23,7 @@ Path = tuple[str | int, ...]
 
 RUNTIME_NAMES = ("mss", "lr", "lr_applied", "step")
 REFERENCES = {"ldn_regression": ("test_loss_min_l1", "test_loss_min_l2")}
+HAS_TEST_LOSS = frozenset({"ldn_regression"})
 
 
 def param_names(problem: m.Problem) -> list[str]:
@@ -137,6 +138,15 @@ class _Checker:
 
     def measures_and_checks(self) -> None:
         spec = self.spec
+        for i, meas in enumerate(spec.measure):
+            if meas.kind == "test_loss" and spec.problem.kind not in HAS_TEST_LOSS:
+                self.errors.append(
+                    LocatedError(
+                        ("measure", i, "kind"),
+                        f"test_loss is defined for {', '.join(sorted(HAS_TEST_LOSS))} "
+                        f"problems, not {spec.problem.kind}",
+                    )
+                )
         known = [*self.constants, *REFERENCES.get(spec.problem.kind, ())]
         recorded = [
             n

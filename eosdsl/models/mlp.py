@@ -1,0 +1,358 @@
+"""Fully connected networks, plus the layer primitives every model in :mod:`eosdsl.models` shares.
+
+MLP (``kind: mlp``), with ``h_0 = flatten(x)``:
+
+    z_l = m_W · h_{l−1} W_l + m_b · b_l,   (optionally z_l ← BN(z_l)),   h_l = σ_l(z_l),   l = 1..L
+    f(x) = m_W · h_L W_out + m_b · b_out
+
+``W_l`` has shape ``(fan_in, fan_out)`` (flax's orientation; the digests' ``W_l`` is its transpose). The
+multipliers ``m_W, m_b`` are 1 except under the NTK parametrization (:mod:`eosdsl.models.init`).
+
+- Paper 004's fMNIST MLP (digest seed-004 §4.13) is ``in_dim=784, widths=(32, 32, 32, 32), out=10,
+  bias=False, activation="relu"``: 784·32 + 3·32·32 + 32·10 = 28,480 parameters.
+- The locuslab ``fc-relu`` of paper 000 (digest seed-000 §2, §5.4) is ``in_dim=3072, widths=(200, 200),
+  out=10, bias=True, init="torch_default"``: 3072·200+200 + 200·200+200 + 200·10+10 = 656,810.
+- Paper 002's 2-layer nets (digest seed-002 §4.0) are ``widths=(m,), bias=False`` with activation tanh /
+  relu / cubic and optionally ``norm="batch", norm_affine=False`` (``BatchNorm1d(affine=False)`` between
+  the first linear layer and the activation).
+
+Batch norm here is always in *training mode with full-batch statistics*: the mean and the (biased)
+variance are taken over the batch passed to ``apply`` (per feature/channel), there are no running
+averages and no mutable state, so the network output — and the training loss — is a function of the
+parameters and the batch alone. ``ghost`` batch norm takes the statistics over fixed, consecutive chunks
+of ``ghost_size`` examples in the order given (paper 004's GhostBatchNorm, digest seed-004 §4.13); a
+last, shorter chunk is normalized over its own examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from eosdsl.models.init import LayerInit, canonical_scheme, ones, zeros
+
+Array = jax.Array
+PRECISION = jax.lax.Precision.HIGHEST
+"""Matmuls and convolutions run at full precision (no TF32/bf16 passes on accelerators): sharpness
+measurements near 2/η are sensitive to the last digits of float32 Hessian-vector products."""
+
+# ------------------------------------------------------------------------------------------ activations
+
+
+def _cubic(x: Array) -> Array:
+    return x * x * x
+
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "elu": jax.nn.elu,
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "softplus": jax.nn.softplus,
+    "swish": jax.nn.silu,
+    "identity": lambda x: x,
+    "cubic": _cubic,
+}
+"""σ by name. ``gelu`` is the exact erf form (PyTorch's default, not flax's tanh approximation);
+``swish`` is x·sigmoid(x) (= SiLU); ``cubic`` is x³ (paper 002's degree-3 activation)."""
+
+_ACTIVATION_ALIASES = {"silu": "swish", "linear": "identity", "none": "identity"}
+
+
+def canonical_activation(name: str) -> str:
+    """Canonical activation name (aliases ``silu``, ``linear``, ``none``); ``ValueError`` if unknown."""
+    act = _ACTIVATION_ALIASES.get(name, name)
+    if act not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {tuple(ACTIVATIONS)}")
+    return act
+
+
+# ------------------------------------------------------------------------------------------ batch norm
+
+NormKind = Literal["none", "batch", "ghost"]
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """Batch-norm settings: ``kind`` ∈ {batch, ghost}, the ghost chunk size, affine params, ε."""
+
+    kind: Literal["batch", "ghost"]
+    ghost_size: int | None = None
+    affine: bool = True
+    eps: float = 1e-5
+
+
+def check_norm(norm: str, ghost_size: int | None, eps: float) -> None:
+    """Validate a model config's ``norm`` / ``ghost_size`` / ``eps`` triple."""
+    if norm not in ("none", "batch", "ghost"):
+        raise ValueError(f"norm must be 'none', 'batch' or 'ghost', got {norm!r}")
+    if norm == "ghost" and (ghost_size is None or int(ghost_size) < 1):
+        raise ValueError("norm 'ghost' needs ghost_size ≥ 1")
+    if norm != "ghost" and ghost_size is not None:
+        raise ValueError("ghost_size is only meaningful with norm 'ghost'")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+
+
+def _standardize(x: Array, eps: float) -> Array:
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps)
+
+
+def batch_norm(x: Array, *, ghost_size: int | None = None, eps: float = 1e-5) -> Array:
+    """Training-mode batch normalization without affine parameters: (x − μ)/√(σ² + ε).
+
+    μ and σ² (biased) are taken per feature (the last axis) over every other axis: the batch, and the
+    spatial positions for ``(N, H, W, C)`` inputs. With ``ghost_size = g < N`` the batch is split into the
+    fixed consecutive chunks ``[0, g), [g, 2g), …`` and each chunk uses its own statistics; a final chunk
+    of ``N mod g`` examples uses its own as well (a chunk of one example normalizes to 0). Pure: the
+    result depends on ``x`` only.
+    """
+    n = x.shape[0]
+    if ghost_size is None or ghost_size >= n:
+        return _standardize(x, eps)
+    g = int(ghost_size)
+    k = n // g
+    full = x[: k * g].reshape((k, g) + x.shape[1:])
+    parts = [jax.vmap(lambda c: _standardize(c, eps))(full).reshape((k * g,) + x.shape[1:])]
+    if n > k * g:
+        parts.append(_standardize(x[k * g :], eps))
+    return jnp.concatenate(parts, axis=0)
+
+
+class BatchNorm(nn.Module):
+    """``γ ⊙ batch_norm(x) + β`` (γ = ``scale`` init 1, β = ``bias`` init 0; omitted if not affine).
+
+    Training-mode, full-batch (or ghost-chunk) statistics; no running averages, no mutable collections.
+    """
+
+    spec: NormSpec
+    param_dtype: Any = jnp.float64
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        ghost = self.spec.ghost_size if self.spec.kind == "ghost" else None
+        y = batch_norm(x, ghost_size=ghost, eps=self.spec.eps)
+        if self.spec.affine:
+            c = x.shape[-1]
+            y = y * self.param("scale", ones, (c,), self.param_dtype) + self.param(
+                "bias", zeros, (c,), self.param_dtype
+            )
+        return y
+
+
+# ------------------------------------------------------------------------------------------ dense layer
+
+
+class DenseLayer(nn.Module):
+    """``m_W · x W + m_b · b`` then optional batch norm; params ``kernel`` (fan_in, features), ``bias``
+    and ``norm: {scale, bias}`` live together so that the layer is one named parameter group."""
+
+    features: int
+    layer_init: LayerInit
+    use_bias: bool = True
+    norm: NormSpec | None = None
+    param_dtype: Any = jnp.float64
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        fan_in = x.shape[-1]
+        init = self.layer_init
+        kernel = self.param("kernel", init.kernel(fan_in), (fan_in, self.features), self.param_dtype)
+        y = jnp.matmul(x, kernel, precision=PRECISION)
+        if (mw := init.weight_multiplier(fan_in)) != 1.0:
+            y = y * mw
+        if self.use_bias:
+            b = self.param("bias", init.bias(fan_in), (self.features,), self.param_dtype)
+            y = y + (b * init.bias_multiplier if init.bias_multiplier != 1.0 else b)
+        if self.norm is not None:
+            y = BatchNorm(self.norm, self.param_dtype, name="norm")(y)
+        return y
+
+
+# ------------------------------------------------------------------------------------------ MLP
+
+
+def _per_layer(value: Any, n: int, what: str) -> tuple[Any, ...]:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != n:
+            raise ValueError(f"{what}: expected one value or {n} per-layer values, got {len(value)}")
+        return tuple(value)
+    return (value,) * n
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """Config of ``kind: mlp``.
+
+    - ``in_dim``: input dimension (inputs of any shape ``(N, ...)`` are flattened to ``(N, in_dim)``).
+    - ``widths``: hidden widths (``()`` gives a linear model); ``out``: output dimension.
+    - ``activation``: one name or one per hidden layer (:data:`ACTIVATIONS`).
+    - ``bias``: biases in every layer; ``output_bias`` overrides it for the output layer (``None``: same).
+    - ``init``: one scheme or one per layer (hidden layers then the output layer); ``sigma`` likewise
+      (weight std for ``normal``, σ for ``ntk``); ``ntk_beta``: the NTK bias multiplier.
+    - ``weight_norms``: optional Frobenius norms (one per layer, ``None`` = keep) to which each drawn
+      kernel is rescaled at init (paper 002: PyTorch default init, then rescaled to prescribed ‖W_l‖_F).
+    - ``norm`` ∈ {none, batch, ghost} after the linear map and before σ, in the hidden layers listed in
+      ``norm_layers`` (``None`` = all hidden layers); ``ghost_size``; ``norm_affine``; ``eps``.
+    - ``dtype``: parameter dtype (``float32`` or ``float64``).
+    """
+
+    in_dim: int
+    widths: tuple[int, ...]
+    out: int = 1
+    activation: str | tuple[str, ...] = "relu"
+    bias: bool = True
+    output_bias: bool | None = None
+    init: str | tuple[str, ...] = "torch_default"
+    sigma: float | None | tuple[float | None, ...] = None
+    ntk_beta: float = 1.0
+    weight_norms: tuple[float | None, ...] | None = None
+    norm: NormKind = "none"
+    norm_layers: tuple[int, ...] | None = None
+    ghost_size: int | None = None
+    norm_affine: bool = True
+    eps: float = 1e-5
+    dtype: Literal["float32", "float64"] = "float64"
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        s(self, "in_dim", int(self.in_dim))
+        s(self, "widths", tuple(int(w) for w in self.widths))
+        s(self, "out", int(self.out))
+        if self.in_dim < 1 or self.out < 1 or any(w < 1 for w in self.widths):
+            raise ValueError("in_dim, out and every width must be ≥ 1")
+        nh, nl = len(self.widths), len(self.widths) + 1
+        act = self.activation
+        if isinstance(act, str):
+            s(self, "activation", canonical_activation(act))
+        else:
+            s(self, "activation", tuple(canonical_activation(a) for a in _per_layer(act, nh, "activation")))
+        init = self.init
+        if isinstance(init, str):
+            s(self, "init", canonical_scheme(init))
+        else:
+            s(self, "init", tuple(canonical_scheme(i) for i in _per_layer(init, nl, "init")))
+        if not isinstance(self.sigma, float | int | None):
+            s(self, "sigma", _per_layer(self.sigma, nl, "sigma"))
+        if self.weight_norms is not None:
+            s(self, "weight_norms", _per_layer(self.weight_norms, nl, "weight_norms"))
+        check_norm(self.norm, self.ghost_size, self.eps)
+        if self.norm_layers is not None:
+            s(self, "norm_layers", tuple(int(i) for i in self.norm_layers))
+            if any(not 0 <= i < nh for i in self.norm_layers):
+                raise ValueError(f"norm_layers must index hidden layers 0..{nh - 1}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        for layer in range(nl):
+            self.layer_init(layer)  # validates sigma for 'normal'
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers L + 1 (hidden layers plus the output layer)."""
+        return len(self.widths) + 1
+
+    def layer_init(self, layer: int) -> LayerInit:
+        """Init/parametrization of weight layer ``layer`` (0-based; ``len(widths)`` is the output)."""
+        n = self.n_layers
+        return LayerInit(
+            _per_layer(self.init, n, "init")[layer],
+            _per_layer(self.sigma, n, "sigma")[layer],
+            self.ntk_beta,
+        )
+
+    def activation_of(self, layer: int) -> str:
+        """Activation name of hidden layer ``layer``."""
+        return _per_layer(self.activation, len(self.widths), "activation")[layer]
+
+    def norm_of(self, layer: int) -> NormSpec | None:
+        """Batch-norm spec of hidden layer ``layer`` (``None``: no normalization there)."""
+        if self.norm == "none" or (self.norm_layers is not None and layer not in self.norm_layers):
+            return None
+        return NormSpec(self.norm, self.ghost_size, self.norm_affine, self.eps)  # type: ignore[arg-type]
+
+    @property
+    def has_output_bias(self) -> bool:
+        """Whether the output layer has a bias."""
+        return self.bias if self.output_bias is None else self.output_bias
+
+    @property
+    def param_dtype(self) -> Any:
+        """The jnp dtype of the parameters."""
+        return jnp.dtype(self.dtype)
+
+
+def layer_name(layer: int, n_hidden: int) -> str:
+    """Group name of weight layer ``layer``: ``layer0 … layer{L−1}`` then ``output``."""
+    return "output" if layer == n_hidden else f"layer{layer}"
+
+
+class MLP(nn.Module):
+    """The MLP of :class:`MLPConfig`; ``__call__(x, return_hidden)`` returns ``f`` or ``(f, [z_l])``.
+
+    The hidden values ``z_l`` are the inputs of the activations (after batch norm if any): the
+    pre-activations used for dead-ReLU counting.
+    """
+
+    config: MLPConfig
+
+    @nn.compact
+    def __call__(self, x: Array, return_hidden: bool = False) -> Array | tuple[Array, list[Array]]:
+        cfg = self.config
+        h = x.reshape((x.shape[0], -1))
+        if h.shape[-1] != cfg.in_dim:
+            raise ValueError(f"MLP expects {cfg.in_dim} input features, got {h.shape[-1]}")
+        hidden = []
+        nh = len(cfg.widths)
+        for layer, width in enumerate(cfg.widths):
+            z = DenseLayer(
+                width,
+                cfg.layer_init(layer),
+                cfg.bias,
+                cfg.norm_of(layer),
+                cfg.param_dtype,
+                name=layer_name(layer, nh),
+            )(h)
+            hidden.append(z)
+            h = ACTIVATIONS[cfg.activation_of(layer)](z)
+        f = DenseLayer(
+            cfg.out, cfg.layer_init(nh), cfg.has_output_bias, None, cfg.param_dtype, name=layer_name(nh, nh)
+        )(h)
+        return (f, hidden) if return_hidden else f
+
+
+def mlp_param_count(cfg: MLPConfig) -> int:
+    """P = Σ_l (d_{l−1}·d_l + [bias_l]·d_l) + Σ_{normalized l} [affine]·2·d_l, with d_0 = in_dim,
+    d_{L+1} = out (the formula, not a count of leaves)."""
+    dims = (cfg.in_dim, *cfg.widths, cfg.out)
+    total = 0
+    for layer in range(cfg.n_layers):
+        fan_in, fan_out = dims[layer], dims[layer + 1]
+        has_bias = cfg.has_output_bias if layer == len(cfg.widths) else cfg.bias
+        total += fan_in * fan_out + (fan_out if has_bias else 0)
+        if layer < len(cfg.widths) and (spec := cfg.norm_of(layer)) is not None and spec.affine:
+            total += 2 * fan_out
+    return total
+
+
+def rescale_weight_norms(params: dict[str, Any], cfg: MLPConfig) -> dict[str, Any]:
+    """Rescale each kernel to the Frobenius norm in ``cfg.weight_norms`` (``None`` entries untouched)."""
+    if cfg.weight_norms is None:
+        return params
+    out = dict(params)
+    nh = len(cfg.widths)
+    for layer, target in enumerate(cfg.weight_norms):
+        if target is None:
+            continue
+        name = layer_name(layer, nh)
+        kernel = params[name]["kernel"]
+        norm = jnp.linalg.norm(kernel)
+        out[name] = {**params[name], "kernel": kernel * (target / jnp.where(norm > 0, norm, 1.0))}
+    return out
