@@ -6,6 +6,7 @@ API call it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import time
@@ -40,6 +41,7 @@ class Outcome:
     reused: bool
     label: str | None = None
     notice: str | None = None
+    point: Point | None = None
 
 
 def _now() -> str:
@@ -160,18 +162,35 @@ def run_one(
 
 
 def sweep_checks(spec: m.Spec, outcomes: Sequence[Outcome]) -> list[CheckResult]:
-    """The sweep-level checks of ``spec`` (``ordering``) over its points' stored runs."""
+    """The sweep-level checks of ``spec`` (``ordering``) over its points' stored runs.
+
+    An ordering whose ``over`` names case labels is checked among the cases at each grid point (one
+    result per grid point when there is a grid); otherwise it orders the points by their full labels.
+    """
     results = []
-    labels = [o.label or o.run.short_id for o in outcomes]
     for check in spec.checks:
         if not isinstance(check, m.OrderingCheck):
             continue
-        finals = []
-        for o in outcomes:
-            series = {name: o.run.series(name) for name in o.run.series_names()}
-            finals.append(final_value(check.of, series, scalars_of(o.spec, o.run.info.get("references", {}))))
-        results.append(ordering(check, labels, finals))
+        finals = [_final_of(check.of, o) for o in outcomes]
+        cases = {o.point.case for o in outcomes}
+        by_case = check.over is not None and set(check.over) <= cases and any(o.point.grid for o in outcomes)
+        if not by_case:
+            labels = [o.label or o.run.short_id for o in outcomes]
+            results.append(ordering(check, labels, finals))
+            continue
+        groups: dict[str, list[int]] = {}
+        for i, o in enumerate(outcomes):
+            groups.setdefault(o.point.grid, []).append(i)
+        for grid, members in groups.items():
+            result = ordering(check, [outcomes[i].point.case for i in members], [finals[i] for i in members])
+            results.append(dataclasses.replace(result, name=f"{result.name} [{grid}]"))
     return results
+
+
+def _final_of(source: str, outcome: Outcome) -> float:
+    run = outcome.run
+    series = {name: run.series(name) for name in run.series_names()}
+    return final_value(source, series, scalars_of(outcome.spec, run.info.get("references", {})))
 
 
 def run_points(
@@ -185,7 +204,7 @@ def run_points(
     outcomes = []
     for point in points:
         outcome = run_one(point.spec, registry, progress(point) if progress else None, reuse=reuse)
-        outcome.label = point.label
+        outcome.label, outcome.point = point.label, point
         outcomes.append(outcome)
     if len(points) == 1 and points[0].label is None:
         return outcomes, [], None

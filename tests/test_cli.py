@@ -117,3 +117,13 @@ def test_schema_is_json_schema():
     assert {"name", "problem", "optimizer", "train", "measure", "checks", "sweep"} <= set(
         schema["properties"]
     )
+
+
+def test_case_ordering_is_checked_at_each_grid_point(tmp_path):
+    """Cases × a `-m` grid: an ordering over case labels holds among the cases at every grid point."""
+    spec = ROOT / "specs" / "phb-catapults" / "relu-scalar-four-scenarios.yaml"
+    result = invoke("run", spec, "-m", "train.steps=2500,3000", "--registry", tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "ordering sharpness" in line]
+    assert len(lines) == 2 and all("✓" in line for line in lines)
+    assert "[train.steps=2500]" in lines[0] and "[train.steps=3000]" in lines[1]

@@ -19,11 +19,17 @@ Path_ = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class Point:
-    """One run of a sweep: its label (``None`` for a spec without a sweep), spec and assignments."""
+    """One run of a sweep: its label (``None`` for a spec without a sweep), spec and assignments.
+
+    ``case`` is the case label (``None`` without cases) and ``grid`` the grid part of the label
+    (``""`` without a grid): ``label`` is ``case,grid`` joined.
+    """
 
     label: str | None
     spec: m.Spec
     assignments: dict[str, Any]
+    case: str | None = None
+    grid: str = ""
 
 
 def _format_value(value: Any) -> str:
@@ -57,11 +63,10 @@ def expand(
         for grid_point in expand_grid(axes) if axes else [{}]:
             assignments = [(split_dotted(k), v) for k, v in (case.set.items() if case else [])]
             assignments += list(grid_point.items())
-            parts = ([case.label] if case else []) + [
-                f"{format_path(p)}={_format_value(v)}" for p, v in grid_point.items()
-            ]
-            label = ",".join(parts)
+            grid = ",".join(f"{format_path(p)}={_format_value(v)}" for p, v in grid_point.items())
+            label = ",".join(part for part in (case.label if case else "", grid) if part)
             raw = point_data(data, assignments)
             raw["name"] = f"{base.name}[{label}]"
-            points.append(Point(label, validate(raw, label), {format_path(p): v for p, v in assignments}))
+            assigned = {format_path(p): v for p, v in assignments}
+            points.append(Point(label, validate(raw, label), assigned, case.label if case else None, grid))
     return points
