@@ -221,6 +221,52 @@ def _theorem2(check: m.Theorem2Check, spec: m.Spec, series: Series) -> CheckResu
     return phb_relu.theorem2(u, v, eta, beta, eps, **({} if check.tol is None else {"tol": check.tol}))
 
 
+# ---------------------------------------------------------------------------- paper 001 named checks
+
+
+def _loss_scale(spec: m.Spec, references: Mapping[str, float]) -> float | str:
+    """s with L = s·Σ‖D‖² for the spec's MSE loss, or why there is none."""
+    loss = getattr(spec.problem, "loss", None)
+    if loss is None or loss.kind != "mse":
+        return "the identity is stated for a mean-squared-error loss"
+    n, k = references.get("n_train"), references.get("n_outputs", 1.0)
+    per = {"half_sum_over_n": 1 / (2 * n), "sum_over_n": 1 / n, "mean": 1 / (n * k)}[loss.convention]
+    return per * loss.scale
+
+
+def _output_norm_identity(
+    check: m.OutputNormIdentityCheck, spec: m.Spec, series: Series, references: Mapping[str, float]
+) -> CheckResult:
+    name = "output_norm_identity"
+    opt = spec.optimizer
+    if not isinstance(opt, m.GD) or not isinstance(opt.lr, float | str) or spec.events:
+        return CheckResult.not_applicable(name, "the identity is stated for GD at a constant rate", {})
+    scale = _loss_scale(spec, references)
+    norm = _every_step(series, f"norm2.{check.group}")
+    grad = _every_step(series, f"grad_norm2.{check.group}")
+    dot = _every_step(series, "residual.dot")
+    for reason in (scale, norm, grad, dot):
+        if isinstance(reason, str):
+            return CheckResult.not_applicable(name, reason, {})
+    from eosdsl.spec.scope import Scope
+
+    eta = float(Scope(spec.constants, np.float64)(opt.lr))
+    lhs = np.diff(norm)
+    first = -4 * eta * scale * dot[:-1]
+    second = eta**2 * grad[:-1]
+    error = np.abs(lhs - (first + second)) / np.maximum(np.abs(first) + np.abs(second), np.finfo(float).tiny)
+    worst = int(np.argmax(error))
+    margin = float(check.rel_tol - error[worst])
+    return CheckResult(
+        name=name,
+        passed=bool(margin >= 0),
+        margin=margin,
+        detail=f"max relative error {float(error[worst]):.3g} at step {worst} over {lhs.size} steps "
+        f"(tol {check.rel_tol:g})",
+        values={"max_rel_error": float(error[worst]), "worst_step": worst},
+    )
+
+
 # ----------------------------------------------------------------------------------------- dispatch
 
 
@@ -240,6 +286,8 @@ def run_checks(spec: m.Spec, series: Series, references: Mapping[str, float]) ->
                 results.append(_lemma6(check, spec, series))
             elif isinstance(check, m.Theorem2Check):
                 results.append(_theorem2(check, spec, series))
+            elif isinstance(check, m.OutputNormIdentityCheck):
+                results.append(_output_norm_identity(check, spec, series, references))
         except KeyError as err:  # a series the check needs was not recorded
             results.append(CheckResult.not_applicable(check.kind, str(err.args[0]), {}))
         except (ArithmeticError, ValueError, TypeError, IndexError) as err:  # ExprError is a ValueError

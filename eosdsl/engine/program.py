@@ -31,6 +31,7 @@ from eosdsl.engine.traced import float_leaves, replace_floats, structure_key
 from eosdsl.optim.optimizers import StepInputs, build_rule
 from eosdsl.optim.schedules import build_schedule
 from eosdsl.problems.build import problem_fns
+from eosdsl.problems.supervised import series_names as supervised_series
 from eosdsl.spec import models as m
 from eosdsl.spec.scope import Scope, parse
 
@@ -92,17 +93,26 @@ def optimizers_of(spec: m.Spec) -> list[m.Optimizer]:
     return [spec.optimizer] + [e.do.switch_optimizer for e in spec.events if e.do.switch_optimizer]
 
 
-def series_of(spec: m.Spec, param_names: list[str]) -> dict[str, int]:
+class Layout(NamedTuple):
+    """What the program must know about the problem before tracing (static, hashable)."""
+
+    param_names: tuple[str, ...]  # parameters visible to expressions and `params` series (toys, LDN)
+    groups: tuple[str, ...]  # top-level parameter groups (a network's layers)
+    network: tuple | None = None  # a supervised problem's network config
+
+
+def series_of(spec: m.Spec, layout: Layout) -> dict[str, int]:
     """Recorded series → cadence, from the spec's ``measure`` list."""
+    network = dict(layout.network or ())
     out: dict[str, int] = {}
     for meas in spec.measure:
         if isinstance(meas, m.DerivedMeasure):
             continue
         names = {
-            "params": [f"params.{p}" for p in param_names],
+            "params": [f"params.{p}" for p in layout.param_names],
             "lr": ["lr", "lr_applied"],
             "sharpness": ["sharpness", "sharpness.residual"],
-        }.get(meas.kind, [meas.kind])
+        }.get(meas.kind) or supervised_series(meas.kind, network, list(layout.groups))
         for name in names:
             out[name] = min(out.get(name, meas.every), meas.every)
     return out
@@ -116,17 +126,20 @@ def _tree_finite(tree: Any) -> jnp.ndarray:
 class Program:
     """The step function of one spec, built inside a trace (the spec's floats may be tracers)."""
 
-    def __init__(self, spec: m.Spec, param_names: list[str]) -> None:
+    def __init__(self, spec: m.Spec, layout: Layout) -> None:
         self.spec = spec
         self.dtype = dtype_of(spec)
         self.scope = Scope(spec.constants, self.dtype)
-        self.fns = problem_fns(spec.problem, self.scope)
+        self.fns = problem_fns(spec.problem, self.scope, layout.network)
         optimizers = optimizers_of(spec)
         self.rules = [build_rule(o, self.scope) for o in optimizers]
         self.schedules = [build_schedule(o.lr, self.scope) for o in optimizers]
         self.triggers = triggers_of(spec)
-        self.param_names = param_names
-        self.cadence = series_of(spec, param_names)
+        self.param_names = list(layout.param_names)
+        self.cadence = series_of(spec, layout)
+        self.measure_every = {
+            meas.kind: meas.every for meas in spec.measure if meas.kind in self.fns.measures
+        }
         switch_targets = iter(range(1, len(optimizers)))
         self.switch_index = [
             next(switch_targets) if (a is not None and a.switch_optimizer) else -1 for _, a in self.triggers
@@ -213,7 +226,7 @@ class Program:
 
         diverged = ~(jnp.isfinite(loss) & _tree_finite(state.params))
         ctx = {
-            **state.params,
+            **{k: state.params[k] for k in self.param_names},
             "loss": loss,
             "lr": lr,
             "lr_applied": lr_app,
@@ -261,6 +274,8 @@ class Program:
         if "test_loss" in self.cadence:
             values["test_loss"] = self.fns.test_loss(state.params, data) if self.fns.test_loss else nan
         values.update({f"params.{k}": state.params[k] for k in self.param_names})
+        for kind, every in self.measure_every.items():
+            values.update(self._measure(kind, ended | (t % every == 0), state.params, data))
         out = {"step": t}
         for name, every in self.cadence.items():
             out[name] = values[name]
@@ -291,6 +306,17 @@ class Program:
         )
         return new_state, out
 
+    def _measure(self, kind: str, due: jnp.ndarray, params: Any, data: Any) -> dict[str, jnp.ndarray]:
+        """A supervised measure's values, computed only at the steps where it is recorded."""
+        measure = self.fns.measures[kind]
+
+        def fn(p: Any, d: Any) -> dict[str, jnp.ndarray]:  # every series in the run's dtype
+            return jax.tree.map(lambda x: jnp.asarray(x, self.dtype), measure(p, d))
+
+        blank = jax.eval_shape(fn, params, data)
+        skip = lambda p: jax.tree.map(lambda x: jnp.full(x.shape, jnp.nan, self.dtype), blank)  # noqa: E731
+        return lax.cond(due, lambda p: fn(p, data), skip, params)
+
     def _branch(self, k: int, grad_fn: Any) -> Any:
         """Branch ``k`` of the optimizer switch: rule k's update, touching only its own extra state."""
         rule = self.rules[k]
@@ -306,26 +332,26 @@ class Program:
 # ------------------------------------------------------------------------------- jitted entry points
 
 
-def _program(structure: Structure, hparams: list[Any], param_names: tuple[str, ...]) -> Program:
+def _program(structure: Structure, hparams: list[Any], layout: Layout) -> Program:
     spec = replace_floats(structure.template, hparams, NOT_IN_PROGRAM.__contains__)
-    return Program(spec, list(param_names))
+    return Program(spec, layout)
 
 
 @jax.jit(static_argnums=(0, 2))
-def init_state(structure: Structure, hparams: list[Any], param_names: tuple[str, ...], params: Any) -> State:
+def init_state(structure: Structure, hparams: list[Any], layout: Layout, params: Any) -> State:
     """The initial state of a run (jitted; one compilation per structure)."""
-    return _program(structure, hparams, param_names).init(params)
+    return _program(structure, hparams, layout).init(params)
 
 
 @jax.jit(static_argnums=(0, 2, 3))
 def run_chunk(
     structure: Structure,
     hparams: list[Any],
-    param_names: tuple[str, ...],
+    layout: Layout,
     length: int,
     state: State,
     data: Any,
 ) -> tuple[State, dict[str, Any]]:
     """``length`` steps under ``lax.scan``; outputs are stacked per step with validity masks."""
-    program = _program(structure, hparams, param_names)
+    program = _program(structure, hparams, layout)
     return lax.scan(lambda s, _: program.step(s, data), state, None, length=length)

@@ -17,6 +17,7 @@ import numpy as np
 
 from eosdsl.engine.program import (
     STATUS_NAMES,
+    Layout,
     State,
     Structure,
     dtype_of,
@@ -72,7 +73,14 @@ def prepare(spec: m.Spec) -> HostProblem:
     """The host-side inputs of ``spec`` (initial parameters, data, reference values)."""
     enable_x64()
     dtype = dtype_of(spec)
-    return host_problem(spec.problem, Scope(spec.constants, dtype))
+    return host_problem(spec.problem, Scope(spec.constants, dtype), spec.seed)
+
+
+def layout_of(spec: m.Spec, host: HostProblem) -> Layout:
+    """The static facts about ``spec``'s problem the compiled program is specialized to."""
+    groups = tuple(host.params)
+    names = () if host.network is not None else groups
+    return Layout(names, groups, host.network)
 
 
 def _event_labels(spec: m.Spec) -> list[tuple[str, str]]:
@@ -95,8 +103,8 @@ def execute(
     host = host or prepare(spec)
     structure = Structure.of(spec)
     hparams = hyperparameters(spec)
-    names = tuple(host.params)
-    state = init_state(structure, hparams, names, host.params)
+    layout = layout_of(spec, host)
+    state = init_state(structure, hparams, layout, host.params)
 
     total = spec.train.steps + 1  # steps 0..T are measured; T updates
     length = min(spec.runtime.chunk, total)
@@ -109,7 +117,7 @@ def execute(
     compile_done = None
     ended = int(state.status) != 0
     while not ended and position < math.ceil(total / length) * length:
-        state, out = run_chunk(structure, hparams, names, length, state, host.data)
+        state, out = run_chunk(structure, hparams, layout, length, state, host.data)
         output = jax.device_get(out)
         chunks.append(output)
         position += length
@@ -123,7 +131,7 @@ def execute(
 
     series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     steps = np.concatenate([c["step"] for c in chunks])
-    for name in series_of(spec, list(names)):
+    for name in series_of(spec, layout):
         valid = np.concatenate([c[f"{name}/valid"] for c in chunks])
         values = np.concatenate([c[name] for c in chunks])
         series[name] = (steps[valid].astype(np.int64), values[valid])

@@ -3,6 +3,10 @@
 Every ``float`` leaf of a spec model is a hyperparameter: inside the compiled program it is a traced
 scalar, so specs that differ only in numbers share one compiled program. Integers, strings, booleans
 and the shape of the model tree are static: they decide the program's structure.
+
+A model class with ``__static_floats__ = True`` (e.g. a network's config, whose numbers are baked into
+the compiled network) is opaque here: its floats are never traced, and they stay *in* the structure
+key, so two specs that differ in them never share a compiled program.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ def _is_leaf(value: Any) -> bool:
     return isinstance(value, float) and not isinstance(value, bool)
 
 
+def _is_static(value: Any) -> bool:
+    return isinstance(value, BaseModel) and getattr(type(value), "__static_floats__", False)
+
+
 def float_leaves(model: BaseModel, skip: Skip = lambda _: False) -> list[float]:
     """All float leaves of ``model`` in a fixed traversal order (fields named in ``skip`` excluded)."""
     out: list[float] = []
@@ -40,6 +48,8 @@ def float_leaves(model: BaseModel, skip: Skip = lambda _: False) -> list[float]:
     def walk(value: Any) -> None:
         if _is_leaf(value):
             out.append(value)
+        if _is_static(value):
+            return
         for _, child in _children(value, skip):
             walk(child)
 
@@ -57,6 +67,8 @@ def replace_floats(model: BaseModel, values: Sequence[Any], skip: Skip = lambda 
     def rebuild(value: Any) -> Any:
         if _is_leaf(value):
             return next(it)
+        if _is_static(value):
+            return value
         if isinstance(value, BaseModel):
             return value.model_copy(update={k: rebuild(v) for k, v in _children(value, skip)})
         if isinstance(value, list):
@@ -80,6 +92,8 @@ def structure_key(model: BaseModel, skip: Skip = lambda _: False) -> str:
     def strip(value: Any) -> Any:
         if _is_leaf(value):
             return None
+        if _is_static(value):
+            return value.model_dump(mode="json")
         if isinstance(value, BaseModel):
             return {k: strip(v) for k, v in _children(value, skip)}
         if isinstance(value, list | tuple):

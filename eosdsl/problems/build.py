@@ -19,8 +19,10 @@ from eosdsl.data.sparse_regression import (
     min_l2_interpolator,
     population_risk,
 )
+from eosdsl.problems import supervised
 from eosdsl.problems.toy import as_toy
 from eosdsl.spec import models as m
+from eosdsl.spec.networks import SupervisedProblem
 from eosdsl.spec.scope import Scope
 
 Params = dict[str, Any]
@@ -30,10 +32,11 @@ Data = dict[str, Any]
 class HostProblem(NamedTuple):
     """Concrete inputs of one run."""
 
-    params: Params  # initial parameters, name → array of the run's dtype
+    params: Params  # initial parameters, name → array (or group → subtree) of the run's dtype
     data: Data  # arrays the program reads (inputs, not constants, so grids over data share a compile)
     fingerprints: dict[str, str]  # content hashes of generated/loaded data (enter the run identity)
     references: dict[str, float]  # reference values stored with the run (e.g. interpolator baselines)
+    network: tuple | None = None  # a supervised problem's network config (static, hashable)
 
 
 class ProblemFns(NamedTuple):
@@ -41,6 +44,7 @@ class ProblemFns(NamedTuple):
 
     loss: Callable[[Params, Data], jnp.ndarray]
     test_loss: Callable[[Params, Data], jnp.ndarray] | None
+    measures: dict[str, Callable[[Params, Data], dict[str, jnp.ndarray]]] = {}  # supervised measures
 
 
 def _toy_env(toy: m.ToyProblem, scope: Scope, params: Params) -> dict[str, Any]:
@@ -50,9 +54,25 @@ def _toy_env(toy: m.ToyProblem, scope: Scope, params: Params) -> dict[str, Any]:
     return env
 
 
-def host_problem(problem: m.Problem, scope: Scope) -> HostProblem:
+def config_out(config: dict[str, Any]) -> int:
+    """The number of network outputs k of a network config."""
+    return int(config.get("out", config.get("k", 1)))
+
+
+def host_problem(problem: m.Problem, scope: Scope, seed: int = 0) -> HostProblem:
     """Initial parameters, data and references of ``problem`` (numbers resolved in ``scope``)."""
     dtype = scope.dtype
+    if isinstance(problem, SupervisedProblem):
+        precision = "float64" if np.dtype(dtype) == np.float64 else "float32"
+        params, data, ds, config = supervised.host_inputs(problem, precision, seed)
+        references = {
+            "n_train": float(ds.n_train),
+            "n_test": float(ds.n_test),
+            "n_outputs": float(config_out(config)),
+        }
+        return HostProblem(
+            params, data, {"dataset": ds.fingerprint}, references, tuple(sorted(config.items()))
+        )
     toy = as_toy(problem)
     if toy is not None:
         params = {
@@ -82,8 +102,12 @@ def host_problem(problem: m.Problem, scope: Scope) -> HostProblem:
     raise TypeError(f"unknown problem {problem!r}")
 
 
-def problem_fns(problem: m.Problem, scope: Scope) -> ProblemFns:
+def problem_fns(problem: m.Problem, scope: Scope, network: tuple | None = None) -> ProblemFns:
     """Loss (and test loss where defined) as functions of (params, data)."""
+    if isinstance(problem, SupervisedProblem):
+        fns = supervised.traced_fns(problem, dict(network or ()))
+        measures = {k: v for k, v in fns.items() if k not in ("loss", "test_loss")}
+        return ProblemFns(fns["loss"], fns["test_loss"], measures)
     toy = as_toy(problem)
     if toy is not None:
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+
+from eosdsl.spec.base import Model
+from eosdsl.spec.networks import SupervisedProblem
 
 Scalar = Annotated[
     float | str,
@@ -25,12 +28,6 @@ Scalar = Annotated[
     ),
 ]
 """A hyperparameter: a number or an expression string over ``constants``."""
-
-
-class Model(BaseModel):
-    """Base of every spec model: closed (unknown keys are errors) and with every default validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=False)
 
 
 # --------------------------------------------------------------------------------------------- problems
@@ -128,7 +125,7 @@ class LdnRegression(Model):
 
 
 Problem = Annotated[
-    ToyProblem | ReluScalar | LdnPoint | ProductChain | ScalarProduct | LdnRegression,
+    ToyProblem | ReluScalar | LdnPoint | ProductChain | ScalarProduct | LdnRegression | SupervisedProblem,
     Field(discriminator="kind"),
 ]
 
@@ -359,11 +356,30 @@ class Runtime(Model):
 
 # --------------------------------------------------------------------------------------- measurements
 
-SimpleKind = Literal["loss", "params", "lr", "mss", "grad_norm", "test_loss"]
+SimpleKind = Literal[
+    "loss",
+    "params",
+    "lr",
+    "mss",
+    "grad_norm",
+    "test_loss",
+    "accuracy",
+    "test_accuracy",
+    "group_norms",
+    "dead_units",
+    "residual",
+]
 
 
 class SimpleMeasure(Model):
-    """A built-in per-step quantity recorded every ``every`` steps."""
+    """A built-in per-step quantity recorded every ``every`` steps.
+
+    Toys and ``ldn_regression``: ``params``. Supervised problems: ``accuracy``, ``test_accuracy``,
+    ``group_norms`` (‖θ_g‖² per parameter group, e.g. ‖A‖² of the output layer, paper 001),
+    ``dead_units`` (hidden units whose pre-activation is ≤ 0 on every training input, per layer,
+    paper 000 App. E.2), ``residual`` (‖D‖ and DᵀF for D = F − Y, paper 001 §3). ``test_loss``:
+    ``ldn_regression`` and supervised problems with a test split.
+    """
 
     kind: SimpleKind
     every: int = Field(1, ge=1)
@@ -455,8 +471,24 @@ class Theorem2Check(Model):
     tol: float | None = Field(None, ge=0, description="Slack on u_T; default: round-off scale of the dtype.")
 
 
+class OutputNormIdentityCheck(Model):
+    """Paper 001's exact identity for a linear output layer A under GD at a constant rate η:
+    ‖A_{t+1}‖² − ‖A_t‖² = −4ηs·D_tᵀF_t + η²‖∇_A L_t‖², with L = s·Σ‖D‖² (s = 1/n for the paper's
+    L = ‖D‖²/n). Needs ``group_norms`` and ``residual`` recorded at every step."""
+
+    kind: Literal["output_norm_identity"]
+    group: str = Field("A", description="The output-layer group (`A` for two_layer_linear, else `output`).")
+    rel_tol: float = Field(1e-10, gt=0, description="|lhs − rhs| ≤ rel_tol·(|4ηs·DᵀF| + η²‖∇_A L‖²).")
+
+
 Check = Annotated[
-    FinalCheck | InequalityCheck | MonotoneCheck | OrderingCheck | Lemma6Check | Theorem2Check,
+    FinalCheck
+    | InequalityCheck
+    | MonotoneCheck
+    | OrderingCheck
+    | Lemma6Check
+    | Theorem2Check
+    | OutputNormIdentityCheck,
     Field(discriminator="kind"),
 ]
 

@@ -15,15 +15,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from eosdsl.expr import ExprError, compile_expr
+from eosdsl.problems import supervised
 from eosdsl.problems.toy import as_toy
 from eosdsl.spec import models as m
 from eosdsl.spec.errors import LocatedError
+from eosdsl.spec.networks import SupervisedProblem
 
 Path = tuple[str | int, ...]
 
 RUNTIME_NAMES = ("mss", "lr", "lr_applied", "step")
 REFERENCES = {"ldn_regression": ("test_loss_min_l1", "test_loss_min_l2")}
-HAS_TEST_LOSS = frozenset({"ldn_regression"})
+HAS_TEST_LOSS = frozenset({"ldn_regression", "supervised"})
+SUPERVISED_MEASURES = frozenset({"accuracy", "test_accuracy", "group_norms", "dead_units", "residual"})
 
 
 def param_names(problem: m.Problem) -> list[str]:
@@ -48,6 +51,10 @@ def series_names(spec: m.Spec) -> list[str]:
             names += ["lr", "lr_applied"]
         elif meas.kind == "sharpness":
             names += ["sharpness", "sharpness_residual"]
+        elif meas.kind in SUPERVISED_MEASURES and isinstance(spec.problem, SupervisedProblem):
+            config = spec.problem.model.model_dump()
+            groups = supervised.group_names(spec.problem.model)
+            names += [n.replace(".", "_") for n in supervised.series_names(meas.kind, config, groups)]
         else:
             names.append(meas.kind)
     return names
@@ -97,6 +104,8 @@ class _Checker:
 
     def problem(self, problem: m.Problem) -> None:
         const = self.constants
+        if isinstance(problem, SupervisedProblem):
+            return  # data, network and loss fields are plain values, not expressions
         toy = as_toy(problem)
         if isinstance(problem, m.ToyProblem):
             for name, value in problem.params.items():
@@ -138,7 +147,21 @@ class _Checker:
 
     def measures_and_checks(self) -> None:
         spec = self.spec
+        supervised = isinstance(spec.problem, SupervisedProblem)
         for i, meas in enumerate(spec.measure):
+            if meas.kind in SUPERVISED_MEASURES and not supervised:
+                self.errors.append(
+                    LocatedError(
+                        ("measure", i, "kind"), f"{meas.kind} is measured on supervised problems only"
+                    )
+                )
+            if meas.kind == "params" and supervised:
+                self.errors.append(
+                    LocatedError(
+                        ("measure", i, "kind"),
+                        "params series are for closed-form problems; on a network measure group_norms",
+                    )
+                )
             if meas.kind == "test_loss" and spec.problem.kind not in HAS_TEST_LOSS:
                 self.errors.append(
                     LocatedError(

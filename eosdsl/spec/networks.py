@@ -1,0 +1,168 @@
+"""Spec models of ``problem: {kind: supervised}``: a data source, a preprocessing pipeline, a network, a loss.
+
+The network models are generated from the config dataclasses of :mod:`eosdsl.models` (one source of
+truth for their fields and defaults), minus the fields the data decides: input size, output size and
+dtype (from ``precision``). Their numbers are baked into the compiled network, so they are *static*
+(``__static_floats__``): a grid over a network's numbers compiles once per value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, create_model
+
+from eosdsl.models.build import _CONFIGS
+from eosdsl.spec.base import Model
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+class Rank2Data(Model):
+    """y = x₁x₂ with x ~ N(0, I_d) ("Rank2-d-n", paper 000 App. E.3)."""
+
+    source: Literal["rank2"]
+    d: int = Field(400, ge=2)
+    n: int = Field(200, ge=1)
+    n_test: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0)
+
+
+class GaussianSpectrumData(Model):
+    """Binary classification, Gaussian inputs with a chosen covariance spectrum, ±1 labels of a linear
+    teacher (paper 001 §4). ``spectrum``: an exponent, an explicit list, or ``{power_law: …}`` /
+    ``{gap_plus_linear: …}`` (see :func:`eosdsl.data.synthetic.resolve_spectrum`)."""
+
+    source: Literal["gaussian_spectrum"]
+    spectrum: float | list[float] | dict[str, Any]
+    n: int = Field(200, ge=1)
+    d: int = Field(50, ge=1)
+    n_test: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0)
+    teacher_seed: int | None = None
+    spectrum_of: Literal["variance", "std"] = "variance"
+    center: bool = True
+    labels: Literal["linear_teacher_sign", "random_sign"] = "linear_teacher_sign"
+
+
+class GaussianMixtureData(Model):
+    """k Gaussian classes whose means are pairwise ``separation`` apart."""
+
+    source: Literal["gaussian_mixture"]
+    n: int = Field(ge=1)
+    d: int = Field(ge=1)
+    k: int = Field(ge=2)
+    separation: float = 4.0
+    seed: int = Field(0, ge=0)
+    n_test: int = Field(0, ge=0)
+
+
+class TeacherStudentData(Model):
+    """Regression targets of a random one-hidden-layer teacher network."""
+
+    source: Literal["teacher_student"]
+    n: int = Field(ge=1)
+    d: int = Field(ge=1)
+    width: int = Field(ge=1)
+    activation: str = "relu"
+    seed: int = Field(0, ge=0)
+    n_test: int = Field(0, ge=0)
+    out_dim: int = Field(1, ge=1)
+    noise_std: float = 0.0
+
+
+class FashionMnistData(Model):
+    """Fashion-MNIST from IDX files (default: the Debian package ``dataset-fashion-mnist``)."""
+
+    source: Literal["fashion_mnist"]
+    path: str | None = Field(None, description="Directory of the four IDX files (default: Debian's).")
+
+
+class Cifar10Data(Model):
+    """CIFAR-10 from a local ``cifar-10-batches-py`` directory (it cannot be downloaded here)."""
+
+    source: Literal["cifar10"]
+    path: str | None = Field(None, description="Directory holding data_batch_1..5 and test_batch (required).")
+
+
+DataSource = Annotated[
+    Rank2Data
+    | GaussianSpectrumData
+    | GaussianMixtureData
+    | TeacherStudentData
+    | FashionMnistData
+    | Cifar10Data,
+    Field(discriminator="source"),
+]
+
+# -------------------------------------------------------------------------------------------- networks
+
+DERIVED_FIELDS = frozenset({"in_dim", "d", "input_shape", "out", "k", "dtype"})
+"""Config fields eosdsl fills from the data and the spec's precision."""
+
+
+def _network_model(kind: str, config: type) -> type[Model]:
+    hints = typing.get_type_hints(config)
+    fields: dict[str, Any] = {"kind": (Literal[kind], ...)}
+    for f in dataclasses.fields(config):
+        if f.name in DERIVED_FIELDS:
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = ...
+        fields[f.name] = (hints[f.name], default)
+    name = "".join(part.title() for part in kind.split("_")) + "Network"
+    model = create_model(name, __base__=Model, __doc__=config.__doc__, **fields)
+    model.__static_floats__ = True
+    return model
+
+
+NETWORKS: dict[str, type[Model]] = {kind: _network_model(kind, cls) for kind, cls in _CONFIGS.items()}
+MlpNetwork = NETWORKS["mlp"]
+Network = Annotated[
+    typing.Union[tuple(NETWORKS.values())],  # noqa: UP007  (a runtime-built union)
+    Field(discriminator="kind"),
+]
+
+# ----------------------------------------------------------------------------------------------- loss
+
+
+class MSELoss(Model):
+    """Mean squared error with an explicit convention: ``half_sum_over_n`` = ½Σ‖f − y‖²/n (the original
+    EoS code), ``mean`` over all entries, ``sum_over_n`` = Σ‖f − y‖²/n; times ``scale``."""
+
+    kind: Literal["mse"]
+    convention: Literal["half_sum_over_n", "mean", "sum_over_n"] = "half_sum_over_n"
+    scale: float = 1.0
+
+
+class CrossEntropyLoss(Model):
+    """Softmax cross-entropy, mean over examples (integer or one-hot targets)."""
+
+    kind: Literal["cross_entropy"]
+
+
+MSELoss.__static_floats__ = True  # `scale` is baked into the compiled loss
+Loss = Annotated[MSELoss | CrossEntropyLoss, Field(discriminator="kind")]
+
+# ---------------------------------------------------------------------------------------------- problem
+
+
+class SupervisedProblem(Model):
+    """Full-batch training of ``model`` on ``data`` (after ``pipeline``) under ``loss``.
+
+    ``pipeline`` lists preprocessing steps applied in order, e.g. ``[{take_first: {n_train: 1000,
+    n_test: 200}}, scale, {standardize: {mode: global}}, flatten, one_hot]`` (steps of
+    :data:`eosdsl.data.preprocess.STEPS`). The content hash of the final arrays enters the run identity.
+    """
+
+    kind: Literal["supervised"]
+    data: DataSource
+    pipeline: list[str | dict[str, Any]] = Field(default_factory=list)
+    model: Network
+    loss: Loss
