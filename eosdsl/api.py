@@ -23,10 +23,11 @@ import numpy as np
 
 from eosdsl.checks.result import CheckResult
 from eosdsl.registry.store import Registry, Run, default_root
-from eosdsl.spec import models as m
 
 if TYPE_CHECKING:
     import xarray
+
+    from eosdsl.spec import models as m
 
 __all__ = ["RunView", "open_run"]
 
@@ -122,7 +123,9 @@ class RunView:
     @property
     def spec_model(self) -> m.Spec:
         """``spec.json`` validated as a :class:`~eosdsl.spec.models.Spec` (a new model on every access)."""
-        return m.Spec.model_validate(self._run.spec)
+        from eosdsl.spec.models import Spec  # imported on demand: reading runs needs no jax/flax
+
+        return Spec.model_validate(self._run.spec)
 
     @property
     def env(self) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 Test matrices are A = U diag(λ) Uᵀ with a prescribed spectrum λ and U a product of three random Householder
 reflections (dense A in O(P²) instead of an O(P³) random orthogonal matrix; Lanczos from a random Gaussian
 start vector is orthogonally invariant, so the eigenbasis does not matter beyond making every product
-dense). The oracle is ``numpy.linalg.eigvalsh`` of the very matrix handed to the solver (for float32,
-of the float32 matrix promoted to float64), itself checked against λ.
+dense). The oracle is ``numpy.linalg.eigvalsh`` of the float64 matrix, itself checked against λ; for the
+float32 runs the rounding A → A₃₂ moves eigenvalues by at most ‖A₃₂ − A‖_F (Weyl), which is added to the
+round-off allowance of the residual check (≤ 1.5e-5 here, far below the 1e-4 relative tolerance).
 
 Spectra (chosen so the stated iteration counts reach float64 round-off, ~1e-15 relative observed; the
 asserted tolerance is the brief's 1e-8 in float64 and 1e-4 in float32):
@@ -61,12 +62,12 @@ ITERS = {"indefinite50": 50, "clustered300": 100, "decaying2000": 80}
 
 
 @functools.cache
-def matrix_and_oracle(case: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """The test matrix in ``dtype`` and the ascending eigenvalues of that very matrix (float64 eigvalsh)."""
+def matrix_and_oracle(case: str) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 test matrix and its ascending eigenvalues by ``numpy.linalg.eigvalsh``, checked vs λ."""
     spectrum = spectrum_of(case)
-    a = dense_with_spectrum(spectrum, seed=len(spectrum)).astype(dtype)
-    oracle = np.linalg.eigvalsh(a.astype(np.float64))
-    np.testing.assert_allclose(oracle, np.sort(spectrum), rtol=0, atol=1e-5 * np.abs(spectrum).max())
+    a = dense_with_spectrum(spectrum, seed=len(spectrum))
+    oracle = np.linalg.eigvalsh(a)
+    np.testing.assert_allclose(oracle, np.sort(spectrum), rtol=0, atol=1e-12 * np.abs(spectrum).max())
     return a, oracle
 
 
@@ -100,11 +101,14 @@ def test_top8_matches_dense_eigvalsh(case, dtype, rtol):
     """Top-8 algebraic eigenvalues (not the dominant negative ones) to ``rtol``, certified residuals.
 
     Checks: values descending and equal to eigvalsh's top 8 to 1e-8 (float64) / 1e-4 (float32) relative;
-    |θ_i − λ_closest| ≤ r_i + 10·ε·‖A‖ (round-off of the residual's own HVP and of eigvalsh); unit,
+    |θ_i − λ_closest| ≤ r_i + 20·ε·‖A‖ (round-off of the residual's own HVP and of eigvalsh); unit,
     mutually orthogonal Ritz vectors (QQᵀ = I is what full re-orthogonalization buys); the stored
     residual equals an independent numpy ‖Av − θv‖; ``hvps == iters + k``.
     """
-    a, oracle = matrix_and_oracle(case, dtype)
+    a64, oracle = matrix_and_oracle(case)
+    a = a64.astype(dtype)
+    # Weyl: rounding A to ``dtype`` moves every eigenvalue by at most ‖A_dtype − A‖₂ ≤ ‖·‖_F (0 in float64).
+    shift = float(np.linalg.norm(a.astype(np.float64) - a64))
     p, iters = a.shape[0], ITERS[case]
     res = jax.tree.map(np.asarray, solve(jnp.asarray(a), jax.random.key(7), p, K, iters))
     eps, norm = float(np.finfo(dtype).eps), float(np.abs(oracle).max())
@@ -112,11 +116,11 @@ def test_top8_matches_dense_eigvalsh(case, dtype, rtol):
     assert res.values.dtype == np.dtype(dtype) and res.vectors.shape == (K, p)
     assert np.all(np.diff(res.values) <= 0)
     np.testing.assert_allclose(res.values, top, rtol=rtol)
-    assert_certified(res.values, res.residuals, oracle, roundoff=10 * eps * norm)
+    assert_certified(res.values, res.residuals, oracle, roundoff=20 * eps * norm + shift)
     np.testing.assert_allclose(np.linalg.norm(res.vectors, axis=1), 1.0, atol=10 * eps)
     np.testing.assert_allclose(res.vectors @ res.vectors.T, np.eye(K), atol=100 * eps)
-    a64, v64 = a.astype(np.float64), res.vectors.astype(np.float64)
-    direct = np.linalg.norm(v64 @ a64 - res.values[:, None].astype(np.float64) * v64, axis=1)
+    v64 = res.vectors.astype(np.float64)
+    direct = np.linalg.norm(v64 @ a.astype(np.float64) - res.values[:, None].astype(np.float64) * v64, axis=1)
     np.testing.assert_allclose(res.residuals, direct, rtol=0, atol=10 * np.sqrt(p) * eps * norm)
     assert int(res.iterations) == iters and int(res.hvps) == iters + K
 

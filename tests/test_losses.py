@@ -71,13 +71,17 @@ def test_hessian_scales_with_the_convention():
     T = RNG.normal(size=(n, k))
     top = np.linalg.eigvalsh(X.T @ X)[-1] / n
 
-    def sharpness(convention):
-        h = jax.hessian(lambda w: mse(X @ w.reshape(d, k), T, convention))(jnp.zeros(d * k))
-        return np.linalg.eigvalsh(np.asarray(h))[-1]
+    @jax.jit
+    def hessians(w):
+        return [jax.hessian(lambda w, c=c: mse(X @ w.reshape(d, k), T, c))(w) for c in MSE_CONVENTIONS]
 
-    assert sharpness("half_sum_over_n") == pytest.approx(top, rel=1e-12)
-    assert sharpness("sum_over_n") == pytest.approx(2 * top, rel=1e-12)
-    assert sharpness("mean") == pytest.approx(2 * top / k, rel=1e-12)
+    sharpness = {
+        c: np.linalg.eigvalsh(np.asarray(h))[-1]
+        for c, h in zip(MSE_CONVENTIONS, hessians(jnp.zeros(d * k)), strict=True)
+    }
+    assert sharpness["half_sum_over_n"] == pytest.approx(top, rel=1e-12)
+    assert sharpness["sum_over_n"] == pytest.approx(2 * top, rel=1e-12)
+    assert sharpness["mean"] == pytest.approx(2 * top / k, rel=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------ Huber

@@ -9,6 +9,12 @@ computed by forward-over-reverse: the JVP (forward mode) of ∇f (reverse mode).
 reverse pass once and returns the linear map v ↦ H v, so every further product only replays the stored
 linearization (one forward-mode sweep of the gradient computation), the usual cost of ≈ 2–4 gradients
 per product without re-tracing or re-evaluating the primal.
+
+Memory: the linearization keeps the residuals of the whole gradient computation (≈ the activations of one
+forward + backward pass over everything ``loss`` touches) alive while the returned function is in use. For
+a full-batch loss written as a chunked mean (``lax.scan`` over chunks) that is every chunk's residuals at
+once; where that does not fit, a product that recomputes ``jax.jvp(jax.grad(f), (x,), (v,))[1]`` per call
+trades one extra primal/gradient pass per HVP for chunk-sized memory.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Top-k algebraic eigenpairs of a symmetric operator by Lanczos with full re-orthogonalization.
 
-Algorithm (Lanczos with full re-orthogonalization; Golub & Van Loan, *Matrix Computations*, §10.3;
-Parlett, *The Symmetric Eigenvalue Problem*, SIAM 1998, §13.8). Given only v ↦ Hv for a symmetric H of
-order P and a random unit q₀, build an orthonormal basis Q = [q₀, …, q_{m−1}] of the Krylov space
-K_m(H, q₀) = span{q₀, Hq₀, …, H^{m−1}q₀}:
+Algorithm: Lanczos with full re-orthogonalization (Golub & Van Loan, *Matrix Computations*, the chapter
+on Lanczos methods; Parlett, *The Symmetric Eigenvalue Problem*, SIAM 1998, ch. 13). Given only v ↦ Hv
+for a symmetric H of order P and a random unit q₀, build an orthonormal basis Q = [q₀, …, q_{m−1}] of the
+Krylov space K_m(H, q₀) = span{q₀, Hq₀, …, H^{m−1}q₀}:
 
     w = H q_j,                α_j = q_jᵀ w
     w ← w − Q (Qᵀ w)          (twice: classical Gram–Schmidt twice, "CGS2", against *all* previous q_i)
@@ -22,9 +22,10 @@ the Lanczos estimate β_{m−1}|e_mᵀy_i|, which round-off and breakdown handli
 
 Breakdown. If β_j ≈ 0 the Krylov space is an invariant subspace of H: its Ritz values are exact
 eigenvalues. The iteration then *restarts* inside the same basis (as ARPACK does): a fresh random vector
-is orthogonalized (CGS2) against Q and becomes q_{j+1}, with β_j := 0, so T becomes block diagonal; every
-block is the Lanczos matrix of an H-invariant, mutually orthogonal subspace, so all Ritz pairs remain valid
-and the remaining steps explore the orthogonal complement (which may hold eigenvalues the start vector
+is orthogonalized (CGS2) against Q and becomes q_{j+1}, with β_j := 0, so T becomes block diagonal: the
+earlier blocks are H restricted to invariant subspaces, the last one the Lanczos matrix of a Krylov space in
+their orthogonal complement (still invariant under H, by symmetry). T = QᵀHQ still holds, all Ritz pairs
+remain valid, and the remaining steps explore the complement (which may hold eigenvalues the start vector
 missed). No step is wasted and nothing divides by zero. Breakdown is declared when β_j ≤ ε·max‖Hq_i‖
 (ε the dtype's machine epsilon), i.e. at round-off level, where dropping β_j is a backward error of the
 size of the round-off already made. Since at most P orthonormal vectors exist, the number of steps is
@@ -104,9 +105,10 @@ def lanczos_top(
     maps them back v_i = Qᵀy_i / ‖Qᵀy_i‖, and certifies each with its true residual ‖Hv_i − θ_iv_i‖
     (k more ``matvec`` calls, applied one at a time with ``lax.map`` so peak memory is one HVP's).
     Breakdown (an invariant subspace reached) restarts with a fresh random orthogonal vector, see the
-    module docstring. ``dim``, ``k``, ``iters`` and ``dtype`` are static Python values; ``matvec`` may
-    close over traced arrays. Call it under ``jax.jit`` (e.g. a wrapper with ``static_argnums`` for the
-    statics), ``lax.scan`` or ``lax.cond``.
+    module docstring. ``dtype`` is that of the Krylov vectors and must be what ``matvec`` accepts (for
+    ``hvp_fn``, the flat parameters' dtype). ``dim``, ``k``, ``iters`` and ``dtype`` are static Python
+    values; ``matvec`` may close over traced arrays. Call it under ``jax.jit`` (e.g. a wrapper with
+    ``static_argnums`` for the statics), ``lax.scan`` or ``lax.cond``.
 
     Accuracy: Ritz values converge to the extreme eigenvalues at a rate set by the gap of λ_i to the
     rest of the spectrum relative to its spread; use ``residuals`` (``residual_interval``) to judge.

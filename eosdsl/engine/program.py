@@ -25,8 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.flatten_util import ravel_pytree
 
 from eosdsl.curvature.dense import top_eigenpair
+from eosdsl.curvature.hvp import hvp_fn
+from eosdsl.curvature.lanczos import lanczos_top
 from eosdsl.engine.traced import float_leaves, replace_floats, structure_key
 from eosdsl.optim.optimizers import StepInputs, build_rule
 from eosdsl.optim.schedules import build_schedule
@@ -38,7 +41,7 @@ from eosdsl.spec.scope import Scope, parse
 RUNNING, COMPLETED, STOPPED, DIVERGED = 0, 1, 2, 3
 STATUS_NAMES = {RUNNING: "running", COMPLETED: "completed", STOPPED: "stopped", DIVERGED: "diverged"}
 
-NOT_IN_PROGRAM = frozenset({"name", "description", "tags", "seed", "checks", "sweep", "runtime", "data_seed"})
+NOT_IN_PROGRAM = frozenset({"name", "description", "tags", "checks", "sweep", "runtime", "data_seed"})
 """Spec fields the compiled program never reads (they do not enter the structure key)."""
 
 
@@ -129,6 +132,7 @@ class Program:
     def __init__(self, spec: m.Spec, layout: Layout) -> None:
         self.spec = spec
         self.dtype = dtype_of(spec)
+        self.seed = spec.seed
         self.scope = Scope(spec.constants, self.dtype)
         self.fns = problem_fns(spec.problem, self.scope, layout.network)
         optimizers = optimizers_of(spec)
@@ -180,9 +184,17 @@ class Program:
         mss = [r.mss(a) for r, a in zip(self.rules, applied, strict=True)]
         return tuple(jnp.stack(x)[active] for x in (lrs, applied, mss))
 
-    def _sharpness(self, params: Any, data: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
-        top = top_eigenpair(lambda p: self.fns.loss(p, data), params)
-        return top.value, top.residual
+    def _sharpness(self, params: Any, data: Any, t: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """(λ_max, residual) by the method of the spec's sharpness measure (dense by default)."""
+        loss = lambda p: self.fns.loss(p, data)  # noqa: E731
+        method = next((x for x in self.spec.measure if isinstance(x, m.SharpnessMeasure)), None)
+        if method is None or method.method == "dense":
+            top = top_eigenpair(loss, params)
+            return top.value, top.residual
+        flat, _ = ravel_pytree(params)
+        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), t)
+        top = lanczos_top(hvp_fn(loss, params), flat.size, 1, min(method.iters, flat.size), key, self.dtype)
+        return top.values[0], top.residuals[0]
 
     def _trigger(self, i: int, trig: m.Trigger, ctx: dict[str, Any], state: State) -> tuple[Any, Any]:
         """(condition now, gap for crossing detection) of trigger ``i``."""
@@ -220,7 +232,7 @@ class Program:
 
         nan = jnp.array(jnp.nan, dtype)
         if self.sharp_triggers:  # events need S(w_t) at every step; measurements reuse it
-            sharp, resid = self._sharpness(state.params, data)
+            sharp, resid = self._sharpness(state.params, data, t)
         else:
             sharp, resid = nan, nan
 
@@ -259,7 +271,7 @@ class Program:
         if "sharpness" in self.cadence and not self.sharp_triggers:
             due = ended | (t % self.cadence["sharpness"] == 0)
             sharp, resid = lax.cond(
-                due, lambda p: self._sharpness(p, data), lambda p: (nan, nan), state.params
+                due, lambda p: self._sharpness(p, data, t), lambda p: (nan, nan), state.params
             )
 
         values: dict[str, Any] = {

@@ -99,8 +99,7 @@ def check_norm(norm: str, ghost_size: int | None, eps: float) -> None:
         raise ValueError(f"eps must be > 0, got {eps}")
 
 
-def _standardize(x: Array, eps: float) -> Array:
-    axes = tuple(range(x.ndim - 1))
+def _standardize(x: Array, eps: float, axes: tuple[int, ...]) -> Array:
     mean = jnp.mean(x, axis=axes, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
     return (x - mean) * jax.lax.rsqrt(var + eps)
@@ -116,15 +115,17 @@ def batch_norm(x: Array, *, ghost_size: int | None = None, eps: float = 1e-5) ->
     result depends on ``x`` only.
     """
     n = x.shape[0]
+    batch_axes = tuple(range(x.ndim - 1))
     if ghost_size is None or ghost_size >= n:
-        return _standardize(x, eps)
+        return _standardize(x, eps, batch_axes)
     g = int(ghost_size)
     k = n // g
-    full = x[: k * g].reshape((k, g) + x.shape[1:])
-    parts = [jax.vmap(lambda c: _standardize(c, eps))(full).reshape((k * g,) + x.shape[1:])]
-    if n > k * g:
-        parts.append(_standardize(x[k * g :], eps))
-    return jnp.concatenate(parts, axis=0)
+    # full chunks: reshape (k·g, ...) → (k, g, ...) and reduce over every axis but the chunk and feature axes
+    chunked = _standardize(x[: k * g].reshape((k, g) + x.shape[1:]), eps, tuple(range(1, x.ndim)))
+    y = chunked.reshape((k * g,) + x.shape[1:])
+    if n == k * g:
+        return y
+    return jnp.concatenate([y, _standardize(x[k * g :], eps, batch_axes)], axis=0)
 
 
 class BatchNorm(nn.Module):

@@ -386,13 +386,18 @@ class SimpleMeasure(Model):
 
 
 class SharpnessMeasure(Model):
-    """λ_max of the training-loss Hessian (full batch) with its eigenvector residual ‖Hv − λv‖."""
+    """λ_max of the training-loss Hessian (full batch) with its eigenvector residual ‖Hv − λv‖.
+
+    ``dense``: the exact Hessian and ``eigh`` (up to a few thousand parameters). ``lanczos``: ``iters``
+    steps of Lanczos with full re-orthogonalization on Hessian-vector products, from a random start
+    (seeded by the spec's ``seed`` and the step); the stored residual certifies the value: some
+    eigenvalue lies within it (the top Ritz value is a lower bound on λ_max).
+    """
 
     kind: Literal["sharpness"]
     every: int = Field(1, ge=1)
-    method: Literal["dense"] = Field(
-        "dense", description="`dense`: exact Hessian + eigh, for problems up to a few thousand parameters."
-    )
+    method: Literal["dense", "lanczos"] = "dense"
+    iters: int = Field(30, ge=2, description="Lanczos steps (HVPs per measurement: iters + 1).")
 
 
 class DerivedMeasure(Model):
@@ -442,6 +447,7 @@ class MonotoneCheck(Model):
     of: CheckExpr
     direction: Literal["nonincreasing", "nondecreasing"]
     tol: float = Field(0.0, ge=0)
+    steps: tuple[int, int] | None = Field(None, description="Inclusive [first, last] step window.")
 
 
 class OrderingCheck(Model):
@@ -478,7 +484,12 @@ class OutputNormIdentityCheck(Model):
 
     kind: Literal["output_norm_identity"]
     group: str = Field("A", description="The output-layer group (`A` for two_layer_linear, else `output`).")
-    rel_tol: float = Field(1e-10, gt=0, description="|lhs − rhs| ≤ rel_tol·(|4ηs·DᵀF| + η²‖∇_A L‖²).")
+    rel_tol: float = Field(
+        1e-10,
+        gt=0,
+        description="|lhs − rhs| ≤ rel_tol·(|4ηs·DᵀF| + η²‖∇_A L‖²) + 8ε(‖A_t‖² + ‖A_{t+1}‖²): relative "
+        "to the terms, plus the round-off of the stored norms (ε: machine epsilon).",
+    )
 
 
 Check = Annotated[
