@@ -56,7 +56,7 @@ def run(
     """
     if reuse not in ("exact", "compatible"):
         fail(f"--reuse must be 'exact' or 'compatible', got {reuse!r}")
-    from eosdsl.runs import run_points
+    from eosdsl.data import DatasetNotFoundError, IDXFormatError, UnsafePickleError
     from eosdsl.spec.load import load
 
     try:
@@ -64,14 +64,29 @@ def run(
     except SpecError as error:
         spec_error(error)
     reg = open_registry(registry)
+    try:
+        outcomes, sweep_checks, sweep = _run_points(loaded, reg, "never" if force else reuse)
+    except (DatasetNotFoundError, IDXFormatError, UnsafePickleError) as error:
+        fail(f"{loaded.filename}: problem.data: {error}")
+    _report(outcomes, sweep_checks, sweep, reg)
+
+
+def _run_points(loaded, reg, reuse: str):
+    from eosdsl.runs import run_points
+
     with Progress() as progress:
         outcomes, sweep_checks, sweep = run_points(
             loaded.spec,
             loaded.points,
             reg,
             lambda p: progress.for_point(p.label or loaded.spec.name),
-            reuse="never" if force else reuse,  # type: ignore[arg-type]
+            reuse=reuse,  # type: ignore[arg-type]
         )
+    return outcomes, sweep_checks, sweep
+
+
+def _report(outcomes, sweep_checks, sweep, reg) -> None:
+    """Print each run, its checks and where it is stored; exit 1 if a check failed."""
     failed = False
     for o in outcomes:
         run_ = o.run

@@ -148,6 +148,7 @@ class Program:
         self.switch_index = [
             next(switch_targets) if (a is not None and a.switch_optimizer) else -1 for _, a in self.triggers
         ]
+        self.accuracy_triggers = any(t.accuracy is not None for t, _ in self.triggers)
         self.sharp_triggers = any(
             t.sharpness is not None or (t.expr is not None and "sharpness" in parse(t.expr).names)
             for t, _ in self.triggers
@@ -209,6 +210,8 @@ class Program:
             return crossed, gap
         if trig.loss is not None:
             return ctx["loss"] < self.scope(trig.loss.below), nan
+        if trig.accuracy is not None:
+            return ctx["accuracy"] >= self.scope(trig.accuracy.at_least), nan
         if trig.step is not None:
             return ctx["step"] >= trig.step.at, nan
         value = jnp.asarray(self.scope.eval(trig.expr, **ctx))
@@ -237,6 +240,10 @@ class Program:
             sharp, resid = nan, nan
 
         diverged = ~(jnp.isfinite(loss) & _tree_finite(state.params))
+        if self.accuracy_triggers:
+            accuracy = self.fns.measures["accuracy"](state.params, data)["accuracy"].astype(dtype)
+        else:
+            accuracy = nan
         ctx = {
             **{k: state.params[k] for k in self.param_names},
             "loss": loss,
@@ -245,6 +252,7 @@ class Program:
             "mss": mss,
             "step": step_f,
             "sharpness": sharp,
+            "accuracy": accuracy,
         }
 
         active, frozen, stop = state.active, state.frozen, jnp.array(False)

@@ -285,6 +285,13 @@ class LossTrigger(Model):
     below: Scalar
 
 
+class AccuracyTrigger(Model):
+    """Fires at the first step whose training accuracy is at least ``at_least`` (supervised problems;
+    paper 004 §4 trains "to completion", 100% training accuracy)."""
+
+    at_least: Scalar
+
+
 class StepTrigger(Model):
     """Fires at step ``at``."""
 
@@ -300,15 +307,16 @@ class Trigger(Model):
 
     sharpness: SharpnessTrigger | None = None
     loss: LossTrigger | None = None
+    accuracy: AccuracyTrigger | None = None
     step: StepTrigger | None = None
     expr: str | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Trigger:
-        given = [k for k in ("sharpness", "loss", "step", "expr") if getattr(self, k) is not None]
+        given = [k for k in ("sharpness", "loss", "accuracy", "step", "expr") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "a trigger needs exactly one of sharpness, loss, step, expr"
+                "a trigger needs exactly one of sharpness, loss, accuracy, step, expr"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self

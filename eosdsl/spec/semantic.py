@@ -142,6 +142,12 @@ class _Checker:
             self.expr(trig.sharpness.threshold, (*path, "sharpness", "threshold"), runtime)
         if trig.loss is not None:
             self.expr(trig.loss.below, (*path, "loss", "below"), self.constants)
+        if trig.accuracy is not None:
+            self.expr(trig.accuracy.at_least, (*path, "accuracy", "at_least"), self.constants)
+            if not isinstance(self.spec.problem, SupervisedProblem):
+                self.errors.append(
+                    LocatedError((*path, "accuracy"), "an accuracy trigger needs a supervised problem")
+                )
         if trig.expr is not None:
             self.expr(trig.expr, (*path, "expr"), [*runtime, *params, "loss", "sharpness"])
 
