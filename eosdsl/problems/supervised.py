@@ -107,6 +107,8 @@ def network(config: dict[str, Any]) -> ModelFns:
 def loss_function(loss: n.Loss) -> Callable[[jax.Array, jax.Array], jax.Array]:
     if isinstance(loss, n.MSELoss):
         return lambda f, y: losses.mse(f, y, loss.convention, loss.scale)
+    if isinstance(loss, n.HuberLoss):
+        return lambda f, y: losses.huber(f, y, loss.delta, loss.convention, loss.scale)
     return losses.cross_entropy
 
 

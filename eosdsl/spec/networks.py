@@ -141,14 +141,25 @@ class MSELoss(Model):
     scale: float = 1.0
 
 
+class HuberLoss(Model):
+    """Huber loss Σ h_δ(r)/n (``sum_over_n``) or Σ h_δ(r)/(n·k) (``mean``) with h_δ(r) = ½r² for |r| ≤ δ,
+    δ(|r| − δ/2) beyond — the Lipschitz ("good regularity") loss of paper 002 §7."""
+
+    kind: Literal["huber"]
+    delta: float = 1.0
+    convention: Literal["sum_over_n", "mean"] = "sum_over_n"
+    scale: float = 1.0
+
+
 class CrossEntropyLoss(Model):
     """Softmax cross-entropy, mean over examples (integer or one-hot targets)."""
 
     kind: Literal["cross_entropy"]
 
 
-MSELoss.__static_floats__ = True  # `scale` is baked into the compiled loss
-Loss = Annotated[MSELoss | CrossEntropyLoss, Field(discriminator="kind")]
+MSELoss.__static_floats__ = True  # the numbers of a loss are baked into the compiled loss
+HuberLoss.__static_floats__ = True
+Loss = Annotated[MSELoss | HuberLoss | CrossEntropyLoss, Field(discriminator="kind")]
 
 # ---------------------------------------------------------------------------------------------- problem
 
