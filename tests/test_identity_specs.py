@@ -63,7 +63,7 @@ GOLDEN_SPEC_IDS = {
     (
         "phb-catapults/relu-scalar-four-scenarios.yaml",
         "gd-to-phb",
-    ): "ef8f5fc8e491efe1e3fb6ee4cc9ba196bf4224600b390f12ab7d2e20eda59e7e",
+    ): "cc0295fcebf68fc8ab0f6db8492915bb2d478e806f728259f3fbfba707291bdc",
     (
         "eigenvector-rotation/product-chain-fig1.yaml",
         None,
@@ -429,6 +429,9 @@ def _literal_values(schema: Any, out: dict[str, set[str]] | None = None) -> dict
 
 
 LITERALS = _literal_values(m.Spec.model_json_schema())
+# Free-text network fields whose valid values the schema cannot list.
+LITERALS["activation"] = {"relu", "tanh", "elu", "gelu", "softplus", "swish", "identity", "cubic"}
+LITERALS["init"] = {"torch_default", "lecun", "he"}
 
 # Replacements for empty containers, by field name (each is a valid non-empty value).
 EMPTY_REPLACEMENTS: dict[str, list[Any]] = {
@@ -442,11 +445,14 @@ EMPTY_REPLACEMENTS: dict[str, list[Any]] = {
     "cases": [[{"label": "c0"}]],
     "set": [{"seed": 7}],
     "pipeline": [["flatten"]],
+    "dense": [[16]],
 }
 
 # Replacements tried for a null leaf: a number (bounds, tolerances), a string (an event's name), a step
 # window, an optimizer (switch_optimizer) and an empty mapping (sweep).
-NULL_REPLACEMENTS: list[Any] = [1.0, "x", [0, 1], {"kind": "gd", "lr": 0.1}, {}]
+NULL_REPLACEMENTS: list[Any] = [1.0, "x", [0, 1], {"kind": "gd", "lr": 0.1}, {}] + [
+    [1.0] * k for k in range(2, 7)
+]
 
 
 def _leaves(obj: Any, path: LeafPath = ()) -> Iterator[tuple[LeafPath, Any]]:
@@ -512,7 +518,7 @@ def _perturbations(spec: m.Spec) -> Iterator[tuple[LeafPath, Any, m.Spec | None]
             yield path, value, None
 
 
-TRIGGER_FIELDS = frozenset({"sharpness", "loss", "step", "expr"})
+TRIGGER_FIELDS = frozenset({"sharpness", "loss", "accuracy", "step", "expr"})
 
 
 def _skip_reason(path: LeafPath, value: Any) -> str | None:
@@ -525,6 +531,10 @@ def _skip_reason(path: LeafPath, value: Any) -> str | None:
         return "`method` has a single allowed value"
     if field == "stop" and path[-2] == "do" and value is True:
         return "an action needs at least one of switch_optimizer/freeze_schedule/stop"
+    if field == "norm" and value == "ghost":
+        return "the other norms reject the ghost_size that ghost norm requires"
+    if field in ("norm_layers", "ghost_size") and value is None:
+        return "only meaningful with batch/ghost norm, which this network does not use"
     if field in ("kind", "source"):
         return "no other kind takes this model's fields, or other parts of the spec refer to it"
     return None

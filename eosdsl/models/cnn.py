@@ -41,12 +41,12 @@ from eosdsl.models.init import LayerInit, canonical_scheme
 from eosdsl.models.mlp import (
     ACTIVATIONS,
     PRECISION,
-    BatchNorm,
     DenseLayer,
     NormKind,
     NormSpec,
     canonical_activation,
     check_norm,
+    scale_bias_norm,
 )
 
 Array = jax.Array
@@ -80,14 +80,7 @@ class ConvLayer(nn.Module):
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
             precision=PRECISION,
         )
-        if (mw := init.weight_multiplier(fan_in)) != 1.0:
-            y = y * mw
-        if self.use_bias:
-            b = self.param("bias", init.bias(fan_in), (self.features,), self.param_dtype)
-            y = y + (b * init.bias_multiplier if init.bias_multiplier != 1.0 else b)
-        if self.norm is not None:
-            y = BatchNorm(self.norm, self.param_dtype, name="norm")(y)
-        return y
+        return scale_bias_norm(self, y, init, fan_in)
 
 
 def pool2x2(x: Array, kind: str) -> Array:

@@ -152,6 +152,22 @@ class BatchNorm(nn.Module):
 # ------------------------------------------------------------------------------------------ dense layer
 
 
+def scale_bias_norm(layer: nn.Module, y: Array, init: LayerInit, fan_in: int) -> Array:
+    """The tail shared by dense and conv layers: y ↦ m_W·y + m_b·b, then optional batch norm.
+
+    Called from ``layer``'s compact ``__call__``, so ``bias`` and ``norm`` are ``layer``'s own parameters
+    (``layer`` has ``features``, ``use_bias``, ``norm`` and ``param_dtype``).
+    """
+    if (mw := init.weight_multiplier(fan_in)) != 1.0:
+        y = y * mw
+    if layer.use_bias:
+        b = layer.param("bias", init.bias(fan_in), (layer.features,), layer.param_dtype)
+        y = y + (b * init.bias_multiplier if init.bias_multiplier != 1.0 else b)
+    if layer.norm is not None:
+        y = BatchNorm(layer.norm, layer.param_dtype, name="norm")(y)
+    return y
+
+
 class DenseLayer(nn.Module):
     """``m_W · x W + m_b · b`` then optional batch norm; params ``kernel`` (fan_in, features), ``bias``
     and ``norm: {scale, bias}`` live together so that the layer is one named parameter group."""
@@ -168,14 +184,7 @@ class DenseLayer(nn.Module):
         init = self.layer_init
         kernel = self.param("kernel", init.kernel(fan_in), (fan_in, self.features), self.param_dtype)
         y = jnp.matmul(x, kernel, precision=PRECISION)
-        if (mw := init.weight_multiplier(fan_in)) != 1.0:
-            y = y * mw
-        if self.use_bias:
-            b = self.param("bias", init.bias(fan_in), (self.features,), self.param_dtype)
-            y = y + (b * init.bias_multiplier if init.bias_multiplier != 1.0 else b)
-        if self.norm is not None:
-            y = BatchNorm(self.norm, self.param_dtype, name="norm")(y)
-        return y
+        return scale_bias_norm(self, y, init, fan_in)
 
 
 # ------------------------------------------------------------------------------------------ MLP

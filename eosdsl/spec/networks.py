@@ -12,9 +12,9 @@ import dataclasses
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, create_model
+from pydantic import Field, create_model, model_validator
 
-from eosdsl.models.build import _CONFIGS
+from eosdsl.models.build import _CONFIGS, make_config
 from eosdsl.spec.base import Model
 
 # ---------------------------------------------------------------------------------------------- data
@@ -102,6 +102,19 @@ DataSource = Annotated[
 DERIVED_FIELDS = frozenset({"in_dim", "d", "input_shape", "out", "k", "dtype"})
 """Config fields eosdsl fills from the data and the spec's precision."""
 
+_PLACEHOLDER_SIZES = {"in_dim": 4, "d": 4, "input_shape": (32, 32, 3), "out": 2, "k": 1}
+
+
+def _check_config(self: Model) -> Model:
+    """The network's own validation (activation names, init schemes, widths, …) at spec time, with
+    placeholder sizes for the fields the data decides."""
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in self.model_dump().items()}
+    kind = fields.pop("kind")
+    names = {f.name for f in dataclasses.fields(_CONFIGS[kind])}
+    sizes = {k: v for k, v in _PLACEHOLDER_SIZES.items() if k in names}
+    make_config(kind, **fields, **sizes)  # a ValueError becomes a located spec error
+    return self
+
 
 def _network_model(kind: str, config: type) -> type[Model]:
     hints = typing.get_type_hints(config)
@@ -117,7 +130,8 @@ def _network_model(kind: str, config: type) -> type[Model]:
             default = ...
         fields[f.name] = (hints[f.name], default)
     name = "".join(part.title() for part in kind.split("_")) + "Network"
-    model = create_model(name, __base__=Model, __doc__=config.__doc__, **fields)
+    validators = {"_check_config": model_validator(mode="after")(_check_config)}
+    model = create_model(name, __base__=Model, __doc__=config.__doc__, __validators__=validators, **fields)
     model.__static_floats__ = True
     return model
 
