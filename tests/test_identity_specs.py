@@ -595,18 +595,22 @@ def test_rich_spec_covers_every_part_and_documents_its_skips() -> None:
         "optimizer.kind",  # heavy_ball with `form` fits no other optimizer
         "optimizer.lr.kind",  # linear_warmup's start/end/steps fit no other schedule
         "events.0.when.loss",  # trigger siblings: a trigger holds exactly one condition
+        "events.0.when.accuracy",
         "events.0.when.step",
         "events.0.when.expr",
         "events.0.do.switch_optimizer.lr.kind",  # the inherited linear_warmup, as above
         "events.1.when.sharpness",
         "events.1.when.loss",
+        "events.1.when.accuracy",
         "events.1.when.step",
         "events.1.do.stop",  # the event's only action
         "train.stop.0.sharpness",
+        "train.stop.0.accuracy",
         "train.stop.0.step",
         "train.stop.0.expr",
         "train.stop.1.sharpness",
         "train.stop.1.loss",
+        "train.stop.1.accuracy",
         "train.stop.1.expr",
         "measure.1.kind",  # params: the monotone check reads `u`
         "measure.3.kind",  # mss: the checks read `mss`
