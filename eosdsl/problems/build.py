@@ -8,6 +8,7 @@ Two halves, because numbers in a spec are traced: :func:`host_problem` runs once
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -126,9 +127,10 @@ def problem_fns(problem: m.Problem, scope: Scope, network: tuple | None = None) 
             return c * jnp.mean(r**2)
 
         def ldn_test_loss(params: Params, data: Data) -> jnp.ndarray:
-            # Population risk for x ~ N(μ, σ²I): c·((μ·e)² + σ²‖e‖²), e = w − w*.
-            e = params["u"] ** 2 - params["v"] ** 2 - data["w_star"]
-            return c * ((data["mu"] @ e) ** 2 + data["sigma2"] * jnp.sum(e**2))
+            # The closed-form population risk, on the traced data arrays (the same function computes
+            # the interpolator references on the host).
+            teacher = SimpleNamespace(w_star=data["w_star"], mu=data["mu"], sigma2=data["sigma2"])
+            return population_risk(params["u"] ** 2 - params["v"] ** 2, teacher, c)
 
         return ProblemFns(ldn_loss, ldn_test_loss)
     raise TypeError(f"unknown problem {problem!r}")
