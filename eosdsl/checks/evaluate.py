@@ -17,7 +17,7 @@ import numpy as np
 from eosdsl.checks import phb_relu
 from eosdsl.checks.result import CheckResult
 from eosdsl.spec import models as m
-from eosdsl.spec.scope import parse
+from eosdsl.spec.scope import Scope, parse
 
 Series = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
@@ -182,8 +182,6 @@ def _monotone(check: m.MonotoneCheck, series: Series, scalars: Mapping[str, floa
 
 def _relu_scalar_setting(spec: m.Spec) -> tuple[float, float] | str:
     """(η GD-equivalent, β) of a ReLU-scalar run with one optimizer at a constant rate, or why not."""
-    from eosdsl.spec.scope import Scope
-
     if any(e.do.switch_optimizer for e in spec.events):
         return "the run switches optimizers; the theorem is stated for one optimizer"
     opt = spec.optimizer
@@ -251,8 +249,6 @@ def _output_norm_identity(
     for reason in (scale, norm, grad, dot):
         if isinstance(reason, str):
             return CheckResult.not_applicable(name, reason, {})
-    from eosdsl.spec.scope import Scope
-
     eta = float(Scope(spec.constants, np.float64)(opt.lr))
     lhs = np.diff(norm)
     first = -4 * eta * scale * dot[:-1]

@@ -148,6 +148,7 @@ class Program:
         self.switch_index = [
             next(switch_targets) if (a is not None and a.switch_optimizer) else -1 for _, a in self.triggers
         ]
+        self.sharpness_method = next((x for x in spec.measure if isinstance(x, m.SharpnessMeasure)), None)
         self.accuracy_triggers = any(t.accuracy is not None for t, _ in self.triggers)
         self.sharp_triggers = any(
             t.sharpness is not None or (t.expr is not None and "sharpness" in parse(t.expr).names)
@@ -188,7 +189,7 @@ class Program:
     def _sharpness(self, params: Any, data: Any, t: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         """(λ_max, residual) by the method of the spec's sharpness measure (dense by default)."""
         loss = lambda p: self.fns.loss(p, data)  # noqa: E731
-        method = next((x for x in self.spec.measure if isinstance(x, m.SharpnessMeasure)), None)
+        method = self.sharpness_method
         if method is None or method.method == "dense":
             top = top_eigenpair(loss, params)
             return top.value, top.residual
