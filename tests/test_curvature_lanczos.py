@@ -29,8 +29,9 @@ import pytest
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from eosdsl.curvature.eig import EigResult, residual_interval
 from eosdsl.curvature.hvp import hvp_fn
-from eosdsl.curvature.lanczos import EigResult, lanczos_top, residual_interval
+from eosdsl.curvature.lanczos import lanczos_top
 
 jax.config.update("jax_enable_x64", True)
 

@@ -55,19 +55,19 @@ def text_id(text: str) -> str:
 #     existing registries are orphaned. Never "fix" these tests by just pasting the new ids.
 #     (Before the first release, docs/CHANGELOG.md's "Unreleased" entry stands in for the bump.)
 GOLDEN_SPEC_IDS = {
-    ("examples/quickstart.yaml", None): "7220b4eb746e9048efed28ec265ef73e9ddaafe98301719408a9a7a43227c161",
+    ("examples/quickstart.yaml", None): "129bd556d050817cb3d35dd2219255cd631e997b3ba2b332292aa9ac0a33ae2d",
     (
         "phb-catapults/relu-scalar-four-scenarios.yaml",
         None,
-    ): "6382c7333536073e4a6a89ac508b6e0c4b38f5b2cbc6ffb504191fb15811a1b6",
+    ): "37b18a701d82281954618936f0b332bb3cc65989f01cdb7a272786126653f1a3",
     (
         "phb-catapults/relu-scalar-four-scenarios.yaml",
         "gd-to-phb",
-    ): "cc0295fcebf68fc8ab0f6db8492915bb2d478e806f728259f3fbfba707291bdc",
+    ): "b0e2a60067379ae2e5ba4cf8219dd37b69db9878f581048a819368ba56b1783b",
     (
         "eigenvector-rotation/product-chain-fig1.yaml",
         None,
-    ): "f84dada33ddc2a67899037ff4c8cf85ece50ff5dd54ca1fddbada15238082489",
+    ): "5493279b06e067ccee14b7b68058bd6212befe0bedb2800e60bb32d8ab796a88",
 }
 
 
@@ -280,7 +280,7 @@ checks:
         ("  steps: 100\n", "  steps: 100\n  stop: []\n"),
         ("  - kind: loss\n", "  - kind: loss\n    every: 1\n"),
         ("  - kind: mss\n", "  - kind: mss\n    every: 1\n"),
-        ("    every: 10\n", "    every: 10\n    method: dense\n"),
+        ("    every: 10\n", "    every: 10\n    method: auto\n    k: 1\n    densify: null\n"),
         ("    tol: 0.5\n", "    tol: 0.5\n    above: null\n"),
     )
     + "sweep: null\n",
@@ -449,8 +449,8 @@ EMPTY_REPLACEMENTS: dict[str, list[Any]] = {
 }
 
 # Replacements tried for a null leaf: a number (bounds, tolerances), a string (an event's name), a step
-# window, an optimizer (switch_optimizer) and an empty mapping (sweep).
-NULL_REPLACEMENTS: list[Any] = [1.0, "x", [0, 1], {"kind": "gd", "lr": 0.1}, {}] + [
+# window, an optimizer (switch_optimizer), an empty mapping (sweep) and a densify rule.
+NULL_REPLACEMENTS: list[Any] = [1.0, "x", [0, 1], {"kind": "gd", "lr": 0.1}, {}, {"above": 1.9}] + [
     [1.0] * k for k in range(2, 7)
 ]
 

@@ -39,48 +39,17 @@ Everything is a fixed-length ``lax.scan`` with shapes fixed by the static ``dim`
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from eosdsl.curvature.eig import HIGHEST as _HIGHEST
+from eosdsl.curvature.eig import EigResult, certify, residual_interval
+
+__all__ = ["EigResult", "lanczos_ritz", "lanczos_top", "residual_interval"]
+
 Array = jax.Array
-
-_HIGHEST = lax.Precision.HIGHEST  # no TF32/bf16 passes on GPUs for the basis algebra
-
-
-class EigResult(NamedTuple):
-    """Top-k Ritz pairs of a symmetric operator with their certificates.
-
-    ``values``: (k,) top-k algebraic Ritz values, descending. ``vectors``: (k, P) unit Ritz vectors.
-    ``residuals``: (k,) true residuals ‖H v_i − θ_i v_i‖, one extra HVP each; by
-    ``residual_interval`` some eigenvalue of H lies in [θ_i − r_i, θ_i + r_i]. ``iterations``: Lanczos
-    steps taken, min(iters, P). ``hvps``: operator applications used, ``iterations + k``.
-    """
-
-    values: Array  # (k,)
-    vectors: Array  # (k, P)
-    residuals: Array  # (k,)
-    iterations: Array  # () int
-    hvps: Array  # () int
-
-
-def residual_interval(value: Array, residual: Array) -> tuple[Array, Array]:
-    """The certified interval (θ − r, θ + r) that contains an eigenvalue of H.
-
-    Residual bound (Parlett, *The Symmetric Eigenvalue Problem*, Thm 4.5.1; equivalently Bauer–Fike /
-    Weyl for normal matrices): for symmetric H, any unit vector v and any scalar θ,
-
-        min_λ∈spec(H) |λ − θ| ≤ ‖Hv − θv‖.
-
-    (Proof: expand v in the orthonormal eigenbasis, ‖Hv − θv‖² = Σ c_i²(λ_i − θ)² ≥ min_i (λ_i − θ)².)
-    So with r = ``residual`` from ``lanczos_top`` (a true residual, computed with an extra HVP) the interval
-    holds an eigenvalue whatever the iteration did. It does *not* by itself say which eigenvalue: that
-    θ₁ approximates λ_max is supported by θ₁ ≤ λ_max (a Rayleigh quotient, up to round-off) and by
-    convergence, not certified. Works elementwise on arrays of values and residuals.
-    """
-    return value - residual, value + residual
 
 
 def _project_out(basis: Array, w: Array) -> Array:
@@ -90,29 +59,20 @@ def _project_out(basis: Array, w: Array) -> Array:
     return w
 
 
-def lanczos_top(
+def lanczos_ritz(
     matvec: Callable[[Array], Array],
     dim: int,
     k: int,
     iters: int,
     key: Array,
     dtype: jnp.dtype | type,
-) -> EigResult:
-    """Top-k algebraic eigenpairs of the symmetric operator ``matvec`` (ℝ^dim → ℝ^dim) by Lanczos.
+) -> tuple[Array, Array]:
+    """The k largest Ritz pairs after m = min(iters, dim) Lanczos steps, *uncertified*: m HVPs.
 
-    Runs m = min(iters, dim) Lanczos steps with full re-orthogonalization (CGS2) from a random unit start
-    vector drawn from ``key``, takes the k largest eigenpairs (θ_i, y_i) of the m×m tridiagonal T = QᵀHQ,
-    maps them back v_i = Qᵀy_i / ‖Qᵀy_i‖, and certifies each with its true residual ‖Hv_i − θ_iv_i‖
-    (k more ``matvec`` calls, applied one at a time with ``lax.map`` so peak memory is one HVP's).
-    Breakdown (an invariant subspace reached) restarts with a fresh random orthogonal vector, see the
-    module docstring. ``dtype`` is that of the Krylov vectors and must be what ``matvec`` accepts (for
-    ``hvp_fn``, the flat parameters' dtype). ``dim``, ``k``, ``iters`` and ``dtype`` are static Python
-    values; ``matvec`` may close over traced arrays. Call it under ``jax.jit`` (e.g. a wrapper with
-    ``static_argnums`` for the statics), ``lax.scan`` or ``lax.cond``.
-
-    Accuracy: Ritz values converge to the extreme eigenvalues at a rate set by the gap of λ_i to the
-    rest of the spectrum relative to its spread; use ``residuals`` (``residual_interval``) to judge.
-    Cost: (m + k) HVPs, O(m²·dim) flops and an (m, dim) basis in memory.
+    Returns ``(values, vectors)``, (k,) descending and (k, P) unit rows. This is ``lanczos_top`` without
+    the k certification HVPs, for callers that go on to refine the block (``solve.top_eigenpairs`` seeds
+    LOBPCG with it, and LOBPCG computes H on the block itself). Same arguments and errors as
+    ``lanczos_top``.
     """
     if k < 1 or iters < 1 or dim < 1:
         raise ValueError(f"need k, iters, dim ≥ 1; got k={k}, iters={iters}, dim={dim}")
@@ -161,8 +121,36 @@ def lanczos_top(
     coeffs = y[:, ::-1][:, :k]  # (m, k)
     vectors = jnp.dot(coeffs.T, basis, precision=_HIGHEST)  # (k, P)
     vectors = vectors / jnp.linalg.norm(vectors, axis=1, keepdims=True)
-    hv = lax.map(lambda v: matvec(v).astype(dtype), vectors)  # (k, P): k HVPs, one at a time
-    residuals = jnp.linalg.norm(hv - values[:, None] * vectors, axis=1)  # (k,)
+    return values, vectors
+
+
+def lanczos_top(
+    matvec: Callable[[Array], Array],
+    dim: int,
+    k: int,
+    iters: int,
+    key: Array,
+    dtype: jnp.dtype | type,
+) -> EigResult:
+    """Top-k algebraic eigenpairs of the symmetric operator ``matvec`` (ℝ^dim → ℝ^dim) by Lanczos.
+
+    Runs m = min(iters, dim) Lanczos steps with full re-orthogonalization (CGS2) from a random unit start
+    vector drawn from ``key``, takes the k largest eigenpairs (θ_i, y_i) of the m×m tridiagonal T = QᵀHQ,
+    maps them back v_i = Qᵀy_i / ‖Qᵀy_i‖, and certifies each with its true residual ‖Hv_i − θ_iv_i‖
+    (k more ``matvec`` calls, applied one at a time with ``lax.map`` so peak memory is one HVP's).
+    Breakdown (an invariant subspace reached) restarts with a fresh random orthogonal vector, see the
+    module docstring. ``dtype`` is that of the Krylov vectors and must be what ``matvec`` accepts (for
+    ``hvp_fn``, the flat parameters' dtype). ``dim``, ``k``, ``iters`` and ``dtype`` are static Python
+    values; ``matvec`` may close over traced arrays. Call it under ``jax.jit`` (e.g. a wrapper with
+    ``static_argnums`` for the statics), ``lax.scan`` or ``lax.cond``.
+
+    Accuracy: Ritz values converge to the extreme eigenvalues at a rate set by the gap of λ_i to the
+    rest of the spectrum relative to its spread; use ``residuals`` (``residual_interval``) to judge.
+    Cost: (m + k) HVPs, O(m²·dim) flops and an (m, dim) basis in memory.
+    """
+    values, vectors = lanczos_ritz(matvec, dim, k, iters, key, dtype)
+    residuals = certify(matvec, values, vectors, jnp.dtype(dtype))  # (k,): k HVPs, one at a time
+    steps = min(iters, dim)
     return EigResult(
         values=values,
         vectors=vectors,

@@ -312,11 +312,12 @@ def standardize(ds: Dataset, mode: str = "per_feature", min_std: float = 1e-12) 
 
 def flatten(ds: Dataset) -> Dataset:
     """Reshape inputs ``(N, *input_shape) -> (N, prod(input_shape))`` in C order (NHWC images: HWC order)."""
+    width = int(np.prod(ds.x_train.shape[1:]))  # explicit: -1 cannot be inferred for an empty split
     return derive(
         ds,
         {"op": "flatten"},
-        x_train=ds.x_train.reshape(ds.n_train, -1),
-        x_test=ds.x_test.reshape(ds.n_test, -1),
+        x_train=ds.x_train.reshape(ds.n_train, width),
+        x_test=ds.x_test.reshape(ds.n_test, width),
     )
 
 

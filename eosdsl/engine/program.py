@@ -25,11 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.flatten_util import ravel_pytree
 
-from eosdsl.curvature.dense import top_eigenpair
-from eosdsl.curvature.hvp import hvp_fn
-from eosdsl.curvature.lanczos import lanczos_top
+from eosdsl.engine.curvature import Curvature
 from eosdsl.engine.traced import float_leaves, replace_floats, structure_key
 from eosdsl.optim.optimizers import StepInputs, build_rule
 from eosdsl.optim.schedules import build_schedule
@@ -62,6 +59,7 @@ class State(NamedTuple):
     status: jnp.ndarray  # int32, one of RUNNING, COMPLETED, STOPPED, DIVERGED
     end_step: jnp.ndarray  # int32 step at which the run ended, −1 while running
     stop_cause: jnp.ndarray  # int32 trigger index that stopped the run, −1 otherwise
+    curvature: dict  # eigensolver warm-start blocks, rotation baselines (see engine.curvature)
 
 
 @dataclass(frozen=True)
@@ -105,16 +103,18 @@ class Layout(NamedTuple):
 
 
 def series_of(spec: m.Spec, layout: Layout) -> dict[str, int]:
-    """Recorded series → cadence, from the spec's ``measure`` list."""
+    """Recorded series → cadence (0 for curvature series, whose steps the program decides)."""
     network = dict(layout.network or ())
     out: dict[str, int] = {}
     for meas in spec.measure:
         if isinstance(meas, m.DerivedMeasure):
             continue
+        if isinstance(meas, m.CurvatureMeasure):
+            out.update(dict.fromkeys(meas.series(), 0))
+            continue
         names = {
             "params": [f"params.{p}" for p in layout.param_names],
             "lr": ["lr", "lr_applied"],
-            "sharpness": ["sharpness", "sharpness.residual"],
         }.get(meas.kind) or supervised_series(meas.kind, network, list(layout.groups))
         for name in names:
             out[name] = min(out.get(name, meas.every), meas.every)
@@ -148,12 +148,12 @@ class Program:
         self.switch_index = [
             next(switch_targets) if (a is not None and a.switch_optimizer) else -1 for _, a in self.triggers
         ]
-        self.sharpness_method = next((x for x in spec.measure if isinstance(x, m.SharpnessMeasure)), None)
         self.accuracy_triggers = any(t.accuracy is not None for t, _ in self.triggers)
         self.sharp_triggers = any(
             t.sharpness is not None or (t.expr is not None and "sharpness" in parse(t.expr).names)
             for t, _ in self.triggers
         )
+        self.curvature = Curvature(spec, self.scope, self.dtype, needs_sharpness=self.sharp_triggers)
 
     # ---------------------------------------------------------------------------------------- state
 
@@ -175,6 +175,7 @@ class Program:
             status=jnp.array(RUNNING, jnp.int32),
             end_step=jnp.array(-1, jnp.int32),
             stop_cause=jnp.array(-1, jnp.int32),
+            curvature=self.curvature.init(params),
         )
 
     # ----------------------------------------------------------------------------------------- step
@@ -185,18 +186,6 @@ class Program:
         applied = [r.applied_lr(lr) for r, lr in zip(self.rules, lrs, strict=True)]
         mss = [r.mss(a) for r, a in zip(self.rules, applied, strict=True)]
         return tuple(jnp.stack(x)[active] for x in (lrs, applied, mss))
-
-    def _sharpness(self, params: Any, data: Any, t: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """(λ_max, residual) by the method of the spec's sharpness measure (dense by default)."""
-        loss = lambda p: self.fns.loss(p, data)  # noqa: E731
-        method = self.sharpness_method
-        if method is None or method.method == "dense":
-            top = top_eigenpair(loss, params)
-            return top.value, top.residual
-        flat, _ = ravel_pytree(params)
-        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), t)
-        top = lanczos_top(hvp_fn(loss, params), flat.size, 1, min(method.iters, flat.size), key, self.dtype)
-        return top.values[0], top.residuals[0]
 
     def _trigger(self, i: int, trig: m.Trigger, ctx: dict[str, Any], state: State) -> tuple[Any, Any]:
         """(condition now, gap for crossing detection) of trigger ``i``."""
@@ -235,12 +224,17 @@ class Program:
         lr, lr_app, mss = self._rates(state.clock, state.active)
 
         nan = jnp.array(jnp.nan, dtype)
-        if self.sharp_triggers:  # events need S(w_t) at every step; measurements reuse it
-            sharp, resid = self._sharpness(state.params, data, t)
-        else:
-            sharp, resid = nan, nan
-
         diverged = ~(jnp.isfinite(loss) & _tree_finite(state.params))
+
+        def curvature(ended: jnp.ndarray) -> tuple[Any, ...]:
+            return self.curvature.measure(
+                state.curvature, loss_of, state.params, grad, t, ended, lr, self._gauss_newton(data)
+            )
+
+        if self.sharp_triggers:  # events need S(w_t) at every step; measurements reuse the solve
+            curv_values, curv_valid, curv_state, sharp = curvature(diverged | (t >= spec.train.steps))
+        else:
+            sharp = nan
         if self.accuracy_triggers:
             accuracy = self.fns.measures["accuracy"](state.params, data)["accuracy"].astype(dtype)
         else:
@@ -277,11 +271,11 @@ class Program:
         ended = diverged | stop | (t >= spec.train.steps)
         status = jnp.where(diverged, DIVERGED, jnp.where(stop, STOPPED, jnp.where(ended, COMPLETED, RUNNING)))
 
-        if "sharpness" in self.cadence and not self.sharp_triggers:
-            due = ended | (t % self.cadence["sharpness"] == 0)
-            sharp, resid = lax.cond(
-                due, lambda p: self._sharpness(p, data, t), lambda p: (nan, nan), state.params
-            )
+        if self.sharp_triggers:  # S was solved at this step whatever its cadence: record it at the end
+            solved = set(self.curvature.sharp.series()) if self.curvature.sharp else set()
+            curv_valid = {name: ok | (ended & (name in solved)) for name, ok in curv_valid.items()}
+        else:
+            curv_values, curv_valid, curv_state, _ = curvature(ended)
 
         values: dict[str, Any] = {
             "loss": loss,
@@ -289,8 +283,6 @@ class Program:
             "lr_applied": lr_app,
             "mss": mss,
             "grad_norm": jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grad))),
-            "sharpness": sharp,
-            "sharpness.residual": resid,
         }
         if "test_loss" in self.cadence:
             values["test_loss"] = self.fns.test_loss(state.params, data) if self.fns.test_loss else nan
@@ -299,8 +291,12 @@ class Program:
             values.update(self._measure(kind, ended | (t % every == 0), state.params, data))
         out = {"step": t}
         for name, every in self.cadence.items():
-            out[name] = values[name]
-            out[f"{name}/valid"] = ended | (t % every == 0)
+            if every:
+                out[name] = values[name]
+                out[f"{name}/valid"] = ended | (t % every == 0)
+        for name, value in curv_values.items():
+            out[name] = value
+            out[f"{name}/valid"] = curv_valid[name]
 
         # The update, skipped (selected away) if the run ended at this step.
         grad_fn = jax.grad(loss_of)
@@ -324,8 +320,14 @@ class Program:
             status=status.astype(jnp.int32),
             end_step=jnp.where(ended, t, -1).astype(jnp.int32),
             stop_cause=stop_cause.astype(jnp.int32),
+            curvature=curv_state,
         )
         return new_state, out
+
+    def _gauss_newton(self, data: Any) -> Any:
+        """params ↦ the Gauss–Newton operator v ↦ Jᵀ(g·Jv) of the problem (MSE networks), or None."""
+        gauss_newton = self.fns.gauss_newton
+        return None if gauss_newton is None else (lambda p: gauss_newton(p, data))
 
     def _measure(self, kind: str, due: jnp.ndarray, params: Any, data: Any) -> dict[str, jnp.ndarray]:
         """A supervised measure's values, computed only at the steps where it is recorded."""

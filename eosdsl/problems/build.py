@@ -46,6 +46,7 @@ class ProblemFns(NamedTuple):
     loss: Callable[[Params, Data], jnp.ndarray]
     test_loss: Callable[[Params, Data], jnp.ndarray] | None
     measures: dict[str, Callable[[Params, Data], dict[str, jnp.ndarray]]] = {}  # supervised measures
+    gauss_newton: Callable[[Params, Data], Callable[[jnp.ndarray], jnp.ndarray]] | None = None  # MSE nets
 
 
 def _toy_env(toy: m.ToyProblem, scope: Scope, params: Params) -> dict[str, Any]:
@@ -53,11 +54,6 @@ def _toy_env(toy: m.ToyProblem, scope: Scope, params: Params) -> dict[str, Any]:
     for name, source in toy.definitions.items():
         env[name] = scope.eval(source, **env)
     return env
-
-
-def config_out(config: dict[str, Any]) -> int:
-    """The number of network outputs k of a network config."""
-    return int(config.get("out", config.get("k", 1)))
 
 
 def host_problem(problem: m.Problem, scope: Scope, seed: int = 0) -> HostProblem:
@@ -69,7 +65,7 @@ def host_problem(problem: m.Problem, scope: Scope, seed: int = 0) -> HostProblem
         references = {
             "n_train": float(ds.n_train),
             "n_test": float(ds.n_test),
-            "n_outputs": float(config_out(config)),
+            "n_outputs": float(supervised.config_out(config)),
         }
         return HostProblem(
             params, data, {"dataset": ds.fingerprint}, references, tuple(sorted(config.items()))
@@ -107,8 +103,8 @@ def problem_fns(problem: m.Problem, scope: Scope, network: tuple | None = None) 
     """Loss (and test loss where defined) as functions of (params, data)."""
     if isinstance(problem, SupervisedProblem):
         fns = supervised.traced_fns(problem, dict(network or ()))
-        measures = {k: v for k, v in fns.items() if k not in ("loss", "test_loss")}
-        return ProblemFns(fns["loss"], fns["test_loss"], measures)
+        measures = {k: v for k, v in fns.items() if k not in ("loss", "test_loss", "gauss_newton")}
+        return ProblemFns(fns["loss"], fns["test_loss"], measures, fns.get("gauss_newton"))
     toy = as_toy(problem)
     if toy is not None:
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eosdsl import losses
+from eosdsl.curvature.gram import gram_matvec, gram_scale
 from eosdsl.data import Dataset, DatasetNotFoundError, images, pipeline, synthetic
 from eosdsl.models.build import ModelFns, build_model
 from eosdsl.spec import networks as n
@@ -69,6 +70,11 @@ def load_data(problem: n.SupervisedProblem) -> Dataset:
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"unknown data source {d!r}")
     return pipeline(ds, problem.pipeline)
+
+
+def config_out(config: dict[str, Any]) -> int:
+    """The number of network outputs k of a network config."""
+    return int(config.get("out", config.get("k", 1)))
 
 
 def _outputs(ds: Dataset) -> int:
@@ -167,7 +173,7 @@ def traced_fns(problem: n.SupervisedProblem, config: dict[str, Any]) -> dict[str
         dres = f - losses.align_targets(f, data["y"])
         return {"residual.norm": jnp.sqrt(jnp.sum(dres * dres)), "residual.dot": jnp.sum(dres * f)}
 
-    return {
+    fns = {
         "loss": train_loss,
         "test_loss": test_loss,
         "accuracy": accuracy,
@@ -176,6 +182,15 @@ def traced_fns(problem: n.SupervisedProblem, config: dict[str, Any]) -> dict[str
         "dead_units": dead_units,
         "residual": residual,
     }
+    if isinstance(problem.loss, n.MSELoss):
+        c = gram_scale(problem.loss.convention, config_out(config), problem.loss.scale)
+
+        def gauss_newton(params: Params, data: Data) -> Callable[[jax.Array], jax.Array]:
+            """v ↦ (c/n)Jᵀ(Jv): the Gauss–Newton part of the MSE Hessian (Gram/NTK sharpness operator)."""
+            return gram_matvec(net.apply, params, data["x"], c)
+
+        fns["gauss_newton"] = gauss_newton
+    return fns
 
 
 def group_names(model: n.Network) -> list[str]:

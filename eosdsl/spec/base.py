@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Model(BaseModel):
     """Base of every spec model: closed (unknown keys are errors) and with every default validated."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=False)
+
+
+Scalar = Annotated[
+    float | str,
+    Field(
+        description="A number, or an expression over the spec's `constants` "
+        "(e.g. `(2 + eps) / u0**2`); see docs/expressions.md.",
+    ),
+]
+"""A hyperparameter: a number or an expression string over ``constants``."""

@@ -17,18 +17,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
-from eosdsl.spec.base import Model
+from eosdsl.spec.base import Model, Scalar
+from eosdsl.spec.measures import (  # noqa: F401  (re-exported: the spec language in one namespace)
+    CURVATURE_KINDS,
+    Cadence,
+    CurvatureMeasure,
+    Densify,
+    DerivedMeasure,
+    GramSharpnessMeasure,
+    Measure,
+    RotationMeasure,
+    SharpnessGradientMeasure,
+    SharpnessMeasure,
+    SimpleKind,
+    SimpleMeasure,
+    Solver,
+)
 from eosdsl.spec.networks import SupervisedProblem
-
-Scalar = Annotated[
-    float | str,
-    Field(
-        description="A number, or an expression over the spec's `constants` "
-        "(e.g. `(2 + eps) / u0**2`); see docs/expressions.md.",
-    ),
-]
-"""A hyperparameter: a number or an expression string over ``constants``."""
-
 
 # --------------------------------------------------------------------------------------------- problems
 
@@ -361,62 +366,6 @@ class Runtime(Model):
         20000, ge=1, description="Steps between checkpoints (rounded up to whole chunks); also at the end."
     )
 
-
-# --------------------------------------------------------------------------------------- measurements
-
-SimpleKind = Literal[
-    "loss",
-    "params",
-    "lr",
-    "mss",
-    "grad_norm",
-    "test_loss",
-    "accuracy",
-    "test_accuracy",
-    "group_norms",
-    "dead_units",
-    "residual",
-]
-
-
-class SimpleMeasure(Model):
-    """A built-in per-step quantity recorded every ``every`` steps.
-
-    Toys and ``ldn_regression``: ``params``. Supervised problems: ``accuracy``, ``test_accuracy``,
-    ``group_norms`` (‖θ_g‖² per parameter group, e.g. ‖A‖² of the output layer, paper 001),
-    ``dead_units`` (hidden units whose pre-activation is ≤ 0 on every training input, per layer,
-    paper 000 App. E.2), ``residual`` (‖D‖ and DᵀF for D = F − Y, paper 001 §3). ``test_loss``:
-    ``ldn_regression`` and supervised problems with a test split.
-    """
-
-    kind: SimpleKind
-    every: int = Field(1, ge=1)
-
-
-class SharpnessMeasure(Model):
-    """λ_max of the training-loss Hessian (full batch) with its eigenvector residual ‖Hv − λv‖.
-
-    ``dense``: the exact Hessian and ``eigh`` (up to a few thousand parameters). ``lanczos``: ``iters``
-    steps of Lanczos with full re-orthogonalization on Hessian-vector products, from a random start
-    (seeded by the spec's ``seed`` and the step); the stored residual certifies the value: some
-    eigenvalue lies within it (the top Ritz value is a lower bound on λ_max).
-    """
-
-    kind: Literal["sharpness"]
-    every: int = Field(1, ge=1)
-    method: Literal["dense", "lanczos"] = "dense"
-    iters: int = Field(30, ge=2, description="Lanczos steps (HVPs per measurement: iters + 1).")
-
-
-class DerivedMeasure(Model):
-    """A series computed after the run from recorded series and constants, e.g. ``sharpness / mss``."""
-
-    kind: Literal["derived"]
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    expr: str
-
-
-Measure = Annotated[SimpleMeasure | SharpnessMeasure | DerivedMeasure, Field(discriminator="kind")]
 
 # ---------------------------------------------------------------------------------------------- checks
 

@@ -49,8 +49,8 @@ def series_names(spec: m.Spec) -> list[str]:
             names += param_names(spec.problem)
         elif meas.kind == "lr":
             names += ["lr", "lr_applied"]
-        elif meas.kind == "sharpness":
-            names += ["sharpness", "sharpness_residual"]
+        elif isinstance(meas, m.CurvatureMeasure):
+            names += [n.replace(".", "_") for n in meas.series()]
         elif meas.kind in SUPERVISED_MEASURES and isinstance(spec.problem, SupervisedProblem):
             config = spec.problem.model.model_dump()
             groups = supervised.group_names(spec.problem.model)
@@ -151,6 +151,53 @@ class _Checker:
         if trig.expr is not None:
             self.expr(trig.expr, (*path, "expr"), [*runtime, *params, "loss", "sharpness"])
 
+    def curvature_measures(self) -> None:
+        """One measure per curvature kind; what each needs from the others and from the problem."""
+        spec = self.spec
+        seen: dict[str, int] = {}
+        sharp = next((x for x in spec.measure if isinstance(x, m.SharpnessMeasure)), None)
+        for i, meas in enumerate(spec.measure):
+            if not isinstance(meas, m.CurvatureMeasure):
+                continue
+            where = ("measure", i)
+            if meas.kind in seen:
+                self.errors.append(
+                    LocatedError(
+                        (*where, "kind"), f"{meas.kind} is already measured (measure[{seen[meas.kind]}])"
+                    )
+                )
+            seen.setdefault(meas.kind, i)
+            if meas.stop is not None and meas.stop < meas.start:
+                self.errors.append(
+                    LocatedError((*where, "stop"), f"stop ({meas.stop}) is before start ({meas.start})")
+                )
+            if isinstance(meas, m.RotationMeasure | m.SharpnessGradientMeasure) and sharp is None:
+                self.errors.append(
+                    LocatedError(
+                        (*where, "kind"), f"{meas.kind} needs a sharpness measure (its eigenvectors)"
+                    )
+                )
+            if isinstance(meas, m.RotationMeasure) and sharp is not None and sharp.k < meas.k:
+                self.errors.append(
+                    LocatedError(
+                        (*where, "k"), f"rotation of {meas.k} eigenvectors needs sharpness k ≥ {meas.k}"
+                    )
+                )
+            if (
+                isinstance(meas, m.RotationMeasure)
+                and meas.at is not None
+                and (meas.at < meas.start or (meas.stop is not None and meas.at > meas.stop))
+            ):
+                self.errors.append(
+                    LocatedError((*where, "at"), "the baseline step must lie in [start, stop]")
+                )
+            if isinstance(meas, m.GramSharpnessMeasure) and not (
+                isinstance(spec.problem, SupervisedProblem) and spec.problem.loss.kind == "mse"
+            ):
+                self.errors.append(
+                    LocatedError((*where, "kind"), "gram_sharpness is defined for networks trained with MSE")
+                )
+
     def measures_and_checks(self) -> None:
         spec = self.spec
         supervised = isinstance(spec.problem, SupervisedProblem)
@@ -176,6 +223,7 @@ class _Checker:
                         f"problems, not {spec.problem.kind}",
                     )
                 )
+        self.curvature_measures()
         known = [*self.constants, *REFERENCES.get(spec.problem.kind, ())]
         recorded = [
             n

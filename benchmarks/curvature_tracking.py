@@ -1,0 +1,156 @@
+"""Cost of tracking the sharpness at every step, at the edge of stability (issue 5).
+
+Problem: a tanh MLP 784-64-10 with biases (50,890 parameters) on the first 1,000 Fashion-MNIST
+training images, MSE on one-hot targets, full-batch GD at η = ``--lr``, float32. The script
+
+1. trains plain GD for ``--warmup`` steps, until η·S has reached the stability limit 2 (it prints
+   η·S there, from a converged dense-free solve, so you can see the run is at the edge of stability);
+2. from those parameters, times ``--steps`` further steps (compilation excluded: each variant runs one
+   untimed chunk first, then the timed chunk continues from its state, warm starts included) for
+   * plain training (the baseline),
+   * sharpness every step by warm-started LOBPCG (block 2) to relative residual ``--tol``,
+   * sharpness every step by cold Lanczos with the fewest iterations that reach ``--tol``
+     (searched over a ladder), as research code computes it today;
+3. prints per variant: ms/step, the ratio to the baseline, HVPs per measurement (mean and max), and
+   the largest relative residual ‖Hv − θv‖/θ seen.
+
+Usage::
+
+    python benchmarks/curvature_tracking.py [--steps 200] [--warmup 400] [--lr 0.2] [--tol 1e-3]
+                                            [--path DIR]
+
+It needs Fashion-MNIST (the Debian package ``dataset-fashion-mnist``, or ``--path``). It runs unchanged
+on a GPU (matmuls in curvature code run at HIGHEST precision there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from eosdsl.engine.program import Structure, hyperparameters, init_state, run_chunk
+from eosdsl.engine.run import layout_of, prepare
+from eosdsl.spec.load import load
+
+SPEC = """
+name: curvature-benchmark
+precision: float32
+problem:
+  kind: supervised
+  data: {{source: fashion_mnist{path}}}
+  pipeline:
+    - {{take_first: {{n_train: 1000, n_test: 0}}}}
+    - scale
+    - {{standardize: {{mode: global}}}}
+    - flatten
+  model: {{kind: mlp, widths: [64], activation: tanh, bias: true}}
+  loss: {{kind: mse, convention: half_sum_over_n}}
+optimizer: {{kind: gd, lr: {lr}}}
+train: {{steps: 1000000}}
+measure: {measure}
+"""
+
+PLAIN = "[{kind: loss}]"
+
+
+def tracked(method: str, tol: float, iters: int) -> str:
+    return (
+        f"[{{kind: loss}}, {{kind: sharpness, method: {method}, tol: {tol}, iters: {iters}, max_iters: 200}}]"
+    )
+
+
+class Variant:
+    """One compiled program over the shared problem; ``run`` continues from a state for n steps."""
+
+    def __init__(self, text: str) -> None:
+        self.spec = load("benchmark.yaml", text=text).spec
+        self.host = prepare(self.spec)
+        self.structure = Structure.of(self.spec)
+        self.hparams = hyperparameters(self.spec)
+        self.layout = layout_of(self.spec, self.host)
+
+    def start(self, params: Any) -> Any:
+        return init_state(self.structure, self.hparams, self.layout, params)
+
+    def run(self, state: Any, steps: int) -> tuple[Any, dict[str, np.ndarray], float]:
+        begin = time.perf_counter()
+        state, out = run_chunk(self.structure, self.hparams, self.layout, steps, state, self.host.data)
+        state = jax.block_until_ready(state)
+        return state, jax.device_get(out), time.perf_counter() - begin
+
+
+def relative_residual(out: dict[str, np.ndarray]) -> np.ndarray:
+    ok = out["sharpness/valid"]
+    return out["sharpness.residual"][ok] / np.abs(out["sharpness"][ok])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=400)
+    parser.add_argument("--lr", type=float, default=0.2)
+    parser.add_argument("--tol", type=float, default=1e-3)
+    parser.add_argument("--path", default=None, help="Fashion-MNIST directory (default: Debian's)")
+    args = parser.parse_args()
+    path = f", path: {args.path}" if args.path else ""
+
+    def text(measure: str) -> str:
+        return SPEC.format(path=path, lr=args.lr, measure=measure)
+
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
+    plain = Variant(text(PLAIN))
+    n_params = sum(int(np.size(x)) for x in jax.tree.leaves(plain.host.params))
+    state, _, seconds = plain.run(plain.start(plain.host.params), args.warmup)
+    params = state.params
+    print(
+        f"parameters: {n_params:,}; {args.warmup} warm-up steps of plain GD at η = {args.lr}",
+        f"({seconds:.1f} s)",
+    )
+
+    probe = Variant(text(tracked("lobpcg", 1e-5, 40)))
+    _, out, _ = probe.run(probe.start(params), 1)
+    s = float(out["sharpness"][0])
+    print(f"at the start of the timed window: S = {s:.3f}, η·S = {args.lr * s:.3f} (2 = stability limit)")
+
+    rows = []
+    _, _, _ = plain.run(plain.start(params), args.steps)  # compile this length
+    _, _, base = plain.run(plain.start(params), args.steps)
+    rows.append(("plain GD", base, None, None))
+
+    lob = Variant(text(tracked("lobpcg", args.tol, 20)))
+    state, _, _ = lob.run(lob.start(params), args.steps)  # compile + cold start; warm block in state
+    _, out, seconds = lob.run(state, args.steps)
+    rows.append(("warm LOBPCG every step", seconds, out["sharpness.hvps"], relative_residual(out)))
+
+    for iters in (10, 15, 20, 30, 40, 60, 80):
+        cold = Variant(text(tracked("lanczos", args.tol, iters)))
+        _, out, _ = cold.run(cold.start(params), 5)
+        if relative_residual(out).max() <= args.tol:
+            break
+    cold.run(cold.start(params), args.steps)
+    _, out, seconds = cold.run(cold.start(params), args.steps)
+    rows.append(
+        (f"cold Lanczos ({iters} it.) every step", seconds, out["sharpness.hvps"], relative_residual(out))
+    )
+
+    print(f"\n{args.steps} timed steps; relative-residual target {args.tol:g}")
+    print(
+        f"{'variant':36s} {'ms/step':>9s} {'ratio':>7s} {'HVPs mean':>10s} {'max':>5s}",
+        f"{'max rel. resid':>15s}",
+    )
+    for name, secs, hvps, resid in rows:
+        ms = 1e3 * secs / args.steps
+        ratio = secs / base
+        if hvps is None:
+            print(f"{name:36s} {ms:9.3f} {ratio:7.2f}")
+        else:
+            hv = hvps[hvps > 0]
+            print(f"{name:36s} {ms:9.3f} {ratio:7.2f} {hv.mean():10.1f} {hv.max():5d} {resid.max():15.2e}")
+
+
+if __name__ == "__main__":
+    main()

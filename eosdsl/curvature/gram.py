@@ -1,0 +1,104 @@
+"""Gram / NTK sharpness of an MSE loss, matrix-free (paper 001).
+
+For a model f(θ; x) evaluated on the n examples X, stack all n·k output entries into F(θ) ∈ ℝ^{n·k} and let
+J = ∂F/∂θ ∈ ℝ^{(n·k)×P}. Paper 001 (digest seed-001 §2.0) defines the sharpness as
+
+    Λ = λ_max(M),   M = (c/n) J Jᵀ  (the n·k × n·k Gram / empirical-NTK matrix),   c = 2,
+
+for its loss L = (1/n) Σ_i ‖f(θ; x_i) − y_i‖². Writing any MSE loss as L = (c/(2n)) Σ_e r_e² over the
+residual entries r = F − Y, its Hessian is ∇²L = (c/n)(JᵀJ + Σ_e r_e ∇²F_e): (c/n) JᵀJ is the Gauss–Newton
+part, and JJᵀ and JᵀJ share their nonzero eigenvalues, so Λ = λ_max((c/n) JᵀJ) — exactly the Hessian's
+sharpness when the model is linear in θ (∇²F = 0), an approximation otherwise (paper 001 App. F).
+
+The constant c is the second derivative of the loss in one residual entry, times n. For the MSE
+conventions of ``eosdsl.losses.mse`` (N = n examples, k outputs each, ``scale`` s):
+
+=====================  ===================  ================
+``convention``         L                    c (``gram_scale``)
+=====================  ===================  ================
+``sum_over_n``         s Σ r² / n           2s  (paper 001)
+``half_sum_over_n``    s ½ Σ r² / n         s
+``mean``               s Σ r² / (n·k)       2s / k
+=====================  ===================  ================
+
+so that with c = ``gram_scale(convention, k, s)`` the Gram sharpness is on the same scale as the Hessian
+sharpness of that loss and compares with the same 2/η threshold.
+
+Matrix-free: ``gram_matvec`` gives v ↦ (c/n) Jᵀ(Jv) over the flat parameters (P,), one forward-mode and one
+reverse-mode product per call, for an eigensolver such as ``eosdsl.curvature.lanczos.lanczos_top``;
+``gram_output_matvec`` gives u ↦ (c/n) J(Jᵀu) over the flat outputs (n·k,), the matrix M itself, whose top
+eigenvector v₁ ∈ ℝ^{n·k} is the direction paper 001 projects the residual D on (D = F − Y, R = (I − v₁v₁ᵀ)D).
+Both linearize F once (``jax.linearize``) and transpose the linearization (``jax.linear_transpose``), so
+the forward pass is not recomputed per product; that keeps the residuals of one forward pass alive while
+the returned function is in use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+Params = Any
+Array = jax.Array
+
+
+def gram_scale(convention: str = "sum_over_n", outputs: int = 1, scale: float = 1.0) -> float:
+    """The constant c in M = (c/n) JJᵀ for ``eosdsl.losses.mse(convention, scale)`` with ``outputs`` = k.
+
+    c = 2·scale (``sum_over_n``, paper 001), scale (``half_sum_over_n``), 2·scale/k (``mean``), which makes
+    (c/n) JᵀJ exactly the Gauss–Newton part of that loss's Hessian.
+    """
+    if convention == "sum_over_n":
+        return 2.0 * scale
+    if convention == "half_sum_over_n":
+        return 1.0 * scale
+    if convention == "mean":
+        return 2.0 * scale / outputs
+    raise ValueError(
+        f"unknown MSE convention {convention!r}; expected 'half_sum_over_n', 'mean' or 'sum_over_n'"
+    )
+
+
+def _linearized(apply: Callable[[Params, Array], Array], params: Params, x: Array):
+    """(J·, Jᵀ·, n, n·k, P) for F(θ) = ravel(apply(θ, x)) at ``params``."""
+    flat, unravel = ravel_pytree(params)  # (P,)
+    n = x.shape[0]
+
+    def outputs(theta: Array) -> Array:
+        return jnp.ravel(apply(unravel(theta), x))  # (n·k,)
+
+    out, jvp = jax.linearize(outputs, flat)  # jvp: (P,) -> (n·k,)
+    vjp = jax.linear_transpose(jvp, flat)  # (n·k,) -> ((P,),)
+    return jvp, (lambda u: vjp(u)[0]), n, out.shape[0], flat.shape[0]
+
+
+def gram_matvec(
+    apply: Callable[[Params, Array], Array], params: Params, x: Array, c: float = 2.0
+) -> Callable[[Array], Array]:
+    """v ↦ (c/n) Jᵀ(J v) over the flat parameters (P,), J = ∂ ravel(apply(params, x)) / ∂θ.
+
+    ``apply(params, x)`` returns the outputs (n, …) for the n = ``x.shape[0]`` examples; all n·k entries
+    are rows of J. ``v`` and the result have the shape (P,) and dtype of ``ravel_pytree(params)[0]`` (the
+    order of ``hvp_fn``). λ_max of this operator is the Gram sharpness Λ = λ_max((c/n) JJᵀ); hand it to
+    ``lanczos_top(matvec, dim=P, ...)``. ``c`` is 2 for paper 001's loss; see ``gram_scale``. Jittable,
+    and the returned function is vmappable.
+    """
+    jvp, vjp, n, _, _ = _linearized(apply, params, x)
+    return lambda v: (c / n) * vjp(jvp(v))
+
+
+def gram_output_matvec(
+    apply: Callable[[Params, Array], Array], params: Params, x: Array, c: float = 2.0
+) -> tuple[Callable[[Array], Array], int]:
+    """(u ↦ (c/n) J(Jᵀu), n·k): the Gram/NTK matrix M of paper 001 as an operator on flat outputs.
+
+    ``u`` is a vector over ``jnp.ravel(apply(params, x))`` (example-major, shape (n·k,)). M has the same
+    nonzero eigenvalues as ``gram_matvec``'s operator, so λ_max agrees; it is the cheaper space when
+    n·k < P, and its eigenvectors live where paper 001's residual D = F − Y does.
+    """
+    jvp, vjp, n, dim, _ = _linearized(apply, params, x)
+    return (lambda u: (c / n) * jvp(vjp(u))), dim

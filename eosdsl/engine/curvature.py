@@ -1,0 +1,249 @@
+"""Curvature measurements inside the compiled step: one eigensolve per step, shared by every measure.
+
+At a step where any curvature quantity is needed (a measure is due, a rotation window is open, or a
+trigger reads the sharpness), the top-k eigenpairs of H = ∇²L(w_t) are computed once by the solver of
+the spec's ``sharpness`` measure, from Hessian-vector products (forward-over-reverse), and shared:
+
+* ``sharpness`` — θ₁ … θ_k with their true residuals ‖Hv_i − θ_iv_i‖, HVP and iteration counts;
+* ``rotation`` — the eigenvectors against a baseline (paper 004 App. D), from a ring of the last T
+  blocks carried in the scan state (baseline ``period``), or one stored block (``start``, ``step``);
+* ``sharpness_gradient`` — ∇S = ∇³L[u, u] at u = v₁ (paper 003 Lemma 2) and α = −∇L·∇S;
+* ``gram_sharpness`` — a second solve, on the Gauss–Newton operator v ↦ Jᵀ(g·Jv).
+
+The iterative solvers are warm-started: the block of the previous solve is carried in the state
+(:class:`Curvature.init`), so a solve at an edge-of-stability step typically costs a handful of LOBPCG
+iterations instead of a cold Lanczos run. The state is a plain pytree (checkpointable, vmappable).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.flatten_util import ravel_pytree
+
+from eosdsl.curvature import rotation as rot
+from eosdsl.curvature.hvp import hvp_fn
+from eosdsl.curvature.solve import top_eigenpairs_warm
+from eosdsl.curvature.third_order import sharpness_gradient
+from eosdsl.spec import models as m
+from eosdsl.spec.scope import Scope
+
+Aux = dict[str, Any]
+
+
+def _single(spec: m.Spec, cls: type) -> Any:
+    return next((x for x in spec.measure if isinstance(x, cls)), None)
+
+
+class Curvature:
+    """The curvature measures of one spec, built inside the program's trace."""
+
+    def __init__(self, spec: m.Spec, scope: Scope, dtype: Any, needs_sharpness: bool) -> None:
+        self.dtype = dtype
+        self.scope = scope
+        self.seed = spec.seed
+        self.sharp: m.SharpnessMeasure | None = _single(spec, m.SharpnessMeasure)
+        self.rotation: m.RotationMeasure | None = _single(spec, m.RotationMeasure)
+        self.gradient: m.SharpnessGradientMeasure | None = _single(spec, m.SharpnessGradientMeasure)
+        self.gram: m.GramSharpnessMeasure | None = _single(spec, m.GramSharpnessMeasure)
+        self.solver: m.Solver = self.sharp or m.Solver()
+        self.needs_sharpness = needs_sharpness  # a trigger reads S at every step
+        self.active = bool(self.sharp or self.rotation or self.gradient or self.gram or needs_sharpness)
+
+    # ------------------------------------------------------------------------------------------ state
+
+    def init(self, params: Any) -> Aux:
+        """Warm-start blocks, the rotation baseline ring and the last measured sharpness."""
+        if not self.active:
+            return {}
+        dim = ravel_pytree(params)[0].size
+        aux: Aux = {"last_sharpness": jnp.array(jnp.nan, self.dtype)}
+        if self.sharp or self.rotation or self.gradient or self.needs_sharpness:
+            aux["eig"] = self._warm_init(self.solver, dim)
+        if self.rotation:
+            depth = self.rotation.period if self.rotation.baseline == "period" else 1
+            aux["rotation"] = rot.ring_init(depth, self.rotation.k, dim, self.dtype)
+        if self.gram:
+            aux["gram"] = self._warm_init(self.gram, dim)
+        return aux
+
+    def _warm_init(self, solver: m.Solver, dim: int) -> Aux:
+        return {"block": jnp.zeros((min(solver.block_size, dim), dim), self.dtype), "ready": jnp.array(False)}
+
+    # ---------------------------------------------------------------------------------------- cadence
+
+    def _window(self, c: m.Cadence, t: jnp.ndarray) -> jnp.ndarray:
+        inside = t >= c.start
+        return inside if c.stop is None else inside & (t <= c.stop)
+
+    def _due(self, c: m.Cadence, t: jnp.ndarray, ended: jnp.ndarray, lr: jnp.ndarray, aux: Aux) -> Any:
+        """Every ``every`` steps of the window (and at the end); densified while η·S > ``above``."""
+        offset = t - c.start
+        due = self._window(c, t) & (offset % c.every == 0)
+        if c.densify is not None:
+            hot = lr * aux["last_sharpness"] > self.scope(c.densify.above)
+            due = due | (self._window(c, t) & hot & (offset % c.densify.every == 0))
+        return due | ended
+
+    # ----------------------------------------------------------------------------------------- solves
+
+    def _solve(self, solver: m.Solver, matvec: Any, dim: int, warm: Aux, t: jnp.ndarray, salt: int) -> Any:
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), salt), t)
+        return top_eigenpairs_warm(
+            matvec,
+            dim,
+            self.dtype,
+            method=solver.method,
+            k=solver.k,
+            block=solver.block_size,
+            tol=solver.tol,
+            iters=solver.iters,
+            max_iters=solver.max_iters,
+            dense_max=solver.dense_max,
+            key=key,
+            warm_block=warm["block"],
+            warm_valid=warm["ready"],
+        )
+
+    def measure(
+        self,
+        aux: Aux,
+        loss: Any,
+        params: Any,
+        grad: Any,
+        t: jnp.ndarray,
+        ended: jnp.ndarray,
+        lr: jnp.ndarray,
+        gauss_newton: Any = None,
+    ) -> tuple[dict[str, Any], dict[str, Any], Aux, jnp.ndarray]:
+        """(values, validity, new aux, S for triggers) at step ``t``; ``loss`` is params ↦ L."""
+        if not self.active:
+            return {}, {}, aux, jnp.array(jnp.nan, self.dtype)
+        flat, _ = ravel_pytree(params)
+        dim = flat.size
+        nan = jnp.array(jnp.nan, self.dtype)
+        values: dict[str, Any] = {}
+        valid: dict[str, Any] = {}
+        new = dict(aux)
+
+        sharp_due = self._due(self.sharp, t, ended, lr, aux) if self.sharp else jnp.array(False)
+        grad_due = self._due(self.gradient, t, ended, lr, aux) if self.gradient else jnp.array(False)
+        rot_open = self._window(self.rotation, t) if self.rotation else jnp.array(False)
+        need = sharp_due | grad_due | rot_open | jnp.array(self.needs_sharpness)
+
+        if "eig" in aux:
+            solver, k = self.solver, self.solver.k
+
+            def solve(p: Any) -> Any:
+                return self._solve(solver, hvp_fn(loss, p), dim, aux["eig"], t, 0)
+
+            template = jax.eval_shape(solve, params)
+            blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
+            out = lax.cond(need, solve, blank, params)
+            res = out.result
+            theta = jnp.where(need, res.values, nan)
+            resid = jnp.where(need, res.residuals, nan)
+            new["eig"] = {
+                "block": jnp.where(need, out.block, aux["eig"]["block"]),
+                "ready": aux["eig"]["ready"] | need,
+            }
+            sharp = theta[0]
+            new["last_sharpness"] = jnp.where(need, sharp, aux["last_sharpness"])
+            if self.sharp:
+                values.update(
+                    {
+                        "sharpness": sharp,
+                        "sharpness.residual": resid[0],
+                        "sharpness.hvps": res.hvps.astype(jnp.int32),
+                        "sharpness.iterations": res.iterations.astype(jnp.int32),
+                    }
+                )
+                if k > 1:
+                    values.update({"eigs": theta, "eigs.residual": resid})
+                if self.sharp.vectors:
+                    values["eigvecs"] = res.vectors
+                valid.update({name: sharp_due for name in self.sharp.series()})
+            vectors, u = res.vectors, res.vectors[0]
+        else:
+            sharp = nan
+
+        if self.rotation:
+            values_r, new["rotation"], ok = self._rotation(aux["rotation"], vectors, rot_open, t)
+            due = self._due(self.rotation, t, ended, lr, aux) & ok
+            values.update(values_r)
+            valid.update({name: due for name in self.rotation.series()})
+
+        if self.gradient:
+            g = ravel_pytree(grad)[0]
+
+            def grad_s(p: Any) -> jnp.ndarray:
+                return sharpness_gradient(loss, p, u)
+
+            gs = lax.cond(grad_due, grad_s, lambda p: jnp.zeros_like(flat), params)
+            along = jnp.dot(gs, u)
+            perp = gs - along * u
+            values.update(
+                {
+                    "alpha": -jnp.dot(g, gs),
+                    "grad_s.norm2": jnp.dot(gs, gs),
+                    "grad_s_perp.norm2": jnp.dot(perp, perp),
+                    "grad_s.u": along,
+                }
+            )
+            valid.update({name: grad_due for name in self.gradient.series()})
+
+        if self.gram:
+            gram_due = self._due(self.gram, t, ended, lr, aux)
+
+            def gram_solve(p: Any) -> Any:
+                return self._solve(self.gram, gauss_newton(p), dim, aux["gram"], t, 1)
+
+            template = jax.eval_shape(gram_solve, params)
+            blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
+            out = lax.cond(gram_due, gram_solve, blank, params)
+            new["gram"] = {
+                "block": jnp.where(gram_due, out.block, aux["gram"]["block"]),
+                "ready": aux["gram"]["ready"] | gram_due,
+            }
+            values.update(
+                {"gram_sharpness": out.result.values[0], "gram_sharpness.residual": out.result.residuals[0]}
+            )
+            valid.update({name: gram_due for name in self.gram.series()})
+
+        values = {
+            k: (v.astype(self.dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v)
+            for k, v in values.items()
+        }
+        return values, valid, new, sharp
+
+    def _rotation(
+        self, ring: jnp.ndarray, vectors: jnp.ndarray, solved: jnp.ndarray, t: jnp.ndarray
+    ) -> tuple[dict[str, Any], jnp.ndarray, jnp.ndarray]:
+        """(similarities of the top-k block to its baseline, the updated baseline store, baseline valid).
+
+        ``period``: a ring of the last T blocks (eigenvectors are solved at every step of the window,
+        so the oldest entry is v(t − T)); ``start``/``step``: one block, kept from the first solve of
+        the window or from step ``at``.
+        """
+        r = self.rotation
+        current = vectors[: r.k]
+        if r.baseline == "period":
+            baseline, ok = rot.ring_lagged(ring)
+            ring = jnp.where(solved, rot.ring_push(ring, current), ring)
+        else:
+            _, filled = rot.ring_lagged(ring)
+            take = solved & (~filled if r.baseline == "start" else t == r.at)
+            ring = jnp.where(take, current[None], ring)
+            baseline, ok = rot.ring_lagged(ring)
+        cosines = rot.abs_cosines_matched if r.match else rot.abs_cosines
+        sim = rot.subspace_similarity(current, baseline)
+        values = {
+            "rotation.cos": cosines(current, baseline),
+            "rotation.prod_cos": sim.prod_cos,
+            "rotation.mean_cos2": sim.mean_cos2,
+            "rotation.grassmann": sim.grassmann,
+        }
+        return values, ring, ok & solved

@@ -1,0 +1,205 @@
+"""What a run records: the ``measure`` list of a spec.
+
+Simple measures are per-step quantities of the problem (loss, parameters, accuracy, …). Curvature
+measures are computed from Hessian-vector products and an eigensolver at the steps where they are
+due: a cadence ``every`` inside an optional window ``[start, stop]``, optionally densified to
+``densify.every`` while η·S (the GD-equivalent rate times the last measured sharpness) exceeds
+``densify.above``. Every curvature measure names the series it records (:meth:`series`), the one table
+the engine and the spec checks share.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from eosdsl.spec.base import Model, Scalar
+
+SimpleKind = Literal[
+    "loss",
+    "params",
+    "lr",
+    "mss",
+    "grad_norm",
+    "test_loss",
+    "accuracy",
+    "test_accuracy",
+    "group_norms",
+    "dead_units",
+    "residual",
+]
+
+
+class SimpleMeasure(Model):
+    """A built-in per-step quantity recorded every ``every`` steps.
+
+    Toys and ``ldn_regression``: ``params``. Supervised problems: ``accuracy``, ``test_accuracy``,
+    ``group_norms`` (‖θ_g‖² per parameter group, e.g. ‖A‖² of the output layer, paper 001),
+    ``dead_units`` (hidden units whose pre-activation is ≤ 0 on every training input, per layer,
+    paper 000 App. E.2), ``residual`` (‖D‖ and DᵀF for D = F − Y, paper 001 §3). ``test_loss``:
+    ``ldn_regression`` and supervised problems with a test split.
+    """
+
+    kind: SimpleKind
+    every: int = Field(1, ge=1)
+
+
+class Densify(Model):
+    """Measure every ``every`` steps while η_t·S > ``above`` (S: the last measured sharpness)."""
+
+    above: Scalar = Field(description="Threshold on η·S; 2 is the GD stability limit.")
+    every: int = Field(1, ge=1)
+
+
+class Cadence(Model):
+    """When a curvature measure is due: every ``every`` steps of the window [start, stop] (and at the
+    run's last step), or every ``densify.every`` steps while η·S > ``densify.above``."""
+
+    every: int = Field(1, ge=1)
+    start: int = Field(0, ge=0, description="First step of the window.")
+    stop: int | None = Field(None, ge=0, description="Last step of the window (inclusive); none: the end.")
+    densify: Densify | None = None
+
+
+SolverMethod = Literal["auto", "dense", "lanczos", "lobpcg", "power"]
+
+
+class Solver(Model):
+    """How top eigenpairs are computed; every value is stored with its residual certificate.
+
+    ``dense``: ``eigh`` of the matrix built from P operator products (small problems; the test oracle).
+    ``lanczos``: ``iters`` Lanczos steps with full re-orthogonalization from a random start (cold).
+    ``lobpcg``: block LOBPCG warm-started from the previous measurement's block (Lanczos the first time),
+    iterated until every top-k residual ‖Hv − θv‖ ≤ ``tol``·max|θ| or ``max_iters``. ``power``: power
+    iteration warm-started likewise (k = 1). ``auto``: ``dense`` up to ``dense_max`` parameters, else
+    ``lobpcg``. By the residual bound some eigenvalue lies in [θ − r, θ + r] whatever the solver did.
+    """
+
+    method: SolverMethod = "auto"
+    k: int = Field(1, ge=1, le=32, description="How many top (algebraic) eigenpairs.")
+    block: int | None = Field(None, ge=1, description="LOBPCG block size (default max(k, 2)).")
+    tol: float = Field(1e-4, gt=0, lt=1, description="Relative residual tolerance (lobpcg, power).")
+    iters: int = Field(30, ge=2, description="Lanczos steps (the cold solver and the warm solvers' seed).")
+    max_iters: int = Field(100, ge=1, description="Iteration cap of lobpcg and power.")
+    dense_max: int = Field(400, ge=1, description="Largest parameter count ``auto`` solves densely.")
+
+    @model_validator(mode="after")
+    def _block_holds_k(self) -> Solver:
+        if self.block is not None and self.block < self.k:
+            raise ValueError(f"block ({self.block}) must be at least k ({self.k})")
+        if self.method == "power" and self.k != 1:
+            raise ValueError("power iteration finds one eigenpair: use k: 1 (or lobpcg for k > 1)")
+        return self
+
+    @property
+    def block_size(self) -> int:
+        return self.block or max(self.k, 2)
+
+
+class SharpnessMeasure(Cadence, Solver):
+    """S = λ_max(∇²L) of the full-batch training loss, and the top-k eigenvalues when ``k`` > 1.
+
+    Records ``sharpness`` (θ₁) and ``sharpness.residual`` (‖Hv₁ − θ₁v₁‖: some eigenvalue lies within
+    it of θ₁), the solver's ``sharpness.hvps`` and ``sharpness.iterations``, with k > 1 the vectors
+    ``eigs`` and ``eigs.residual`` (k values per step, descending), and with ``vectors: true`` the unit
+    eigenvectors ``eigvecs`` (k × P floats per recorded step, in ``ravel_pytree`` order).
+    """
+
+    kind: Literal["sharpness"]
+    vectors: bool = Field(False, description="Store the top-k eigenvectors (k × P floats per record).")
+
+    def series(self) -> list[str]:
+        names = ["sharpness", "sharpness.residual", "sharpness.hvps", "sharpness.iterations"]
+        if self.k > 1:
+            names += ["eigs", "eigs.residual"]
+        if self.vectors:
+            names.append("eigvecs")
+        return names
+
+
+class RotationMeasure(Cadence):
+    """Rotation of the top-k Hessian eigenvectors (paper 004 §2, App. D).
+
+    Against a baseline — ``period``: the eigenvectors T = ``period`` steps earlier (T = 2 compares
+    iterates of the same parity of a period-2 oscillation); ``start``: those at the window's first
+    step; ``step``: those at step ``at`` — records per-eigenvector similarity ``rotation.cos``
+    (|⟨v_i(t), v_i(t₀)⟩|, k values; with ``match: true`` after pairing eigenvectors by maximal |cos|)
+    and the top-k subspace similarity from the principal angles φ_i between the spans:
+    ``rotation.prod_cos`` (∏ cos φ_i), ``rotation.mean_cos2`` (mean cos² φ_i) and
+    ``rotation.grassmann`` (‖φ‖₂). Needs a ``sharpness`` measure with at least ``k`` eigenpairs; the
+    eigenvectors are computed at every step of the window.
+    """
+
+    kind: Literal["rotation"]
+    k: int = Field(3, ge=1, le=32)
+    baseline: Literal["period", "start", "step"] = "period"
+    period: int = Field(2, ge=1, description="T for ``baseline: period``.")
+    at: int | None = Field(None, ge=0, description="The baseline step for ``baseline: step``.")
+    match: bool = Field(False, description="Pair eigenvectors by maximal overlap before comparing.")
+
+    @model_validator(mode="after")
+    def _baseline_step(self) -> RotationMeasure:
+        if (self.baseline == "step") != (self.at is not None):
+            raise ValueError("`at` is the baseline step of `baseline: step` (and only of it)")
+        return self
+
+    def series(self) -> list[str]:
+        return ["rotation.cos", "rotation.prod_cos", "rotation.mean_cos2", "rotation.grassmann"]
+
+
+class SharpnessGradientMeasure(Cadence):
+    """∇S = ∇³L[u, u] (paper 003 Lemma 2) at the top eigenvector u, and what it says about sharpening.
+
+    Records ``alpha`` = −∇L·∇S (the progressive-sharpening coefficient, paper 003 Def. 2),
+    ``grad_s.norm2`` = ‖∇S‖², ``grad_s_perp.norm2`` = ‖∇S⊥‖² with ∇S⊥ = ∇S − u(u·∇S) (β_t of Def. 4)
+    and ``grad_s.u`` = ∇S·u. Needs a ``sharpness`` measure (u comes from its solve).
+    """
+
+    kind: Literal["sharpness_gradient"]
+
+    def series(self) -> list[str]:
+        return ["alpha", "grad_s.norm2", "grad_s_perp.norm2", "grad_s.u"]
+
+
+class GramSharpnessMeasure(Cadence, Solver):
+    """Gram (NTK) sharpness Λ = λ_max((c/n)·J Jᵀ) of an MSE-trained network (paper 001 §2), with J the
+    Jacobian of the n training outputs and c the loss's Gauss–Newton factor, so that Λ is the top
+    eigenvalue of the Gauss–Newton part of the Hessian. Records ``gram_sharpness`` and its residual."""
+
+    kind: Literal["gram_sharpness"]
+
+    def series(self) -> list[str]:
+        return ["gram_sharpness", "gram_sharpness.residual"]
+
+
+class DerivedMeasure(Model):
+    """A series computed after the run from recorded series and constants, e.g. ``sharpness / mss``."""
+
+    kind: Literal["derived"]
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    expr: str
+
+
+CurvatureMeasure = (
+    SharpnessMeasure
+    | RotationMeasure
+    | SharpnessGradientMeasure
+    | GramSharpnessMeasure
+)
+CURVATURE_KINDS = (
+    "sharpness",
+    "rotation",
+    "sharpness_gradient",
+    "gram_sharpness",
+)
+
+Measure = Annotated[
+    SimpleMeasure
+    | SharpnessMeasure
+    | RotationMeasure
+    | SharpnessGradientMeasure
+    | GramSharpnessMeasure
+    | DerivedMeasure,
+    Field(discriminator="kind"),
+]
