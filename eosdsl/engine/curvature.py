@@ -52,6 +52,14 @@ class Curvature:
         self.solver: m.Solver = self.sharp or m.Solver()
         self.needs_sharpness = needs_sharpness  # a trigger reads S at every step
         self.active = bool(self.sharp or self.rotation or self.gradient or self.gram or needs_sharpness)
+        every_step = self.sharp is not None and (self.sharp.every, self.sharp.start, self.sharp.stop) == (
+            1,
+            0,
+            None,
+        )
+        self.always = needs_sharpness or every_step
+        """The Hessian is solved at every step: the step shares one linearization of ∇L between its
+        gradient and the HVPs (:meth:`measure`'s ``hvp``), which saves one gradient evaluation per step."""
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -118,8 +126,13 @@ class Curvature:
         ended: jnp.ndarray,
         lr: jnp.ndarray,
         gauss_newton: Any = None,
+        hvp: Any = None,
     ) -> tuple[dict[str, Any], dict[str, Any], Aux, jnp.ndarray]:
-        """(values, validity, new aux, S for triggers) at step ``t``; ``loss`` is params ↦ L."""
+        """(values, validity, new aux, S for triggers) at step ``t``; ``loss`` is params ↦ L.
+
+        ``hvp``: the Hessian-vector product at ``params`` when the caller already linearized ∇L there
+        (only with :attr:`always`); otherwise each solve linearizes on its own, inside its ``lax.cond``.
+        """
         if not self.active:
             return {}, {}, aux, jnp.array(jnp.nan, self.dtype)
         flat, _ = ravel_pytree(params)
@@ -140,9 +153,13 @@ class Curvature:
             def solve(p: Any) -> Any:
                 return self._solve(solver, hvp_fn(loss, p), dim, aux["eig"], t, 0)
 
-            template = jax.eval_shape(solve, params)
-            blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
-            out = lax.cond(need, solve, blank, params)
+            if hvp is not None:
+                need = jnp.array(True)
+                out = self._solve(solver, hvp, dim, aux["eig"], t, 0)
+            else:
+                template = jax.eval_shape(solve, params)
+                blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
+                out = lax.cond(need, solve, blank, params)
             res = out.result
             theta = jnp.where(need, res.values, nan)
             resid = jnp.where(need, res.residuals, nan)

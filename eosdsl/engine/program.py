@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.flatten_util import ravel_pytree
 
 from eosdsl.engine.curvature import Curvature
 from eosdsl.engine.traced import float_leaves, replace_floats, structure_key
@@ -220,7 +221,14 @@ class Program:
         spec, dtype, t = self.spec, self.dtype, state.t
         step_f = t.astype(dtype)
         loss_of = lambda p: self.fns.loss(p, data)  # noqa: E731
-        loss, grad = jax.value_and_grad(loss_of)(state.params)
+        if self.curvature.always:  # one linearization of ∇L serves the gradient and every HVP
+            flat, unravel = ravel_pytree(state.params)
+            (loss, flat_grad), tangent = jax.linearize(
+                jax.value_and_grad(lambda x: loss_of(unravel(x))), flat
+            )
+            grad, hvp = unravel(flat_grad), (lambda v: tangent(v)[1])
+        else:
+            (loss, grad), hvp = jax.value_and_grad(loss_of)(state.params), None
         lr, lr_app, mss = self._rates(state.clock, state.active)
 
         nan = jnp.array(jnp.nan, dtype)
@@ -228,7 +236,7 @@ class Program:
 
         def curvature(ended: jnp.ndarray) -> tuple[Any, ...]:
             return self.curvature.measure(
-                state.curvature, loss_of, state.params, grad, t, ended, lr, self._gauss_newton(data)
+                state.curvature, loss_of, state.params, grad, t, ended, lr, self._gauss_newton(data), hvp
             )
 
         if self.sharp_triggers:  # events need S(w_t) at every step; measurements reuse the solve

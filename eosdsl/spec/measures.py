@@ -173,6 +173,58 @@ class GramSharpnessMeasure(Cadence, Solver):
         return ["gram_sharpness", "gram_sharpness.residual"]
 
 
+class SelfStabilizationMeasure(Cadence):
+    """Paper 003's constrained trajectory, its predicted dynamics and a gradient-flow reference, run
+    alongside GD from the first step of the window where η·S(θ_t) ≥ ``start_when`` (the time origin t₀).
+
+    From t₀ on, every step advances three companions of the GD iterate θ_t:
+
+    * θ†: projected GD on the stable set M = {S ≤ 2/η, ∇L·u = 0} (eq. 2), each projection made of
+      ``projection_steps`` linearized steps (digest §2.3; every one costs a warm top-eigenpair solve by
+      the ``sharpness`` measure's solver and one ∇³L(u, u));
+    * v̂: the predicted deviation of eq. (6) (``form: paper``; ``code``: the authors' variant without
+      re-projection; ``generalized: true``: the exact loss along u, §7.2 / App. F);
+    * θ_GF: gradient flow over the same time η(t − t₀), by ``flow`` (RK4 or Euler) in sub-steps h with
+      h·S ≤ 2·``flow_fraction``.
+
+    Records (at the cadence): ``dagger.loss`` L(θ†), ``dagger.sharpness`` S(θ†), ``dagger.gap``
+    S(θ†) − 2/η, ``dagger.newton`` u·∇L(θ†), ``dagger.distance`` ‖θ_t − θ†_t‖, the deviation coordinates
+    ``ss.x`` = u·(θ − θ†) and ``ss.y`` = ∇S⊥·(θ − θ†), ``ss.alpha``, ``ss.beta`` = ‖∇S⊥‖², ``ss.delta`` =
+    √(2α/β) at θ†, the predictions ``pred.x``, ``pred.y``, ``pred.distance`` ‖v̂‖, and Theorem 1's
+    ``pred.loss`` = L(θ†) + x̂²/η and ``pred.sharpness`` = 2/η + ŷ + (∇S·u)x̂, and ``flow.distance``
+    ‖θ_t − θ_GF‖ and ``flow.loss``. Needs plain GD and a ``sharpness`` measure.
+    """
+
+    kind: Literal["self_stabilization"]
+    start_when: Scalar = Field(2.0, description="θ† starts at the first step with η·S ≥ this.")
+    projection_steps: int = Field(3, ge=1, description="Linearized projection steps per θ† step.")
+    form: Literal["paper", "code"] = "paper"
+    generalized: bool = False
+    flow: Literal["rk4", "euler"] = "rk4"
+    flow_fraction: float = Field(0.5, gt=0, le=1, description="Gradient-flow sub-steps satisfy h·S ≤ 2·this.")
+
+    def series(self) -> list[str]:
+        return [
+            "dagger.loss",
+            "dagger.sharpness",
+            "dagger.gap",
+            "dagger.newton",
+            "dagger.distance",
+            "ss.x",
+            "ss.y",
+            "ss.alpha",
+            "ss.beta",
+            "ss.delta",
+            "pred.x",
+            "pred.y",
+            "pred.distance",
+            "pred.loss",
+            "pred.sharpness",
+            "flow.distance",
+            "flow.loss",
+        ]
+
+
 class DerivedMeasure(Model):
     """A series computed after the run from recorded series and constants, e.g. ``sharpness / mss``."""
 
@@ -186,12 +238,14 @@ CurvatureMeasure = (
     | RotationMeasure
     | SharpnessGradientMeasure
     | GramSharpnessMeasure
+    | SelfStabilizationMeasure
 )
 CURVATURE_KINDS = (
     "sharpness",
     "rotation",
     "sharpness_gradient",
     "gram_sharpness",
+    "self_stabilization",
 )
 
 Measure = Annotated[
@@ -200,6 +254,7 @@ Measure = Annotated[
     | RotationMeasure
     | SharpnessGradientMeasure
     | GramSharpnessMeasure
+    | SelfStabilizationMeasure
     | DerivedMeasure,
     Field(discriminator="kind"),
 ]

@@ -27,6 +27,7 @@ from eosdsl.spec.measures import (  # noqa: F401  (re-exported: the spec languag
     GramSharpnessMeasure,
     Measure,
     RotationMeasure,
+    SelfStabilizationMeasure,
     SharpnessGradientMeasure,
     SharpnessMeasure,
     SimpleKind,

@@ -171,7 +171,12 @@ class _Checker:
                 self.errors.append(
                     LocatedError((*where, "stop"), f"stop ({meas.stop}) is before start ({meas.start})")
                 )
-            if isinstance(meas, m.RotationMeasure | m.SharpnessGradientMeasure) and sharp is None:
+            if isinstance(meas, m.SelfStabilizationMeasure) and spec.optimizer.kind != "gd":
+                self.errors.append(
+                    LocatedError((*where, "kind"), "self_stabilization follows plain GD (optimizer kind gd)")
+                )
+            needs_eigenvectors = m.RotationMeasure | m.SharpnessGradientMeasure | m.SelfStabilizationMeasure
+            if isinstance(meas, needs_eigenvectors) and sharp is None:
                 self.errors.append(
                     LocatedError(
                         (*where, "kind"), f"{meas.kind} needs a sharpness measure (its eigenvectors)"
