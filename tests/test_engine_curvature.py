@@ -100,7 +100,9 @@ def test_rotation_with_period_two_matches_stored_eigenvectors() -> None:
     expected = np.abs(np.einsum("tkp,tkp->tk", vecs[2:, :2], vecs[:-2, :2]))
     np.testing.assert_allclose(cos, expected, atol=1e-12)
     # k = 2 subspace similarity from principal angles: cosines = singular values of V_tᵀV_{t−2}
-    sv = np.array([np.linalg.svd(a[:2] @ b[:2].T, compute_uv=False) for a, b in zip(vecs[2:], vecs[:-2])])
+    sv = np.array(
+        [np.linalg.svd(a[:2] @ b[:2].T, compute_uv=False) for a, b in zip(vecs[2:], vecs[:-2], strict=False)]
+    )
     np.testing.assert_allclose(out.series["rotation.prod_cos"][1], np.prod(sv, axis=1), atol=1e-12)
     np.testing.assert_allclose(out.series["rotation.mean_cos2"][1], np.mean(sv**2, axis=1), atol=1e-12)
 
@@ -124,7 +126,9 @@ def test_rotation_against_a_fixed_step_and_window() -> None:
 def test_sharpness_gradient_matches_finite_differences_of_sharpness() -> None:
     """α = −∇L·∇S and ∇S·u against central differences of the exact S (h = 1e-5: truncation O(h²)
     ≈ 1e-10 relative to the third derivatives here, round-off ~1e-16/h ≈ 1e-11)."""
-    out = run(toy_spec([{"kind": "sharpness", "method": "dense"}, {"kind": "sharpness_gradient", "every": 7}]))
+    out = run(
+        toy_spec([{"kind": "sharpness", "method": "dense"}, {"kind": "sharpness_gradient", "every": 7}])
+    )
     steps, ws = out.series["params.w"]
     a_steps, alpha = out.series["alpha"]
     np.testing.assert_array_equal(a_steps, [0, 7, 14, 21, 28, 30])
@@ -135,7 +139,7 @@ def test_sharpness_gradient_matches_finite_differences_of_sharpness() -> None:
         return float(np.linalg.eigvalsh(np.asarray(hess(jnp.asarray(w))))[-1])
 
     h = 1e-5
-    for t, a in zip(a_steps, alpha):
+    for t, a in zip(a_steps, alpha, strict=True):
         w = ws[list(steps).index(t)]
         fd = np.array([(sharp(w + h * e) - sharp(w - h * e)) / (2 * h) for e in np.eye(4)])
         assert a == pytest.approx(-float(np.dot(np.asarray(grad(jnp.asarray(w))), fd)), rel=1e-7, abs=1e-9)
@@ -147,7 +151,9 @@ def test_densify_measures_every_step_while_eta_s_is_high() -> None:
     """S of the quartic falls along GD from 4.19: with η = 0.1, η·S > 0.3 holds for the first steps
     only; there the cadence is 1, elsewhere 10."""
     out = run(
-        toy_spec([{"kind": "sharpness", "method": "dense", "every": 10, "densify": {"above": 0.3, "every": 1}}])
+        toy_spec(
+            [{"kind": "sharpness", "method": "dense", "every": 10, "densify": {"above": 0.3, "every": 1}}]
+        )
     )
     steps, sharp = out.series["sharpness"]
     _, ws = out.series["params.w"]
@@ -170,7 +176,11 @@ name: gram
 precision: float64
 problem:
   kind: supervised
-  data: {source: gaussian_spectrum, n: 40, d: 6, spectrum: {gap_plus_linear: {top: 4.0, lo: 0.5, hi: 1.5}}, seed: 0}
+  data:
+    source: gaussian_spectrum
+    n: 40
+    d: 6
+    spectrum: {gap_plus_linear: {top: 4.0, lo: 0.5, hi: 1.5}}
   model: {kind: mlp, widths: [5], activation: tanh, bias: true}
   loss: {kind: mse, convention: sum_over_n}
 optimizer: {kind: gd, lr: 0.05}
@@ -206,6 +216,8 @@ measure:
         ([{"kind": "sharpness"}, {"kind": "sharpness"}], "sharpness is already measured"),
         ([{"kind": "sharpness", "start": 5, "stop": 2}], "stop (2) is before start (5)"),
         ([{"kind": "sharpness", "k": 3, "block": 2}], "block (2) must be at least k (3)"),
+        ([{"kind": "preconditioned_sharpness"}], "needs an adam or rmsprop optimizer"),
+        ([{"kind": "sharpness", "method": "power", "k": 2}], "power iteration finds one eigenpair"),
     ],
 )
 def test_curvature_measure_errors_are_located(measure: list[dict], message: str) -> None:
@@ -214,3 +226,73 @@ def test_curvature_measure_errors_are_located(measure: list[dict], message: str)
     with pytest.raises(SpecError) as err:
         load("bad.yaml", text=yaml.safe_dump(toy_spec(measure)))
     assert message in str(err.value)
+
+
+def test_preconditioned_sharpness_of_adam_matches_a_numpy_replay() -> None:
+    """Adam on a quadratic ½wᵀAw: replay optax's second moment ν_t = β₂ν_{t−1} + (1 − β₂)g_t² (g_t = Aw_t,
+    count t + 1) in numpy from the recorded w_t, P = √(ν_t/(1 − β₂^{t+1})) + ε, and compare
+    λ_max(P^{-1/2}AP^{-1/2}) (dense, float64; 1e-10 relative) and the threshold (2 + 2β₁)/((1 − β₁)η)."""
+    a = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])
+    lr, b1, b2, eps = 0.05, 0.9, 0.99, 1e-8
+    spec = {
+        "name": "adam-precond",
+        "problem": {
+            "kind": "toy",
+            "params": {"w": [1.0, -2.0, 0.5]},
+            "objective": "0.5*(3*w[0]**2 + 2*w[1]**2 + w[2]**2) + w[0]*w[1] + 0.5*w[1]*w[2]",
+        },
+        "optimizer": {"kind": "adam", "lr": lr, "b1": b1, "b2": b2, "eps": eps},
+        "train": {"steps": 12},
+        "measure": [{"kind": "params"}, {"kind": "preconditioned_sharpness", "method": "dense"}],
+    }
+    out = run(spec)
+    steps, ws = out.series["params.w"]
+    nu = np.zeros(3)
+    expected = []
+    for t, w in enumerate(ws):
+        g = a @ w
+        nu = b2 * nu + (1 - b2) * g**2
+        p = np.sqrt(nu / (1 - b2 ** (t + 1))) + eps
+        scaled = a / np.sqrt(np.outer(p, p))
+        expected.append(np.linalg.eigvalsh(scaled)[-1])
+    np.testing.assert_allclose(out.series["preconditioned_sharpness"][1], expected, rtol=1e-10)
+    np.testing.assert_allclose(
+        out.series["preconditioned_sharpness.threshold"][1], (2 + 2 * b1) / ((1 - b1) * lr), rtol=1e-12
+    )
+
+
+def test_slices_along_the_gradient_and_the_top_eigenvector() -> None:
+    """slice.loss and slice.sharpness equal the quartic and its exact top eigenvalue evaluated at
+    w_t + s·d̂, with d̂ the unit gradient (recomputed from the recorded w_t) or the unit top eigenvector
+    (sign-free: the offsets are symmetric, so compare the sorted pair of values at ±s)."""
+    offsets = [-0.2, -0.1, 0.0, 0.1, 0.2]
+    for direction in ("gradient", "eigenvector"):
+        slice_measure = {
+            "kind": "slice",
+            "direction": direction,
+            "offsets": offsets,
+            "sharpness": True,
+            "every": 5,
+        }
+        out = run(toy_spec([{"kind": "sharpness", "method": "dense"}, slice_measure], steps=10))
+        steps, ws = out.series["params.w"]
+        s_steps, losses = out.series["slice.loss"]
+        np.testing.assert_array_equal(s_steps, [0, 5, 10])
+        _, sharps = out.series["slice.sharpness"]
+        hess = jax.jit(jax.hessian(quartic))
+        for t, row_l, row_s in zip(s_steps, losses, sharps, strict=True):
+            w = ws[t]
+            if direction == "gradient":
+                d = np.asarray(jax.grad(quartic)(jnp.asarray(w)))
+            else:
+                d = np.linalg.eigh(np.asarray(hess(jnp.asarray(w))))[1][:, -1]
+            d = d / np.linalg.norm(d)
+            exp_l = np.array([float(quartic(jnp.asarray(w + s * d))) for s in offsets])
+            exp_s = np.array(
+                [np.linalg.eigvalsh(np.asarray(hess(jnp.asarray(w + s * d))))[-1] for s in offsets]
+            )
+            mirrored = direction == "eigenvector" and not np.allclose(row_l, exp_l, rtol=1e-12)
+            if mirrored:  # u and −u: the slice may be mirrored
+                exp_l, exp_s = exp_l[::-1], exp_s[::-1]
+            np.testing.assert_allclose(row_l, exp_l, rtol=1e-12)
+            np.testing.assert_allclose(row_s, exp_s, rtol=1e-10)

@@ -143,7 +143,15 @@ def test_summaries_match_numpy_on_the_stored_series(shared):
     index = open_index(shared)
     run = shared.get(keys_by_name(shared)["hb"])
     summaries = {s["series"]: s for s in index.summaries(run.run_key)}
-    assert set(summaries) == {"loss", "sharpness", "sharpness.residual", "params.u", "params.v"}
+    assert set(summaries) == {
+        "loss",
+        "sharpness",
+        "sharpness.residual",
+        "sharpness.hvps",
+        "sharpness.iterations",
+        "params.u",
+        "params.v",
+    }
     for name, s in summaries.items():
         steps, values = run.series(name)
         assert s["count"] == values.size

@@ -11,74 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jax
 import numpy as np
 
-from eosdsl.checks import phb_relu
+from eosdsl.checks import eos, phb_relu, product_chain
 from eosdsl.checks.result import CheckResult
+from eosdsl.checks.series import (  # noqa: F401  (re-exported: the evaluation API in one namespace)
+    Series,
+    aligned,
+    evaluate_series,
+    expression_name,
+    final_value,
+    in_window,
+)
 from eosdsl.spec import models as m
-from eosdsl.spec.scope import Scope, parse
-
-Series = Mapping[str, tuple[np.ndarray, np.ndarray]]
-
-
-def expression_name(series_name: str) -> str:
-    """The identifier by which expressions refer to a series or reference value."""
-    name = series_name.removeprefix("params.")
-    return name.replace(".", "_")
-
-
-def _by_expression_name(series: Series) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return {expression_name(k): v for k, v in series.items()}
-
-
-def aligned(series: Series, names: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The steps recorded by every series in ``names`` (expression names) and their values there."""
-    table = _by_expression_name(series)
-    missing = [n for n in names if n not in table]
-    if missing:
-        raise KeyError(f"no recorded series {', '.join(missing)} (recorded: {', '.join(sorted(table))})")
-    if not names:
-        return np.zeros(0, np.int64), {}
-    steps = table[names[0]][0]
-    for n in names[1:]:
-        steps = np.intersect1d(steps, table[n][0])
-    return steps, {n: table[n][1][np.searchsorted(table[n][0], steps)] for n in names}
-
-
-def evaluate_series(
-    source: str, series: Series, scalars: Mapping[str, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of a per-step expression over recorded series and scalars.
-
-    The expression sees one step's values at a time (``vmap`` over the aligned steps), so indexing and
-    reductions act within a step (``theta[0]``, ``prod(theta)``), never across steps.
-    """
-    expr = parse(source)
-    series_names = sorted(n for n in expr.names if n not in scalars)
-    steps, env = aligned(series, series_names)
-    if steps.size:
-        values = np.asarray(jax.vmap(lambda step_env: expr({**scalars, **step_env}))(env))
-    else:
-        values = np.asarray(expr({**scalars, **env}))
-    return steps, np.broadcast_to(
-        values, steps.shape + values.shape[steps.ndim :] if values.ndim else steps.shape
-    )
-
-
-def final_value(source: str, series: Series, scalars: Mapping[str, float]) -> float | np.ndarray:
-    """An expression over the *last* recorded value of each series and scalars (an array if a vector)."""
-    table = _by_expression_name(series)
-    expr = parse(source)
-    missing = sorted(n for n in expr.names if n not in table and n not in scalars)
-    if missing:  # a KeyError like `aligned`'s, so run_checks reports the check as not applicable
-        raise KeyError(f"no recorded series {', '.join(missing)} (recorded: {', '.join(sorted(table))})")
-    empty = sorted(n for n in expr.names if n in table and n not in scalars and len(table[n][1]) == 0)
-    if empty:
-        raise KeyError(f"series {', '.join(empty)} recorded no values")
-    env = {n: table[n][1][-1] for n in expr.names if n in table and n not in scalars}
-    value = np.asarray(expr({**scalars, **env}))
-    return float(value) if value.ndim == 0 else value
+from eosdsl.spec.scope import Scope
 
 
 def scalars_of(spec: m.Spec, references: Mapping[str, float]) -> dict[str, float]:
@@ -134,9 +80,8 @@ def _final(check: m.FinalCheck, series: Series, scalars: Mapping[str, float]) ->
 def _inequality(check: m.InequalityCheck, series: Series, scalars: Mapping[str, float]) -> CheckResult:
     source = f"({check.rhs}) - ({check.lhs})" if check.op in ("<=", "<") else f"({check.lhs}) - ({check.rhs})"
     steps, slack = evaluate_series(source, series, scalars)
-    if check.steps is not None:
-        keep = (steps >= check.steps[0]) & (steps <= check.steps[1])
-        steps, slack = steps[keep], slack[keep]
+    keep = in_window(steps, check.steps)
+    steps, slack = steps[keep], slack[keep]
     name = f"{check.lhs} {check.op} {check.rhs}"
     if steps.size == 0:
         return CheckResult.not_applicable(name, "no recorded steps in the window", {})
@@ -156,9 +101,8 @@ def _inequality(check: m.InequalityCheck, series: Series, scalars: Mapping[str, 
 
 def _monotone(check: m.MonotoneCheck, series: Series, scalars: Mapping[str, float]) -> CheckResult:
     steps, values = evaluate_series(check.of, series, scalars)
-    if check.steps is not None:
-        keep = (steps >= check.steps[0]) & (steps <= check.steps[1])
-        steps, values = steps[keep], values[keep]
+    keep = in_window(steps, check.steps)
+    steps, values = steps[keep], values[keep]
     diffs = np.diff(np.asarray(values, dtype=float), axis=0)
     diffs = -_worst_component(-diffs) if check.direction == "nonincreasing" else -_worst_component(diffs)
     name = f"{check.of} {check.direction}"
@@ -274,6 +218,35 @@ def _output_norm_identity(
     )
 
 
+# ---------------------------------------------------------------------------- paper 004 named checks
+
+
+def _product_chain_identities(
+    check: m.ProductChainIdentitiesCheck, spec: m.Spec, series: Series
+) -> CheckResult:
+    name = "product_chain_identities"
+    if not isinstance(spec.problem, m.ProductChain):
+        return CheckResult.not_applicable(name, "the identities are about the product_chain problem", {})
+    coeffs = np.array([float(Scope(spec.constants, np.float64)(c)) for c in spec.problem.z])
+    optional = [n for n in ("eigs", "eigvecs") if n in series]
+    steps, env = aligned(series, ["theta", "sharpness", *optional])
+    keep = in_window(steps, check.steps)
+    if not keep.any():
+        return CheckResult.not_applicable(name, "no step with both params and sharpness in the window", {})
+    return product_chain.identities(
+        steps[keep],
+        env["theta"][keep],
+        coeffs,
+        env["sharpness"][keep],
+        rel_tol=check.rel_tol,
+        eigs=env["eigs"][keep] if "eigs" in env else None,
+        eigvecs=env["eigvecs"][keep] if "eigvecs" in env else None,
+        hessian_identity=check.hessian,
+        secular=check.secular,
+        r2=check.r2,
+    )
+
+
 # ----------------------------------------------------------------------------------------- dispatch
 
 
@@ -295,6 +268,16 @@ def run_checks(spec: m.Spec, series: Series, references: Mapping[str, float]) ->
                 results.append(_theorem2(check, spec, series))
             elif isinstance(check, m.OutputNormIdentityCheck):
                 results.append(_output_norm_identity(check, spec, series, references))
+            elif isinstance(check, m.EosBandCheck):
+                results.append(eos.eos_band(check, series, scalars))
+            elif isinstance(check, m.EigengapCheck):
+                results.append(eos.eigengap(check, series, scalars))
+            elif isinstance(check, m.TracksConstrainedCheck):
+                results.append(eos.tracks_constrained(check, series, scalars))
+            elif isinstance(check, m.PredictionCheck):
+                results.append(eos.prediction(check, series, scalars))
+            elif isinstance(check, m.ProductChainIdentitiesCheck):
+                results.append(_product_chain_identities(check, spec, series))
         except KeyError as err:  # a series the check needs was not recorded
             results.append(CheckResult.not_applicable(check.kind, str(err.args[0]), {}))
         except (ArithmeticError, ValueError, TypeError, IndexError) as err:  # ExprError is a ValueError

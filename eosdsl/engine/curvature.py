@@ -26,8 +26,16 @@ from jax.flatten_util import ravel_pytree
 
 from eosdsl.curvature import rotation as rot
 from eosdsl.curvature.hvp import hvp_fn
+from eosdsl.curvature.preconditioned import (
+    adam_preconditioner,
+    adaptive_threshold,
+    preconditioned_matvec,
+    rmsprop_preconditioner,
+)
+from eosdsl.curvature.slices import loss_slice, sharpness_slice
 from eosdsl.curvature.solve import top_eigenpairs_warm
 from eosdsl.curvature.third_order import sharpness_gradient
+from eosdsl.engine.self_stabilization import SelfStabilization
 from eosdsl.spec import models as m
 from eosdsl.spec.scope import Scope
 
@@ -50,8 +58,24 @@ class Curvature:
         self.gradient: m.SharpnessGradientMeasure | None = _single(spec, m.SharpnessGradientMeasure)
         self.gram: m.GramSharpnessMeasure | None = _single(spec, m.GramSharpnessMeasure)
         self.solver: m.Solver = self.sharp or m.Solver()
+        self.precond: m.PreconditionedSharpnessMeasure | None = _single(
+            spec, m.PreconditionedSharpnessMeasure
+        )
+        self.optimizer = spec.optimizer
+        self.slice: m.SliceMeasure | None = _single(spec, m.SliceMeasure)
+        ss = _single(spec, m.SelfStabilizationMeasure)
+        self.ss = SelfStabilization(ss, self.solver, scope, spec.seed) if ss else None
         self.needs_sharpness = needs_sharpness  # a trigger reads S at every step
-        self.active = bool(self.sharp or self.rotation or self.gradient or self.gram or needs_sharpness)
+        self.active = bool(
+            self.sharp
+            or self.rotation
+            or self.gradient
+            or self.gram
+            or self.precond
+            or self.slice
+            or self.ss
+            or needs_sharpness
+        )
         every_step = self.sharp is not None and (self.sharp.every, self.sharp.start, self.sharp.stop) == (
             1,
             0,
@@ -69,13 +93,17 @@ class Curvature:
             return {}
         dim = ravel_pytree(params)[0].size
         aux: Aux = {"last_sharpness": jnp.array(jnp.nan, self.dtype)}
-        if self.sharp or self.rotation or self.gradient or self.needs_sharpness:
+        if self.sharp or self.rotation or self.gradient or self.ss or self.needs_sharpness:
             aux["eig"] = self._warm_init(self.solver, dim)
         if self.rotation:
             depth = self.rotation.period if self.rotation.baseline == "period" else 1
             aux["rotation"] = rot.ring_init(depth, self.rotation.k, dim, self.dtype)
         if self.gram:
             aux["gram"] = self._warm_init(self.gram, dim)
+        if self.precond:
+            aux["precond"] = self._warm_init(self.precond, dim)
+        if self.ss:
+            aux["ss"] = self.ss.init(params, self.dtype)
         return aux
 
     def _warm_init(self, solver: m.Solver, dim: int) -> Aux:
@@ -127,11 +155,14 @@ class Curvature:
         lr: jnp.ndarray,
         gauss_newton: Any = None,
         hvp: Any = None,
+        optimizer_state: Any = None,
     ) -> tuple[dict[str, Any], dict[str, Any], Aux, jnp.ndarray]:
         """(values, validity, new aux, S for triggers) at step ``t``; ``loss`` is params ↦ L.
 
         ``hvp``: the Hessian-vector product at ``params`` when the caller already linearized ∇L there
         (only with :attr:`always`); otherwise each solve linearizes on its own, inside its ``lax.cond``.
+        ``optimizer_state``: the main (adaptive) optimizer's state after this step's update, for
+        ``preconditioned_sharpness``.
         """
         if not self.active:
             return {}, {}, aux, jnp.array(jnp.nan, self.dtype)
@@ -144,8 +175,14 @@ class Curvature:
 
         sharp_due = self._due(self.sharp, t, ended, lr, aux) if self.sharp else jnp.array(False)
         grad_due = self._due(self.gradient, t, ended, lr, aux) if self.gradient else jnp.array(False)
+        slice_due = self._due(self.slice, t, ended, lr, aux) if self.slice else jnp.array(False)
         rot_open = self._window(self.rotation, t) if self.rotation else jnp.array(False)
         need = sharp_due | grad_due | rot_open | jnp.array(self.needs_sharpness)
+        if self.slice is not None and self.slice.direction == "eigenvector":
+            need = need | slice_due
+        if self.ss:  # S(θ_t) decides the time origin: solved at every step of the window until then
+            ss_open = self._window(self.ss.measure, t)
+            need = need | (ss_open & ~aux["ss"]["started"])
 
         if "eig" in aux:
             solver, k = self.solver, self.solver.k
@@ -212,6 +249,14 @@ class Curvature:
             )
             valid.update({name: grad_due for name in self.gradient.series()})
 
+        if self.ss:
+            values_s, exists, new["ss"] = self.ss.step(
+                aux["ss"], loss, params, t, ended, lr, sharp, u, ss_open
+            )
+            values.update(values_s)
+            ss_due = self._due(self.ss.measure, t, ended, lr, aux) & exists
+            valid.update({name: ss_due for name in self.ss.measure.series()})
+
         if self.gram:
             gram_due = self._due(self.gram, t, ended, lr, aux)
 
@@ -230,11 +275,73 @@ class Curvature:
             )
             valid.update({name: gram_due for name in self.gram.series()})
 
+        if self.slice:
+            values.update(self._slice(loss, params, grad, u if "eig" in aux else None, slice_due, t))
+            valid.update({name: slice_due for name in self.slice.series()})
+
+        if self.precond:
+            pre_due = self._due(self.precond, t, ended, lr, aux)
+            p_flat = self._preconditioner(optimizer_state)
+
+            def pre_solve(p: Any) -> Any:
+                matvec = preconditioned_matvec(hvp_fn(loss, p), p_flat)
+                return self._solve(self.precond, matvec, dim, aux["precond"], t, 2)
+
+            template = jax.eval_shape(pre_solve, params)
+            blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
+            out = lax.cond(pre_due, pre_solve, blank, params)
+            new["precond"] = {
+                "block": jnp.where(pre_due, out.block, aux["precond"]["block"]),
+                "ready": aux["precond"]["ready"] | pre_due,
+            }
+            b1 = self.scope(self.optimizer.b1) if isinstance(self.optimizer, m.Adam) else 0.0
+            values.update(
+                {
+                    "preconditioned_sharpness": out.result.values[0],
+                    "preconditioned_sharpness.residual": out.result.residuals[0],
+                    "preconditioned_sharpness.threshold": adaptive_threshold(lr, b1),
+                }
+            )
+            valid.update({name: pre_due for name in self.precond.series()})
+
         values = {
             k: (v.astype(self.dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v)
             for k, v in values.items()
         }
         return values, valid, new, sharp
+
+    def _slice(self, loss: Any, params: Any, grad: Any, u: Any, due: jnp.ndarray, t: jnp.ndarray) -> Aux:
+        """L (and S) at θ + s·d̂ for the slice's offsets s, computed only where due."""
+        sl = self.slice
+        direction = ravel_pytree(grad)[0] if sl.direction == "gradient" else u
+        offsets = jnp.stack([jnp.asarray(self.scope(x), self.dtype) for x in sl.offsets])
+        solver = self.solver
+
+        def compute(p: Any) -> Aux:
+            out = {"slice.loss": loss_slice(loss, p, direction, offsets)}
+            if sl.sharpness:
+                dim = ravel_pytree(p)[0].size
+
+                def top(q: Any) -> jnp.ndarray:
+                    cold = {
+                        "block": jnp.zeros((min(solver.block_size, dim), dim), self.dtype),
+                        "ready": False,
+                    }
+                    return self._solve(solver, hvp_fn(loss, q), dim, cold, t, 4).result.values[0]
+
+                out["slice.sharpness"] = sharpness_slice(top, p, direction, offsets)
+            return out
+
+        template = jax.eval_shape(compute, params)
+        blank = lambda p: jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), template)  # noqa: E731
+        return lax.cond(due, compute, blank, params)
+
+    def _preconditioner(self, state: Any) -> jnp.ndarray:
+        """The flat diagonal preconditioner (P,) of the main optimizer from its optax state."""
+        opt = self.optimizer
+        if isinstance(opt, m.Adam):
+            return adam_preconditioner(state.nu, state.count, self.scope(opt.b2), self.scope(opt.eps))
+        return rmsprop_preconditioner(state.nu, self.scope(opt.eps))
 
     def _rotation(
         self, ring: jnp.ndarray, vectors: jnp.ndarray, solved: jnp.ndarray, t: jnp.ndarray

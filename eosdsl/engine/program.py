@@ -234,9 +234,23 @@ class Program:
         nan = jnp.array(jnp.nan, dtype)
         diverged = ~(jnp.isfinite(loss) & _tree_finite(state.params))
 
+        optimizer_state = None
+        if self.curvature.precond:  # the main rule's state after this step's update (its ν_t)
+            inputs = StepInputs(state.params, grad, jax.grad(loss_of), state.d, lr_app, state.lr_prev)
+            optimizer_state = self.rules[0].update(inputs, state.extras[0])[1]
+
         def curvature(ended: jnp.ndarray) -> tuple[Any, ...]:
             return self.curvature.measure(
-                state.curvature, loss_of, state.params, grad, t, ended, lr, self._gauss_newton(data), hvp
+                state.curvature,
+                loss_of,
+                state.params,
+                grad,
+                t,
+                ended,
+                lr,
+                self._gauss_newton(data),
+                hvp,
+                optimizer_state,
             )
 
         if self.sharp_triggers:  # events need S(w_t) at every step; measurements reuse the solve

@@ -173,6 +173,41 @@ class GramSharpnessMeasure(Cadence, Solver):
         return ["gram_sharpness", "gram_sharpness.residual"]
 
 
+class PreconditionedSharpnessMeasure(Cadence, Solver):
+    """Effective sharpness of an adaptive method (Cohen et al. 2022, "Adaptive gradient methods at the edge
+    of stability"): λ_max(P^{-1/2} H P^{-1/2}) — the eigenvalues of P⁻¹H — with the diagonal
+    preconditioner of the main optimizer after this step's update of its second-moment estimate: Adam's
+    P = diag(√v̂_t + ε), RMSProp's P = diag(√(ν_t + ε)). Records ``preconditioned_sharpness`` with its
+    residual and its stability threshold ``preconditioned_sharpness.threshold`` (2/η for RMSProp,
+    (2 + 2β₁)/((1 − β₁)η) for Adam: the optimizer's MSS). Needs an ``adam`` or ``rmsprop`` optimizer
+    without optimizer switches."""
+
+    kind: Literal["preconditioned_sharpness"]
+
+    def series(self) -> list[str]:
+        return [
+            "preconditioned_sharpness",
+            "preconditioned_sharpness.residual",
+            "preconditioned_sharpness.threshold",
+        ]
+
+
+class SliceMeasure(Cadence):
+    """One-dimensional slices through θ_t (paper 004 Fig. 3): ``slice.loss`` = L(θ_t + s·d̂) and, with
+    ``sharpness: true``, ``slice.sharpness`` = S(θ_t + s·d̂) for each offset s (Euclidean distances in
+    parameter space) along the unit direction d̂ of the gradient ∇L(θ_t) or of the top eigenvector.
+    Each sharpness point is a cold solve by the ``sharpness`` measure's solver, from the same start
+    vector at every offset (so the slice is smooth)."""
+
+    kind: Literal["slice"]
+    direction: Literal["gradient", "eigenvector"] = "gradient"
+    offsets: list[Scalar] = Field(min_length=1, description="Distances s along the unit direction.")
+    sharpness: bool = Field(False, description="Also S along the slice (one eigensolve per offset).")
+
+    def series(self) -> list[str]:
+        return ["slice.loss", "slice.sharpness"] if self.sharpness else ["slice.loss"]
+
+
 class SelfStabilizationMeasure(Cadence):
     """Paper 003's constrained trajectory, its predicted dynamics and a gradient-flow reference, run
     alongside GD from the first step of the window where η·S(θ_t) ≥ ``start_when`` (the time origin t₀).
@@ -238,6 +273,8 @@ CurvatureMeasure = (
     | RotationMeasure
     | SharpnessGradientMeasure
     | GramSharpnessMeasure
+    | PreconditionedSharpnessMeasure
+    | SliceMeasure
     | SelfStabilizationMeasure
 )
 CURVATURE_KINDS = (
@@ -245,6 +282,8 @@ CURVATURE_KINDS = (
     "rotation",
     "sharpness_gradient",
     "gram_sharpness",
+    "preconditioned_sharpness",
+    "slice",
     "self_stabilization",
 )
 
@@ -254,6 +293,8 @@ Measure = Annotated[
     | RotationMeasure
     | SharpnessGradientMeasure
     | GramSharpnessMeasure
+    | PreconditionedSharpnessMeasure
+    | SliceMeasure
     | SelfStabilizationMeasure
     | DerivedMeasure,
     Field(discriminator="kind"),

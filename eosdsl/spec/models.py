@@ -26,12 +26,14 @@ from eosdsl.spec.measures import (  # noqa: F401  (re-exported: the spec languag
     DerivedMeasure,
     GramSharpnessMeasure,
     Measure,
+    PreconditionedSharpnessMeasure,
     RotationMeasure,
     SelfStabilizationMeasure,
     SharpnessGradientMeasure,
     SharpnessMeasure,
     SimpleKind,
     SimpleMeasure,
+    SliceMeasure,
     Solver,
 )
 from eosdsl.spec.networks import SupervisedProblem
@@ -450,6 +452,107 @@ class OutputNormIdentityCheck(Model):
     )
 
 
+StepWindow = Annotated[
+    tuple[int, int] | None, Field(description="Inclusive [first, last] step window; none: the whole run.")
+]
+
+
+class EosBandCheck(Model):
+    """Edge of stability: once ``of`` (the sharpness) first reaches ``threshold`` (2/η), it stays within
+    a relative band: |of/threshold − 1| ≤ ``rel`` at every later recorded step (in ``steps``)."""
+
+    kind: Literal["eos_band"]
+    of: CheckExpr = Field("sharpness", description="The curvature series (e.g. a two-step average).")
+    threshold: CheckExpr = Field("2 / lr", description="The band's centre: the GD stability limit 2/η.")
+    rel: float = Field(0.1, gt=0, description="Half-width of the band, relative to the threshold.")
+    steps: StepWindow = None
+    must_reach: bool = Field(
+        True,
+        description="Fail when `of` never reaches the threshold (by the window's end); with false, such "
+        "a run makes the check not applicable.",
+    )
+
+
+class EigengapCheck(Model):
+    """Paper 003 Assumption 2 (eigengap): η·λ₂ < ``c`` at every recorded step in ``steps``, λ₂ the
+    second eigenvalue of the ``eigs`` series (a ``sharpness`` measure with k ≥ 2)."""
+
+    kind: Literal["eigengap"]
+    c: float = Field(1.9, gt=0, description="The constant c < 2 of λ₂ < c/η; the paper's runs use 1.9.")
+    eta: CheckExpr = Field("lr", description="η: the recorded `lr` series, a constant or a number.")
+    steps: StepWindow = None
+
+
+class TracksConstrainedCheck(Model):
+    """Paper 003 (Theorem 1, §6): GD stays near the constrained trajectory θ†, i.e. at every recorded step
+    in ``steps`` ‖θ_t − θ†_t‖ (``dagger.distance``) ≤ ``factor``·δ_t (``ss.delta``) and ≤
+    ``max_distance``. Needs a ``self_stabilization`` measure."""
+
+    kind: Literal["tracks_constrained"]
+    factor: float | None = Field(
+        2.0, gt=0, description="Bound relative to δ = √(2α/β); null: no relative bound."
+    )
+    max_distance: float | None = Field(None, gt=0, description="Absolute bound on ‖θ − θ†‖; null: none.")
+    steps: StepWindow = None
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> TracksConstrainedCheck:
+        if self.factor is None and self.max_distance is None:
+            raise ValueError("tracks_constrained needs `factor` and/or `max_distance`")
+        return self
+
+
+class PredictionCheck(Model):
+    """Paper 003 Theorem 1: the predicted dynamics track GD. Over the recorded steps in ``steps``, the
+    ``statistic`` of |pred.sharpness − sharpness|/(2/η) is ≤ ``rel`` and that of
+    |pred.loss − loss|/loss is ≤ ``rel_loss`` (each compared when its tolerance is given)."""
+
+    kind: Literal["prediction"]
+    rel: float | None = Field(
+        0.1, gt=0, description="Tolerance on the sharpness error, relative to 2/η; null: not compared."
+    )
+    rel_loss: float | None = Field(
+        None, gt=0, description="Tolerance on the loss error, relative to the loss; null: not compared."
+    )
+    statistic: Literal["max", "median"] = Field(
+        "max", description="How per-step errors are summarized: the worst step, or the typical one."
+    )
+    eta: CheckExpr = Field("lr", description="η in 2/η: the recorded `lr` series, a constant or a number.")
+    steps: StepWindow = None
+
+    @model_validator(mode="after")
+    def _a_comparison(self) -> PredictionCheck:
+        if self.rel is None and self.rel_loss is None:
+            raise ValueError("a prediction check needs `rel` (sharpness) and/or `rel_loss` (loss)")
+        return self
+
+
+class ProductChainIdentitiesCheck(Model):
+    """Paper 004's exact identities on ``product_chain`` (digest seed-004 §3.2, §3.5), at every step in
+    ``steps`` where ``params`` and ``sharpness`` were both recorded, against a numpy closed form:
+    ``hessian``: the top eigenvalue(s) of the closed-form Hessian (eq. 4, §3.5) equal the recorded
+    ``sharpness`` (and ``eigs``); ``secular``: the largest root of D·Σ_j 1/(λθ_j² + z'Θ) = 1 equals the
+    recorded sharpness; ``r2`` (two parameters only, skipped otherwise): |u₁,ₛ/u₁,ₗ| = β + √(β² + 1),
+    eq. (6), with s/l the smaller/larger |θ|."""
+
+    kind: Literal["product_chain_identities"]
+    rel_tol: float = Field(
+        1e-8,
+        gt=0,
+        description="Largest error allowed, relative to ‖H‖₂ = max|λ| (eigenvalues) or to R₂ (the ratio).",
+    )
+    hessian: bool = Field(True, description="Check the closed-form Hessian's eigenvalues.")
+    secular: bool = Field(True, description="Check the largest root of the secular equation.")
+    r2: bool = Field(True, description="Check R₂ = β + √(β² + 1) (two parameters only).")
+    steps: StepWindow = None
+
+    @model_validator(mode="after")
+    def _an_identity(self) -> ProductChainIdentitiesCheck:
+        if not (self.hessian or self.secular or self.r2):
+            raise ValueError("product_chain_identities needs at least one of hessian, secular, r2")
+        return self
+
+
 Check = Annotated[
     FinalCheck
     | InequalityCheck
@@ -457,7 +560,12 @@ Check = Annotated[
     | OrderingCheck
     | Lemma6Check
     | Theorem2Check
-    | OutputNormIdentityCheck,
+    | OutputNormIdentityCheck
+    | EosBandCheck
+    | EigengapCheck
+    | TracksConstrainedCheck
+    | PredictionCheck
+    | ProductChainIdentitiesCheck,
     Field(discriminator="kind"),
 ]
 

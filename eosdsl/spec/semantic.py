@@ -11,6 +11,7 @@ Scopes, by where an expression appears:
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable
 from typing import Any
 
@@ -171,12 +172,25 @@ class _Checker:
                 self.errors.append(
                     LocatedError((*where, "stop"), f"stop ({meas.stop}) is before start ({meas.start})")
                 )
+            if isinstance(meas, m.PreconditionedSharpnessMeasure) and (
+                spec.optimizer.kind not in ("adam", "rmsprop")
+                or any(e.do.switch_optimizer for e in spec.events)
+            ):
+                self.errors.append(
+                    LocatedError(
+                        (*where, "kind"),
+                        "preconditioned_sharpness needs an adam or rmsprop optimizer and no optimizer switch",
+                    )
+                )
             if isinstance(meas, m.SelfStabilizationMeasure) and spec.optimizer.kind != "gd":
                 self.errors.append(
                     LocatedError((*where, "kind"), "self_stabilization follows plain GD (optimizer kind gd)")
                 )
             needs_eigenvectors = m.RotationMeasure | m.SharpnessGradientMeasure | m.SelfStabilizationMeasure
-            if isinstance(meas, needs_eigenvectors) and sharp is None:
+            uses_solver = isinstance(meas, m.SliceMeasure) and (
+                meas.sharpness or meas.direction == "eigenvector"
+            )
+            if (isinstance(meas, needs_eigenvectors) or uses_solver) and sharp is None:
                 self.errors.append(
                     LocatedError(
                         (*where, "kind"), f"{meas.kind} needs a sharpness measure (its eigenvectors)"
@@ -241,6 +255,9 @@ class _Checker:
                 self.expr(meas.expr, ("measure", i, "expr"), known)
                 known.append(meas.name)
         for i, check in enumerate(spec.checks):
+            if isinstance(check, NAMED_SERIES_CHECKS):
+                self.named_check(check, ("checks", i), known)
+                continue
             for field in ("of", "lhs", "rhs", "below", "above"):
                 self.expr(getattr(check, field, None), ("checks", i, field), known)
             if isinstance(check, m.Lemma6Check | m.Theorem2Check) and not isinstance(
@@ -251,6 +268,93 @@ class _Checker:
                         ("checks", i, "kind"), f"{check.kind} is a theorem about the relu_scalar problem"
                     )
                 )
+
+    def series_expr(self, kind: str, source: str, path: Path, known: list[str]) -> None:
+        """An expression over series; an unknown name that a measure records says which measure."""
+        try:
+            names = compile_expr(source).names
+        except ExprError:
+            names = frozenset()  # a syntax error: reported by `expr` below
+        missing = sorted(n for n in names if n not in known and n in RECORDED_BY)
+        if missing:
+            self.errors.append(LocatedError(path, _needs(kind, missing)))
+        else:
+            self.expr(source, path, known)
+
+    def needs_series(self, kind: str, names: list[str], path: Path, known: list[str]) -> None:
+        """The check reads these series (expression names) directly: each must be recorded."""
+        missing = [n for n in names if n not in known]
+        if missing:
+            self.errors.append(LocatedError(path, _needs(kind, missing)))
+
+    def named_check(self, check: m.Check, where: Path, known: list[str]) -> None:
+        """The EoS and paper 003/004 checks: their expressions, and the measures they read."""
+        spec, kind = self.spec, (*where, "kind")
+        if isinstance(check, m.EosBandCheck):
+            self.series_expr(check.kind, check.of, (*where, "of"), known)
+            self.series_expr(check.kind, check.threshold, (*where, "threshold"), known)
+        elif isinstance(check, m.EigengapCheck):
+            sharp = next((x for x in spec.measure if isinstance(x, m.SharpnessMeasure)), None)
+            if sharp is None or sharp.k < 2:
+                has = "" if sharp is None else f" (measure[{spec.measure.index(sharp)}] has k = {sharp.k})"
+                self.errors.append(
+                    LocatedError(kind, f"eigengap needs λ₂: a sharpness measure with k ≥ 2{has}")
+                )
+            self.series_expr(check.kind, check.eta, (*where, "eta"), known)
+        elif isinstance(check, m.TracksConstrainedCheck):
+            names = ["dagger_distance"] + (["ss_delta"] if check.factor is not None else [])
+            self.needs_series(check.kind, names, kind, known)
+        elif isinstance(check, m.PredictionCheck):
+            if check.rel is not None:
+                self.needs_series(check.kind, ["pred_sharpness", "sharpness"], kind, known)
+                self.series_expr(check.kind, check.eta, (*where, "eta"), known)
+            if check.rel_loss is not None:
+                self.needs_series(check.kind, ["pred_loss", "loss"], (*where, "rel_loss"), known)
+        elif isinstance(check, m.ProductChainIdentitiesCheck):
+            if not isinstance(spec.problem, m.ProductChain):
+                self.errors.append(
+                    LocatedError(kind, f"{check.kind} is a theorem about the product_chain problem")
+                )
+                return
+            self.needs_series(check.kind, ["theta", "sharpness"], kind, known)
+
+
+NAMED_SERIES_CHECKS = (
+    m.EosBandCheck
+    | m.EigengapCheck
+    | m.TracksConstrainedCheck
+    | m.PredictionCheck
+    | m.ProductChainIdentitiesCheck
+)
+
+
+def _recorded_by() -> dict[str, str]:
+    """Expression name of a series → the measure that records it (for "add this measure" errors)."""
+    table = {kind: f"`{{kind: {kind}}}`" for kind in typing.get_args(m.SimpleKind)}
+    table.update({"lr_applied": "`{kind: lr}`", "theta": "`{kind: params}`"})
+    curvature = [
+        m.SharpnessMeasure.model_construct(kind="sharpness", k=1, vectors=True),
+        m.RotationMeasure.model_construct(kind="rotation"),
+        m.SharpnessGradientMeasure.model_construct(kind="sharpness_gradient"),
+        m.GramSharpnessMeasure.model_construct(kind="gram_sharpness"),
+        m.SelfStabilizationMeasure.model_construct(kind="self_stabilization"),
+    ]
+    for meas in curvature:
+        table.update({n.replace(".", "_"): f"a `{meas.kind}` measure" for n in meas.series()})
+    eigs = "a `sharpness` measure with k ≥ 2"
+    table.update({"eigs": eigs, "eigs_residual": eigs})
+    return table
+
+
+RECORDED_BY = _recorded_by()
+
+
+def _needs(kind: str, missing: list[str]) -> str:
+    """``eos_band needs the series lr: add `{kind: lr}` to measure``."""
+    how = sorted({RECORDED_BY[n] for n in missing if n in RECORDED_BY})
+    return f"{kind} needs the series {', '.join(missing)}" + (
+        f": add {' and '.join(how)} to measure" if how else ""
+    )
 
 
 def semantic_errors(spec: m.Spec) -> list[LocatedError]:
