@@ -399,3 +399,12 @@ checks:
     with pytest.raises(SpecError) as err:
         load("x.yaml", text=text)
     assert "checks.0.threshold" in str(err.value) and "{kind: lr}" in str(err.value)
+
+
+def test_secular_root_is_outside_its_hypotheses_when_one_over_theta_squared_overflows() -> None:
+    """z = Θ² at θ = (θ₁, 10): λ₁ → 2θ₂² = 200 as θ₁ → 0. At θ₁ = 1e-100 the form is still evaluable and
+    exact; at 6e-155, 1/θ₁² overflows and the step is reported as outside the hypotheses (NaN), not inf."""
+    coeffs = np.array([0.0, 0.0, 1.0])
+    roots = pc.secular_top_root(np.array([[1e-100, 10.0], [6e-155, 10.0]]), coeffs)
+    assert roots[0] == pytest.approx(200.0, rel=1e-14)
+    assert np.isnan(roots[1])

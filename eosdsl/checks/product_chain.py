@@ -51,7 +51,8 @@ def hessian(theta: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
 
 
 def secular_top_root(theta: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
-    """Largest root λ of D·Σ_j 1/(λθ_j² + z'Θ) = 1 at each step (T,); NaN where D ≤ 0 or some θ_j = 0.
+    """Largest root λ of D·Σ_j 1/(λθ_j² + z'Θ) = 1 at each step (T,); NaN where D ≤ 0, some θ_j = 0, or
+    1/θ_j² or D leaves the floating-point range.
 
     Bisection on (max_j d_j, max_j d_j + 2DΣw²], d_j = −z'Θ/θ_j² the poles: the left side falls from +∞
     to 0 on that interval (each term ≤ w_j²/(λ − max d)), so the root is bracketed and unique.
@@ -61,6 +62,10 @@ def secular_top_root(theta: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
     z1, z2 = z_derivatives(coeffs, big_theta)
     d_coef = z2 * big_theta**2 + z1 * big_theta  # D
     ok = (d_coef > 0) & np.all(theta != 0, axis=1) & np.all(np.isfinite(theta), axis=1)
+    # The form divides by θ_j²: outside the floating-point range it cannot be evaluated (on a run that
+    # converges to θ_1 → 0, 1/θ_1² overflows once |θ_1| < 1e-154). Those steps are outside its hypotheses.
+    with np.errstate(over="ignore", divide="ignore", under="ignore"):
+        ok &= np.all(np.isfinite(theta**-2.0), axis=1) & (d_coef > 1e3 * np.finfo(float).tiny)
     theta = np.where(ok[:, None], theta, 1.0)
     d_coef, z1_theta = np.where(ok, d_coef, 1.0), np.where(ok, z1 * big_theta, 0.0)
     w2 = theta**-2.0
