@@ -67,7 +67,7 @@ GOLDEN_SPEC_IDS = {
     (
         "eigenvector-rotation/product-chain-fig1.yaml",
         None,
-    ): "5493279b06e067ccee14b7b68058bd6212befe0bedb2800e60bb32d8ab796a88",
+    ): "3399d8f4cf3fb27a5c54e3ddc7e75e71bc7dda2e2e91bcf98c19ccf696c749e5",
 }
 
 
@@ -449,8 +449,9 @@ EMPTY_REPLACEMENTS: dict[str, list[Any]] = {
 }
 
 # Replacements tried for a null leaf: a number (bounds, tolerances), a string (an event's name), a step
-# window, an optimizer (switch_optimizer), an empty mapping (sweep) and a densify rule.
-NULL_REPLACEMENTS: list[Any] = [1.0, "x", [0, 1], {"kind": "gd", "lr": 0.1}, {}, {"above": 1.9}] + [
+# window, an optimizer (switch_optimizer), an empty mapping (sweep) and a densify rule; 8 and 10⁴ for
+# integer options bounded below by another field (a solver block ≥ k, a window's stop ≥ start).
+NULL_REPLACEMENTS: list[Any] = [1.0, 8, 10_000, "x", [0, 1], {"kind": "gd", "lr": 0.1}, {}, {"above": 1.9}] + [
     [1.0] * k for k in range(2, 7)
 ]
 
@@ -535,6 +536,14 @@ def _skip_reason(path: LeafPath, value: Any) -> str | None:
         return "the other norms reject the ghost_size that ghost norm requires"
     if field in ("norm_layers", "ghost_size") and value is None:
         return "only meaningful with batch/ghost norm, which this network does not use"
+    if field == "batch_chunk" and value is None:
+        return "chunking the batch is refused for batch/ghost norm, whose statistics span the batch"
+    if field == "at" and value is None:
+        return "a fixed baseline step is only valid with `baseline: step`"
+    if path[0] == "measure" and field == "k" and value == 1:
+        return "a rotation's k is at most the sharpness measure's k, which is 1 here (and k ≥ 1)"
+    if path[0] == "measure" and field == "name":
+        return "checks or expressions refer to this series by name"
     if field in ("kind", "source"):
         return "no other kind takes this model's fields, or other parts of the spec refer to it"
     return None

@@ -11,10 +11,15 @@ linearization (one forward-mode sweep of the gradient computation), the usual co
 per product without re-tracing or re-evaluating the primal.
 
 Memory: the linearization keeps the residuals of the whole gradient computation (≈ the activations of one
-forward + backward pass over everything ``loss`` touches) alive while the returned function is in use. For
-a full-batch loss written as a chunked mean (``lax.scan`` over chunks) that is every chunk's residuals at
-once; where that does not fit, a product that recomputes ``jax.jvp(jax.grad(f), (x,), (v,))[1]`` per call
-trades one extra primal/gradient pass per HVP for chunk-sized memory.
+forward + backward pass over everything ``loss`` touches) alive while the returned function is in use, so
+for a full-batch loss it scales with the number of examples n. A full-batch loss written as a chunked
+mean whose chunk body is under ``jax.checkpoint`` (``eosdsl.problems.supervised.chunked_mean``, used when a
+supervised problem sets ``batch_chunk``) bounds this by the chunk: the residuals are then each chunk's
+inputs, and every product recomputes one chunk's activations at a time — for this linearization and for
+``jax.jvp(jax.grad(f), (x,), (v,))`` alike. Without the checkpoint, a ``lax.scan`` over chunks stacks every
+chunk's residuals and saves nothing; with the checkpoint around the network only (the loss reduction
+outside it), the linearization of the gradient still kept every chunk's activations (measured with
+``Compiled.memory_analysis()``, jax 0.10; see ``tests/test_chunked.py``).
 """
 
 from __future__ import annotations

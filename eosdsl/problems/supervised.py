@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from eosdsl import losses
 from eosdsl.curvature.gram import gram_matvec, gram_scale
@@ -137,21 +138,117 @@ def host_inputs(
     return params, data, ds, config
 
 
+def chunked_sum(
+    sum_fn: Callable[..., Any], params: Params, arrays: tuple[jax.Array, ...], chunk: int | None
+) -> Any:
+    """Σ_c sum_fn(params, *arrays[c]) over consecutive chunks c of ``chunk`` examples (axis 0).
+
+    ``sum_fn`` returns a pytree of sums over the examples it is given. With ``chunk`` ``None`` or ≥ n it
+    is called once on everything. Otherwise the ⌊n/chunk⌋ full chunks run under ``lax.scan`` over their
+    index (each a ``dynamic_slice`` of ``arrays``: the full arrays are never copied), the body under
+    ``jax.checkpoint``, and a last chunk of n mod chunk examples is added after the scan. The checkpoint
+    makes reverse mode save only each chunk's *inputs* (the index; ``params`` and ``arrays`` are loop
+    invariants) and recompute the chunk's activations, and it carries over to forward-over-reverse:
+    ``jax.jvp(jax.grad(·))`` and ``jax.linearize(jax.value_and_grad(·))`` of a loss built on this keep
+    one chunk's activations at a time (``tests/test_chunked.py`` measures it). The checkpoint must
+    enclose the reduction, not only the network: with only ``apply`` under it, the linearization of
+    the gradient kept every chunk's activations again (measured with jax 0.10.2).
+    """
+    size = arrays[0].shape[0]
+    if chunk is None or chunk >= size:
+        return sum_fn(params, *arrays)
+    full, rest = divmod(size, chunk)
+
+    def body(p: Params, i: jax.Array) -> Any:
+        return sum_fn(p, *(lax.dynamic_slice_in_dim(a, i * chunk, chunk) for a in arrays))
+
+    body = jax.checkpoint(body, prevent_cse=False)  # prevent_cse is unneeded under scan
+
+    def step(total: Any, i: jax.Array) -> tuple[Any, None]:
+        return jax.tree.map(jnp.add, total, body(params, i)), None
+
+    zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(body, params, 0))
+    total, _ = lax.scan(step, zero, jnp.arange(full))
+    if rest:
+        last = sum_fn(params, *(a[full * chunk :] for a in arrays))
+        total = jax.tree.map(jnp.add, total, last)
+    return total
+
+
+def chunked_mean(
+    mean_fn: Callable[..., Any], params: Params, arrays: tuple[jax.Array, ...], chunk: int | None
+) -> Any:
+    """The mean over all n examples of ``mean_fn`` (a pytree of means over the examples it is given),
+    as (1/n) Σ_c n_c · mean_fn(chunk c) by :func:`chunked_sum`; ``mean_fn(params, *arrays)`` itself
+    when not chunked.
+
+    Exact (up to rounding) for every loss of :mod:`eosdsl.losses`: each is (1/N) Σ_i ℓ_i with a
+    per-example term ℓ_i that does not depend on N (the ``mean`` conventions divide by N·k, k fixed), so
+    n_c · loss(chunk c) is the chunk's Σ_i ℓ_i and the total is divided by the true n.
+    """
+    size = arrays[0].shape[0]
+    if chunk is None or chunk >= size:
+        return mean_fn(params, *arrays)
+
+    def sums(p: Params, *chunk_arrays: jax.Array) -> Any:
+        m = chunk_arrays[0].shape[0]
+        return jax.tree.map(lambda v: v * m, mean_fn(p, *chunk_arrays))
+
+    return jax.tree.map(lambda t: t / size, chunked_sum(sums, params, arrays, chunk))
+
+
+def chunked_map(
+    fn: Callable[[Params, jax.Array], jax.Array], params: Params, x: jax.Array, chunk: int | None
+) -> jax.Array:
+    """``fn(params, x)`` for a per-example ``fn`` (outputs (n, …)), computed chunk by chunk: ``lax.map``
+    over the full chunks (body under ``jax.checkpoint``) then the last n mod chunk examples. A
+    linearization of it (``jax.linearize``, ``jax.linear_transpose``: the Gauss–Newton operator) keeps
+    the outputs and each chunk's inputs, not the activations; each product recomputes them per chunk."""
+    size = x.shape[0]
+    if chunk is None or chunk >= size:
+        return fn(params, x)
+    full, rest = divmod(size, chunk)
+    body = jax.checkpoint(
+        lambda p, i: fn(p, lax.dynamic_slice_in_dim(x, i * chunk, chunk)), prevent_cse=False
+    )
+    out = lax.map(lambda i: body(params, i), jnp.arange(full))  # (full, chunk, …)
+    out = out.reshape((full * chunk, *out.shape[2:]))
+    return jnp.concatenate([out, fn(params, x[full * chunk :])]) if rest else out
+
+
 def traced_fns(problem: n.SupervisedProblem, config: dict[str, Any]) -> dict[str, Callable]:
-    """loss, test_loss and the measurement functions, each a function of (params, data)."""
-    net, loss = network(config), loss_function(problem.loss)
+    """loss, test_loss and the measurement functions, each a function of (params, data).
+
+    With ``problem.batch_chunk`` set, every full-batch function (the losses, accuracies, supervised
+    measures and the Gauss–Newton operator) runs over chunks of that many examples
+    (:func:`chunked_mean`, :func:`chunked_sum`, :func:`chunked_map`): the same numbers up to rounding,
+    with activation memory bounded by the chunk instead of n.
+    """
+    net, loss, chunk = network(config), loss_function(problem.loss), problem.batch_chunk
+
+    def mean_loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+        return loss(net.apply(params, x), y)
+
+    def correct(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+        """The number of correct predictions (an exact integer, so accuracy 1 stays exactly 1)."""
+        return jnp.round(losses.accuracy(net.apply(params, x), y) * x.shape[0])
+
+    def accuracy_on(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+        if chunk is None or chunk >= x.shape[0]:
+            return losses.accuracy(net.apply(params, x), y)
+        return chunked_sum(correct, params, (x, y), chunk) / x.shape[0]
 
     def train_loss(params: Params, data: Data) -> jax.Array:
-        return loss(net.apply(params, data["x"]), data["y"])
+        return chunked_mean(mean_loss, params, (data["x"], data["y"]), chunk)
 
     def test_loss(params: Params, data: Data) -> jax.Array:
-        return loss(net.apply(params, data["x_test"]), data["y_test"])
+        return chunked_mean(mean_loss, params, (data["x_test"], data["y_test"]), chunk)
 
     def accuracy(params: Params, data: Data) -> dict[str, jax.Array]:
-        return {"accuracy": losses.accuracy(net.apply(params, data["x"]), data["y"])}
+        return {"accuracy": accuracy_on(params, data["x"], data["y"])}
 
     def test_accuracy(params: Params, data: Data) -> dict[str, jax.Array]:
-        return {"test_accuracy": losses.accuracy(net.apply(params, data["x_test"]), data["y_test"])}
+        return {"test_accuracy": accuracy_on(params, data["x_test"], data["y_test"])}
 
     def group_norms(params: Params, data: Data) -> dict[str, jax.Array]:
         """‖θ_g‖² and ‖∇_g L‖² per parameter group (paper 001: ‖A‖² of the output layer)."""
@@ -162,16 +259,23 @@ def traced_fns(problem: n.SupervisedProblem, config: dict[str, Any]) -> dict[str
             out[f"grad_norm2.{name}"] = sum(jnp.sum(g * g) for g in jax.tree.leaves(grads[name]))
         return out
 
+    def live_counts(params: Params, x: jax.Array) -> list[jax.Array]:
+        return [jnp.sum(~(z <= 0), axis=0) for z in net.hidden(params, x)]  # per unit: inputs with z > 0
+
     def dead_units(params: Params, data: Data) -> dict[str, jax.Array]:
         """Hidden units whose pre-activation is ≤ 0 on every training input (paper 000 App. E.2)."""
-        pre = net.hidden(params, data["x"])
-        return {f"dead_units.layer{i}": jnp.sum(jnp.all(z <= 0, axis=0)) for i, z in enumerate(pre)}
+        counts = chunked_sum(live_counts, params, (data["x"],), chunk)
+        return {f"dead_units.layer{i}": jnp.sum(c == 0) for i, c in enumerate(counts)}
+
+    def residual_sums(params: Params, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+        f = net.apply(params, x)
+        dres = f - losses.align_targets(f, y)
+        return jnp.sum(dres * dres), jnp.sum(dres * f)
 
     def residual(params: Params, data: Data) -> dict[str, jax.Array]:
         """‖D‖ and DᵀF for the residual D = F − Y (paper 001 §3)."""
-        f = net.apply(params, data["x"])
-        dres = f - losses.align_targets(f, data["y"])
-        return {"residual.norm": jnp.sqrt(jnp.sum(dres * dres)), "residual.dot": jnp.sum(dres * f)}
+        norm2, dot = chunked_sum(residual_sums, params, (data["x"], data["y"]), chunk)
+        return {"residual.norm": jnp.sqrt(norm2), "residual.dot": dot}
 
     fns = {
         "loss": train_loss,
@@ -185,9 +289,12 @@ def traced_fns(problem: n.SupervisedProblem, config: dict[str, Any]) -> dict[str
     if isinstance(problem.loss, n.MSELoss):
         c = gram_scale(problem.loss.convention, config_out(config), problem.loss.scale)
 
+        def outputs(params: Params, x: jax.Array) -> jax.Array:
+            return chunked_map(net.apply, params, x, chunk)
+
         def gauss_newton(params: Params, data: Data) -> Callable[[jax.Array], jax.Array]:
             """v ↦ (c/n)Jᵀ(Jv): the Gauss–Newton part of the MSE Hessian (Gram/NTK sharpness operator)."""
-            return gram_matvec(net.apply, params, data["x"], c)
+            return gram_matvec(outputs, params, data["x"], c)
 
         fns["gauss_newton"] = gauss_newton
     return fns

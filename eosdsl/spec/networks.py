@@ -12,7 +12,7 @@ import dataclasses
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, create_model, model_validator
+from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
 from eosdsl.models.build import _CONFIGS, make_config
 from eosdsl.spec.base import Model
@@ -191,3 +191,38 @@ class SupervisedProblem(Model):
     pipeline: list[str | dict[str, Any]] = Field(default_factory=list)
     model: Network
     loss: Loss
+    batch_chunk: int | None = Field(
+        None,
+        ge=1,
+        description="Examples per chunk of the full-batch mean (None: all n at once). The loss, its "
+        "gradient, the HVPs, the Gauss–Newton operator and the supervised measures are computed chunk by "
+        "chunk (a rematerialized lax.scan), so their activation memory is bounded by the chunk instead "
+        "of n. It is still the full-batch objective: the chunk size changes only the rounding. For that "
+        "reason it is part of the run identity (and of the compiled structure). Networks with batch norm "
+        "(full-batch statistics) cannot be chunked; ghost batch norm can when batch_chunk is a multiple "
+        "of ghost_size.",
+    )
+
+    @field_validator("batch_chunk")
+    @classmethod
+    def _chunk_fits_the_network(cls, chunk: int | None, info: ValidationInfo) -> int | None:
+        """Refuse chunking where it would change the loss: batch norm over the whole batch."""
+        model = info.data.get("model")  # absent when the network itself failed validation
+        if chunk is None or model is None:
+            return chunk
+        norm = getattr(model, "norm", "none")
+        layers = getattr(model, "norm_layers", None)
+        if norm == "none" or (layers is not None and len(layers) == 0):
+            return chunk
+        if norm == "batch":
+            raise ValueError(
+                f"batch_chunk needs a network without batch norm: {model.kind} has norm 'batch', whose "
+                "statistics are over the full batch (chunks would change the loss); remove batch_chunk"
+            )
+        ghost = model.ghost_size
+        if chunk % ghost:
+            raise ValueError(
+                f"batch_chunk {chunk} must be a multiple of the network's ghost_size {ghost}, so that "
+                "every ghost batch lies inside one chunk"
+            )
+        return chunk
