@@ -215,14 +215,30 @@ def run_points(
         {
             "name": base.name,
             "spec": base.model_dump(mode="json"),
+            "axes": _axes(points),
             "members": [
-                {"label": o.label, "run_key": o.run.run_key, "status": o.run.status} for o in outcomes
+                {
+                    "label": o.label,
+                    "run_key": o.run.run_key,
+                    "status": o.run.status,
+                    "case": o.point.case if o.point else None,
+                    "values": dict(o.point.assignments) if o.point else {},
+                }
+                for o in outcomes
             ],
             "checks": [c.to_dict() for c in checks],
             "created_at": _now(),
         },
     )
     return outcomes, checks, sid
+
+
+def _axes(points: Sequence[Point]) -> list[str]:
+    """The swept spec paths in expansion order (case assignments first), each listed once."""
+    axes: dict[str, None] = {}
+    for point in points:
+        axes.update(dict.fromkeys(point.assignments))
+    return list(axes)
 
 
 __all__ = ["Outcome", "run_one", "run_points", "sweep_checks"]

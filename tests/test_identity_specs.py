@@ -451,9 +451,16 @@ EMPTY_REPLACEMENTS: dict[str, list[Any]] = {
 # Replacements tried for a null leaf: a number (bounds, tolerances), a string (an event's name), a step
 # window, an optimizer (switch_optimizer), an empty mapping (sweep) and a densify rule; 8 and 10⁴ for
 # integer options bounded below by another field (a solver block ≥ k, a window's stop ≥ start).
-NULL_REPLACEMENTS: list[Any] = [1.0, 8, 10_000, "x", [0, 1], {"kind": "gd", "lr": 0.1}, {}, {"above": 1.9}] + [
-    [1.0] * k for k in range(2, 7)
-]
+NULL_REPLACEMENTS: list[Any] = [
+    1.0,
+    8,
+    10_000,
+    "x",
+    [0, 1],
+    {"kind": "gd", "lr": 0.1},
+    {},
+    {"above": 1.9},
+] + [[1.0] * k for k in range(2, 7)]
 
 
 def _leaves(obj: Any, path: LeafPath = ()) -> Iterator[tuple[LeafPath, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from eosdsl.cli import inspect as _inspect  # noqa: F401  (importing registers the commands)
 from eosdsl.cli import maintain as _maintain  # noqa: F401
+from eosdsl.cli import plot as _plot  # noqa: F401
 from eosdsl.cli import run as _run  # noqa: F401
 from eosdsl.cli.common import app
 

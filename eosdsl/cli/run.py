@@ -1,4 +1,4 @@
-"""Commands that run and look at specs: run, validate, schema, plot, ls, show."""
+"""Commands that run and validate specs: run, validate, schema."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from eosdsl.cli.common import (
     open_registry,
     out,
     print_check,
-    resolve_run,
     spec_error,
 )
 from eosdsl.spec.errors import SpecError
@@ -137,30 +136,3 @@ def schema(out_file: Annotated[Path | None, typer.Option("--out", help="Write to
         out_file.write_text(text + "\n")
     else:
         sys.stdout.write(text + "\n")
-
-
-@app.command()
-def plot(
-    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix).")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Directory (default plots/<id>).")] = None,
-    series: Annotated[
-        str | None, typer.Option("--series", help="Comma-separated series for one figure.")
-    ] = None,
-    logy: Annotated[bool, typer.Option("--logy", help="Log y-axis for --series.")] = False,
-    registry: RegistryOption = None,
-) -> None:
-    """Write PNG figures of a stored run: loss, sharpness with the MSS, parameter trajectory."""
-    from eosdsl.plot import plot_run, plot_series
-
-    run_ = resolve_run(run_id, registry)
-    target = out_dir or Path("plots") / run_.short_id
-    try:
-        paths = (
-            [plot_series(run_, series.split(","), target / "series.png", logy=logy)]
-            if series
-            else plot_run(run_, target)
-        )
-    except KeyError as error:
-        fail(str(error.args[0]))
-    for p in paths:
-        out.print(str(p), markup=False)

@@ -17,9 +17,10 @@ rather than ∇S keeps the sharpness step from undoing the Newton step; to first
 exactly −(S − 2/η) since ∇S·∇S⊥ = ‖∇S⊥‖².
 
 The top eigenpair is a parameter: any ``top_eig(params, u_warm) -> (S, u, residual)`` (a ``TopEigFn``),
-e.g. the engine's certified solver. ``dense_top_eig`` (exact ``eigh``, a few thousand parameters at most)
-and ``lanczos_top_eig`` are provided; both return u with its sign aligned to ``u_warm`` (the sign of an
-eigenvector is arbitrary and solvers flip it between calls; digest pitfall 2).
+e.g. the engine's warm-started certified solver (``engine.self_stabilization.solver_top_eig``) or
+``dense_top_eig`` here (exact ``eigh``, a few thousand parameters at most; the tests' oracle). Each
+returns u with its sign aligned to ``u_warm`` (the sign of an eigenvector is arbitrary and solvers flip
+it between calls; digest pitfall 2).
 
 Everything is pure and jittable; ``TaylorCenter`` is a NamedTuple, so ``constrained_scan_body`` is a
 ``lax.scan`` body. Flat vectors follow ``jax.flatten_util.ravel_pytree`` order (as ``curvature.hvp``).
@@ -36,8 +37,6 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from eosdsl.curvature.dense import top_eigenpair
-from eosdsl.curvature.hvp import hvp_fn
-from eosdsl.curvature.lanczos import lanczos_top
 from eosdsl.curvature.third_order import perp, progressive_sharpening, sharpness_gradient
 
 Params = Any
@@ -65,23 +64,6 @@ def dense_top_eig(loss: Loss) -> TopEigFn:
     def top_eig(params: Params, u_warm: Array) -> tuple[Array, Array, Array]:
         res = top_eigenpair(loss, params)
         return res.value, align_sign(res.vector, u_warm), res.residual
-
-    return top_eig
-
-
-def lanczos_top_eig(loss: Loss, iters: int, key: Array | None = None) -> TopEigFn:
-    """A ``TopEigFn`` by ``curvature.lanczos.lanczos_top`` (k = 1, ``iters`` steps) on HVPs.
-
-    ``lanczos_top`` starts from a random vector drawn from ``key`` (fixed, default ``PRNGKey(0)``) and takes
-    no start vector, so here ``u_warm`` only fixes the sign: this solver is *not* warm-started, and
-    ``iters`` must be enough for a cold start (check the returned residual).
-    """
-    key = jax.random.PRNGKey(0) if key is None else key
-
-    def top_eig(params: Params, u_warm: Array) -> tuple[Array, Array, Array]:
-        flat, _ = ravel_pytree(params)
-        res = lanczos_top(hvp_fn(loss, params), flat.size, 1, iters, key, flat.dtype)
-        return res.values[0], align_sign(res.vectors[0], u_warm), res.residuals[0]
 
     return top_eig
 
