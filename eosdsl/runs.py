@@ -10,22 +10,28 @@ import dataclasses
 import datetime as dt
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import jax
 import numpy as np
 
 from eosdsl.checks.evaluate import derived_series, final_value, ordering, run_checks, scalars_of
 from eosdsl.checks.result import CheckResult
-from eosdsl.engine.run import Progress, RunOutput, enable_x64, execute, prepare
+from eosdsl.engine.run import Progress, RunOutput, enable_x64, execute, execute_pack, pack_key, prepare
+from eosdsl.problems.build import HostProblem
 from eosdsl.registry import Registry, Run, numerics_environment, provenance, run_key, spec_id, sweep_id
 from eosdsl.registry.checkpoints import RunCheckpoints
-from eosdsl.registry.claims import try_claim
+from eosdsl.registry.claims import claim_is_live, try_claim
 from eosdsl.registry.index import update_index
 from eosdsl.registry.store import RESULTS
 from eosdsl.spec import models as m
 from eosdsl.spec.sweep import Point
+
+if TYPE_CHECKING:
+    from eosdsl.executors import Executor
 
 Reuse = Literal["exact", "compatible", "never"]
 """Which stored run may stand for a spec: the same run key (``exact``), else any run of the same spec
@@ -34,14 +40,26 @@ Reuse = Literal["exact", "compatible", "never"]
 
 @dataclass
 class Outcome:
-    """One run's result: the stored run, whether it was found rather than computed, and any notice."""
+    """One point's result: its stored run (``None`` if it failed), whether it was found rather than
+    computed, and any notice or error."""
 
-    run: Run
+    run: Run | None
     spec: m.Spec
     reused: bool
     label: str | None = None
     notice: str | None = None
     point: Point | None = None
+    error: str | None = None
+    key: str | None = None  # the run key (also when there is no run)
+
+    def __post_init__(self) -> None:
+        if self.key is None and self.run is not None:
+            self.key = self.run.run_key
+
+    @property
+    def status(self) -> str:
+        """The run's status (completed, stopped, diverged), or ``failed``."""
+        return "failed" if self.run is None else self.run.status
 
 
 def _now() -> str:
@@ -94,6 +112,7 @@ def _record(spec: m.Spec, out: RunOutput, sid: str, key: str, started: str) -> t
         "finished_at": _now(),
         "resumed_from": out.resumed_from,
         "timings": out.timings,
+        "execution": out.execution,
         "provenance": provenance(),
     }
     return series, info
@@ -113,52 +132,155 @@ def run_one(
     and one that finds it stale takes it over and resumes from the last checkpoint.
     """
     enable_x64()
-    document = spec.model_dump(mode="json")
-    sid = spec_id(document)
-    env = numerics_environment()
-    host = prepare(spec)
-    key = run_key(sid, env, host.fingerprints)
-    existing = registry.get(key)
-    if existing is not None and reuse != "never":
-        return Outcome(existing, spec, reused=True)
-    if existing is None and reuse == "compatible" and (found := _compatible(registry, sid, env)):
-        return Outcome(found[0], spec, reused=True, notice=found[1])
-    if existing is not None:  # reuse == "never": recompute in memory, compare, keep the stored run
-        series, _ = _record(spec, execute(spec, host, progress), sid, key, _now())
-        return Outcome(existing, spec, reused=True, notice=_compare(existing, series))
+    job = Job.of(spec)
+    found = job.lookup(registry, reuse)
+    if found is not None:
+        return found
+    if job.stored is not None:  # reuse == "never": recompute in memory, compare, keep the stored run
+        series, _ = _record(spec, execute(spec, job.host, progress), job.sid, job.key, _now())
+        return Outcome(job.stored, spec, reused=True, notice=_compare(job.stored, series))
+    return compute([job], registry, progress, poll)[0]
 
-    while (claim := try_claim(registry.root, key)) is None:
-        time.sleep(poll)
-        if (done := registry.get(key)) is not None:
-            return Outcome(done, spec, reused=True, notice="computed by another process")
+
+@dataclass
+class Job:
+    """A spec with its identity, host-side inputs and, if any, its stored run."""
+
+    spec: m.Spec
+    host: HostProblem
+    sid: str
+    key: str
+    env: dict[str, Any]
+    stored: Run | None = None
+    point: Point | None = None
+
+    @classmethod
+    def of(cls, spec: m.Spec, registry: Registry | None = None, point: Point | None = None) -> Job:
+        """Load the spec's data and initial parameters and compute its run key."""
+        sid = spec_id(spec.model_dump(mode="json"))
+        env = numerics_environment()
+        host = prepare(spec)
+        key = run_key(sid, env, host.fingerprints)
+        return cls(spec, host, sid, key, env, None, point)
+
+    def lookup(self, registry: Registry, reuse: Reuse) -> Outcome | None:
+        """The outcome of reusing a stored run, if ``reuse`` allows one (sets :attr:`stored`)."""
+        self.stored = registry.get(self.key)
+        if self.stored is not None and reuse != "never":
+            return Outcome(self.stored, self.spec, reused=True)
+        if self.stored is None and reuse == "compatible":
+            found = _compatible(registry, self.sid, self.env)
+            if found is not None:
+                return Outcome(found[0], self.spec, reused=True, notice=found[1])
+        return None
+
+
+@dataclass
+class _Claimed:
+    """A job this process holds the claim of, with its work directory and checkpoints."""
+
+    job: Job
+    claim: Any
+    staged: Any
+    checkpoints: RunCheckpoints
+    started: str
+
+
+def compute(
+    jobs: Sequence[Job], registry: Registry, progress: Progress | None = None, poll: float = 0.5
+) -> list[Outcome]:
+    """Compute and commit ``jobs`` (one pack: one structure, see ``engine.run.pack_key``), in order.
+
+    Each job is claimed first; one whose claim another process holds is waited for (its commit is
+    reused). The claimed jobs are grouped by the position of their checkpoints (all 0 on a fresh start)
+    and each group runs as one pack (``execute_pack``; alone when it has one member), every member
+    committed as soon as it has ended. An exception fails the members not yet committed; they keep
+    their claims' checkpoints, so a later attempt resumes them.
+    """
+    outcomes: dict[int, Outcome] = {}
+    claimed: dict[int, _Claimed] = {}
+    waiting: list[int] = []
     try:
-        if (done := registry.get(key)) is not None:  # committed while we were claiming
-            return Outcome(done, spec, reused=True, notice="computed by another process")
-        started = _now()
-        staged = registry.stage(key)
-        checkpoints = RunCheckpoints(
-            staged.path, staged.scratch, spec.runtime.checkpoint_every, claim.heartbeat
-        )
-        try:
-            out = execute(spec, host, progress, checkpoints)
-        finally:
-            checkpoints.close()
-        series, info = _record(spec, out, sid, key, started)
-        staged.write_json("spec.json", document)
-        staged.write_json("env.json", env)
-        staged.write_json("run.json", info)
-        shutil.rmtree(staged.path / RESULTS, ignore_errors=True)  # a crash during a previous write
-        staged.write_series(series, attrs={"references": out.references})
-        run = staged.commit()
-        update_index(registry, run)  # a cache: errors are swallowed, `registry reindex` repairs it
+        for i, job in enumerate(jobs):
+            claim = try_claim(registry.root, job.key)
+            if claim is None:
+                waiting.append(i)
+                continue
+            if (done := registry.get(job.key)) is not None:  # committed while we were claiming
+                claim.release()
+                outcomes[i] = Outcome(done, job.spec, reused=True, notice="computed by another process")
+                continue
+            staged = registry.stage(job.key)
+            every = job.spec.runtime.checkpoint_every
+            checkpoints = RunCheckpoints(staged.path, staged.scratch, every, claim.heartbeat)
+            claimed[i] = _Claimed(job, claim, staged, checkpoints, _now())
+        by_position: dict[int, list[int]] = {}
+        for i, c in claimed.items():
+            by_position.setdefault(c.checkpoints.position(), []).append(i)
+        for members in by_position.values():
+            _run_group([claimed[i] for i in members], registry, progress, members, outcomes)
     finally:
-        claim.release()
+        for c in claimed.values():
+            c.checkpoints.close()
+            c.claim.release()
+    for i in waiting:
+        outcomes[i] = _wait_for(jobs[i], registry, poll)
+    return [outcomes[i] for i in range(len(jobs))]
+
+
+def _run_group(
+    group: Sequence[_Claimed],
+    registry: Registry,
+    progress: Progress | None,
+    indices: Sequence[int],
+    outcomes: dict[int, Outcome],
+) -> None:
+    """Run claimed jobs at one checkpoint position as a pack; commit each member when it ends."""
+
+    def commit(k: int, out: RunOutput) -> None:
+        if len(group) > 1:  # the pack that computed it: re-running that pack reproduces it bit-exactly
+            out.execution["members"] = [c.job.key for c in group]
+        outcomes[indices[k]] = _commit(group[k], out, registry)
+
+    if len(group) == 1:
+        c = group[0]
+        commit(0, execute(c.job.spec, c.job.host, progress, c.checkpoints))
+        return
+    execute_pack(
+        [c.job.spec for c in group],
+        [c.job.host for c in group],
+        progress,
+        [c.checkpoints for c in group],
+        on_done=commit,
+    )
+
+
+def _commit(c: _Claimed, out: RunOutput, registry: Registry) -> Outcome:
+    """Write a finished run into its staging directory and publish it."""
+    job, staged = c.job, c.staged
+    series, info = _record(job.spec, out, job.sid, job.key, c.started)
+    staged.write_json("spec.json", job.spec.model_dump(mode="json"))
+    staged.write_json("env.json", job.env)
+    staged.write_json("run.json", info)
+    shutil.rmtree(staged.path / RESULTS, ignore_errors=True)  # a crash during a previous write
+    staged.write_series(series, attrs={"references": out.references})
+    run = staged.commit()
+    update_index(registry, run)  # a cache: errors are swallowed, `registry reindex` repairs it
     notice = None
     if out.resumed_from is not None:
         notice = f"resumed from the checkpoint at step {out.resumed_from}"
-    elif claim.took_over:
+    elif c.claim.took_over:
         notice = "took over an abandoned claim"
-    return Outcome(run, spec, reused=False, notice=notice)
+    return Outcome(run, job.spec, reused=False, notice=notice)
+
+
+def _wait_for(job: Job, registry: Registry, poll: float) -> Outcome:
+    """Wait for the process holding ``job``'s claim to commit it; compute it if that process dies."""
+    while (done := registry.get(job.key)) is None:
+        if not claim_is_live(registry.root, job.key):
+            return compute([job], registry, None, poll)[0]  # takes the abandoned claim over
+        time.sleep(poll)
+    return Outcome(done, job.spec, reused=True, notice="computed by another process")
 
 
 def sweep_checks(spec: m.Spec, outcomes: Sequence[Outcome]) -> list[CheckResult]:
@@ -193,23 +315,125 @@ def _final_of(source: str, outcome: Outcome) -> float:
     return final_value(source, series, scalars_of(outcome.spec, run.info.get("references", {})))
 
 
+class SweepReporter(Protocol):
+    """What a sweep tells its caller while it runs (the CLI draws progress from it)."""
+
+    def planned(self, points: int, reused: int, packs: Sequence[int]) -> None:
+        """Before computing: the number of points, how many are stored already, the pack sizes."""
+
+    def pack(self, index: int, labels: Sequence[str]) -> Progress | None:
+        """A pack starts (its members' labels); returns its per-chunk step callback."""
+
+    def finished(self, outcome: Outcome) -> None:
+        """A point is done: computed, reused or failed."""
+
+
+@dataclass
+class Plan:
+    """The points of a sweep with their identities: which are stored, and how the rest are packed."""
+
+    jobs: list[Job]
+    reused: dict[int, Outcome]
+    packs: list[list[int]]  # indices into ``jobs``, each list one pack (expansion order inside)
+
+
+DEFAULT_PACK_BYTES = 2 << 30
+"""Memory a pack's states, stacked data and per-chunk outputs may take when ``--pack`` is not given."""
+
+MAX_PACK = 256
+
+
+def plan_points(
+    points: Sequence[Point], registry: Registry, reuse: Reuse = "exact", pack: int | None = None
+) -> Plan:
+    """Identify every point, find the stored ones, and pack the rest (``pack``: members per pack; None:
+    as many as fit in :data:`DEFAULT_PACK_BYTES`, at most :data:`MAX_PACK`; 1: no packing)."""
+    enable_x64()
+    jobs = [Job.of(p.spec, point=p) for p in points]
+    reused: dict[int, Outcome] = {}
+    groups: dict[tuple, list[int]] = {}
+    for i, job in enumerate(jobs):
+        found = job.lookup(registry, reuse)
+        if found is not None:
+            reused[i] = found
+        else:
+            groups.setdefault(pack_key(job.spec, job.host), []).append(i)
+    packs = []
+    for members in groups.values():
+        size = pack or _fitting_pack(jobs[members[0]], len(members))
+        packs += [members[k : k + size] for k in range(0, len(members), size)]
+    packs.sort(key=lambda p: p[0])
+    return Plan(jobs, reused, packs)
+
+
+def _fitting_pack(job: Job, count: int) -> int:
+    """Members per pack so that the pack's arrays fit :data:`DEFAULT_PACK_BYTES` (a rough upper bound:
+    parameters ×16 for the state, data if members have their own, every recorded value of one chunk)."""
+    nbytes = lambda tree: sum(np.asarray(x).nbytes for x in jax.tree.leaves(tree))  # noqa: E731
+    params = nbytes(job.host.params)
+    member = 16 * params + nbytes(job.host.data) + job.spec.runtime.chunk * 16 * max(64, params // 8)
+    return max(1, min(count, MAX_PACK, DEFAULT_PACK_BYTES // member))
+
+
+@dataclass(frozen=True)
+class PackTask:
+    """A pack sent to a worker process: the registry root and the members' spec documents."""
+
+    root: str
+    documents: tuple[dict[str, Any], ...]
+
+
+def run_pack_task(task: PackTask) -> list[str]:
+    """Compute a pack in a worker (``eosdsl.executors``); the members' run keys, committed or claimed
+    elsewhere. Picklable in and out: the results are read back from the registry."""
+    enable_x64()
+    registry = Registry(Path(task.root))
+    jobs = [Job.of(m.Spec.model_validate(d)) for d in task.documents]
+    return [o.run.run_key for o in compute(jobs, registry)]
+
+
 def run_points(
     base: m.Spec,
     points: Sequence[Point],
     registry: Registry,
-    progress: Callable[[Point], Progress | None] | None = None,
+    reporter: SweepReporter | None = None,
     reuse: Reuse = "exact",
+    pack: int | None = None,
+    fail_fast: bool = False,
+    executor: Executor | None = None,
 ) -> tuple[list[Outcome], list[CheckResult], str | None]:
-    """Run every point (one compiled program per structure), then the sweep-level checks."""
-    outcomes = []
-    for point in points:
-        outcome = run_one(point.spec, registry, progress(point) if progress else None, reuse=reuse)
-        outcome.label, outcome.point = point.label, point
-        outcomes.append(outcome)
+    """Run every point of a sweep (or the one point of a plain spec), then the sweep-level checks.
+
+    Stored points are reused; the others run in packs (:func:`plan_points`), in-process or on
+    ``executor``. A pack that raises fails its members not yet committed and the sweep goes on
+    (``fail_fast``: it stops launching packs). Re-running the same command reuses what was committed
+    and resumes interrupted points from their checkpoints. ``reuse="never"`` recomputes every point
+    alone and compares it with the stored run.
+    """
+    if reuse == "never":
+        outcomes = [run_one(p.spec, registry, reuse=reuse) for p in points]
+        for o, p in zip(outcomes, points, strict=True):
+            o.label, o.point = p.label, p
+    else:
+        plan = plan_points(points, registry, reuse, pack)
+        if reporter:
+            reporter.planned(len(points), len(plan.reused), [len(p) for p in plan.packs])
+            for o in plan.reused.values():
+                reporter.finished(o)
+        results = dict(plan.reused)
+        if executor is None:
+            _run_local(plan, registry, reporter, fail_fast, results)
+        else:
+            _run_on(executor, plan, registry, reporter, fail_fast, results)
+        outcomes = []
+        for i, (job, p) in enumerate(zip(plan.jobs, points, strict=True)):
+            o = results.get(i) or Outcome(None, job.spec, reused=False, error="not run (--fail-fast)")
+            o.label, o.point, o.key = p.label, p, job.key
+            outcomes.append(o)
     if len(points) == 1 and points[0].label is None:
         return outcomes, [], None
-    checks = sweep_checks(base, outcomes)
-    sid = sweep_id(base.model_dump(mode="json"), [o.run.run_key for o in outcomes])
+    checks = sweep_checks(base, [o for o in outcomes if o.run is not None])
+    sid = sweep_id(base.model_dump(mode="json"), [o.key for o in outcomes])
     registry.write_sweep(
         sid,
         {
@@ -219,10 +443,11 @@ def run_points(
             "members": [
                 {
                     "label": o.label,
-                    "run_key": o.run.run_key,
-                    "status": o.run.status,
+                    "run_key": o.key,
+                    "status": o.status,
                     "case": o.point.case if o.point else None,
                     "values": dict(o.point.assignments) if o.point else {},
+                    **({"error": o.error} if o.error else {}),
                 }
                 for o in outcomes
             ],
@@ -233,6 +458,73 @@ def run_points(
     return outcomes, checks, sid
 
 
+def _label(job: Job) -> str:
+    return (job.point.label if job.point else None) or job.spec.name
+
+
+def _collect(
+    jobs: Sequence[Job],
+    indices: Sequence[int],
+    registry: Registry,
+    error: BaseException | None,
+    done: list[Outcome] | None,
+    results: dict[int, Outcome],
+    reporter: SweepReporter | None,
+) -> bool:
+    """Record a pack's outcomes (``done``, else what reached the registry before ``error``).
+
+    True if a member failed."""
+    failed = False
+    for k, i in enumerate(indices):
+        if done is not None:
+            outcome = done[k]
+        elif (run := registry.get(jobs[i].key)) is not None:
+            outcome = Outcome(run, jobs[i].spec, reused=False)
+        else:
+            outcome = Outcome(None, jobs[i].spec, reused=False, error=f"{type(error).__name__}: {error}")
+            failed = True
+        results[i] = outcome
+        if reporter:
+            reporter.finished(outcome)
+    return failed
+
+
+def _run_local(
+    plan: Plan,
+    registry: Registry,
+    reporter: SweepReporter | None,
+    fail_fast: bool,
+    results: dict[int, Outcome],
+) -> None:
+    for n, members in enumerate(plan.packs):
+        progress = reporter.pack(n, [_label(plan.jobs[i]) for i in members]) if reporter else None
+        try:
+            done, error = compute([plan.jobs[i] for i in members], registry, progress), None
+        except Exception as exc:  # noqa: BLE001 — a failed pack must not stop the sweep
+            done, error = None, exc
+        if _collect(plan.jobs, members, registry, error, done, results, reporter) and fail_fast:
+            return
+
+
+def _run_on(
+    executor: Executor,
+    plan: Plan,
+    registry: Registry,
+    reporter: SweepReporter | None,
+    fail_fast: bool,
+    results: dict[int, Outcome],
+) -> None:
+    tasks = [
+        PackTask(str(registry.root), tuple(plan.jobs[i].spec.model_dump(mode="json") for i in members))
+        for members in plan.packs
+    ]
+    for n, result in executor.map_unordered(run_pack_task, tasks):
+        members = plan.packs[n]
+        error = result if isinstance(result, BaseException) else None
+        if _collect(plan.jobs, members, registry, error, None, results, reporter) and fail_fast:
+            return
+
+
 def _axes(points: Sequence[Point]) -> list[str]:
     """The swept spec paths in expansion order (case assignments first), each listed once."""
     axes: dict[str, None] = {}
@@ -241,4 +533,4 @@ def _axes(points: Sequence[Point]) -> list[str]:
     return list(axes)
 
 
-__all__ = ["Outcome", "run_one", "run_points", "sweep_checks"]
+__all__ = ["Job", "Outcome", "Plan", "compute", "plan_points", "run_one", "run_points", "sweep_checks"]

@@ -4,6 +4,9 @@
   stored arrays are bitwise identical to an uninterrupted run's (on CPU).
 - Two processes started on the same spec: one computes, the other waits and returns the same run.
 - A claim left by a dead process is taken over.
+- A sweep killed midway recomputes only its unfinished points when re-run: committed points are
+  reused, interrupted packs resume from their members' checkpoints (bitwise equal to an uninterrupted
+  pack on CPU).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eosdsl.engine.run import execute_pack, prepare
 from eosdsl.registry import Registry
 from eosdsl.registry.claims import claim_path
 from eosdsl.runs import run_one
@@ -38,9 +42,9 @@ runtime: {chunk: 20000, checkpoint_every: 100000}
 """
 
 
-def _cli(spec: Path, registry: Path) -> subprocess.Popen:
+def _cli(spec: Path, registry: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "CI": "true", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "eosdsl.cli", "run", str(spec), "--registry", str(registry)]
+    cmd = [sys.executable, "-m", "eosdsl.cli", "run", str(spec), "--registry", str(registry), *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -50,6 +54,15 @@ def _committed_checkpoints(registry: Path) -> list[int]:
         if path.name.isdigit() and (path / "_CHECKPOINT_METADATA").exists():
             steps.append(int(path.name))
     return steps
+
+
+def _checkpointed_runs(registry: Path) -> set[str]:
+    """Run keys (in staging) with at least one complete checkpoint."""
+    return {
+        path.parents[1].name
+        for path in registry.glob("staging/*/checkpoints/*")
+        if path.name.isdigit() and (path / "_CHECKPOINT_METADATA").exists()
+    }
 
 
 def _all_series(run) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -120,3 +133,39 @@ def test_claim_of_a_dead_process_is_taken_over(tmp_path):
     outcome = run_one(spec, registry, poll=0.05)
     assert not outcome.reused and outcome.notice == "took over an abandoned claim"
     assert not path.exists()
+
+
+def test_killed_sweep_recomputes_only_its_unfinished_points(tmp_path):
+    """Four points in packs of two: killed (SIGKILL) once the first pack is committed and the second has
+    checkpointed, the same command reuses the first two points and resumes the other two."""
+    spec_file = tmp_path / "long.yaml"
+    spec_file.write_text(LONG_SPEC)
+    axis = "constants.eps=0.01,0.02,0.03,0.04"
+    killed = tmp_path / "killed"
+    proc = _cli(spec_file, killed, "-m", axis, "--pack", "2")
+    deadline = time.monotonic() + 240
+    while len(list(killed.glob("objects/*/*"))) < 2 or len(_checkpointed_runs(killed)) < 2:
+        assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.communicate()}"
+        assert time.monotonic() < deadline, "the first pack did not commit within 240 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = {p.name for p in killed.glob("objects/*/*")}
+    assert len(first) == 2
+
+    again = _cli(spec_file, killed, "-m", axis, "--pack", "2")
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, out + err
+    assert out.count("(reused)") == 2 and out.count("resumed from the checkpoint at step") == 2, out
+    assert " 2     2       0         0       4" in out  # done / reused / diverged / failed / total
+    registry = Registry(killed)
+    loaded = load(spec_file, [], [axis])
+    resumed = [p for p in loaded.points if p.label.endswith(("0.03", "0.04"))]
+    reference = execute_pack([p.spec for p in resumed], [prepare(p.spec) for p in resumed])
+    runs = [r for r in (registry.get(k.name) for k in killed.glob("objects/*/*")) if r.run_key not in first]
+    by_eps = {r.spec["constants"]["eps"]: r for r in runs}
+    for point, expected in zip(resumed, reference, strict=True):
+        stored = _all_series(by_eps[point.spec.constants["eps"]])
+        for name, (steps, values) in expected.series.items():
+            assert _bitwise(stored[name][0], steps), name
+            assert _bitwise(stored[name][1], values), name

@@ -73,25 +73,41 @@ def use_bar() -> bool:
     return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true", "yes")
 
 
-class Progress:
-    """A rich progress bar on a terminal; otherwise a log line at most every 10 s."""
+class SweepProgress:
+    """Progress of a run or a sweep (an ``eosdsl.runs.SweepReporter``).
 
-    def __init__(self) -> None:
+    On a terminal: a rich display with the points done, the current pack's steps, steps/s and ETA.
+    Otherwise (not a terminal, or ``CI=true``): a log line on stderr at most every 10 s and at the end
+    of each pack.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.bar = None
+        self.points_task = None
+        self.points, self.done, self.packs = 0, 0, 0
         if use_bar():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("steps"),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
                 console=err,
                 transient=True,
             )
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> SweepProgress:
         if self.bar:
             self.bar.__enter__()
         return self
@@ -100,15 +116,40 @@ class Progress:
         if self.bar:
             self.bar.__exit__(*exc)
 
-    def for_point(self, label: str):
-        last = [0.0]
-        task = self.bar.add_task(label, total=None) if self.bar else None
+    def planned(self, points: int, reused: int, packs: list[int]) -> None:
+        self.points, self.packs = points, len(packs)
+        if points > 1:
+            if self.bar:
+                self.points_task = self.bar.add_task(f"{self.name}: points", total=points, rate="")
+            else:
+                err.print(
+                    f"{self.name}: {points} points, {reused} stored, {points - reused} to run in "
+                    f"{len(packs)} packs",
+                    markup=False,
+                )
+
+    def finished(self, outcome) -> None:
+        self.done += 1
+        if self.bar and self.points_task is not None:
+            self.bar.update(self.points_task, completed=self.done)
+
+    def pack(self, index: int, labels: list[str]):
+        name = labels[0] if len(labels) == 1 else f"pack {index + 1}/{self.packs} ({len(labels)} points)"
+        started, last = time.monotonic(), [0.0]
+        task = self.bar.add_task(name, total=None, rate="") if self.bar else None
 
         def update(done: int, total: int) -> None:
+            rate = done / max(time.monotonic() - started, 1e-9)
             if self.bar:
-                self.bar.update(task, completed=done, total=total)
-            elif time.monotonic() - last[0] > 10 or done == total:
+                self.bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} steps/s")
+                if done >= total:
+                    self.bar.remove_task(task)
+            elif time.monotonic() - last[0] > 10 or done >= total:
                 last[0] = time.monotonic()
-                err.print(f"{label}: step {done}/{total}", markup=False)
+                eta = (total - done) / rate if rate > 0 else float("nan")
+                points = f"; points {self.done}/{self.points}" if self.points > 1 else ""
+                err.print(
+                    f"{name}: step {done}/{total}, {rate:,.0f} steps/s, ETA {eta:.0f} s{points}", markup=False
+                )
 
         return update

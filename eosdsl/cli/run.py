@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from eosdsl.cli.common import (
-    Progress,
     RegistryOption,
+    SweepProgress,
     app,
     err,
     fail,
@@ -47,11 +47,40 @@ def run(
         bool,
         typer.Option("--force", help="Recompute even if stored, and report whether it is bit-identical."),
     ] = False,
+    pack: Annotated[
+        int | None,
+        typer.Option(
+            "--pack",
+            min=1,
+            help="Sweep points per vmap-packed program (default: as many as fit in memory; 1: no packing).",
+        ),
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop launching points after the first failure.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="List the points, their run ids and packs, and what is stored; run nothing."
+        ),
+    ] = False,
+    executor: Annotated[
+        str, typer.Option("--executor", help="Where packs run: local (this process) or ray.")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Ray cluster address (default: start a local Ray instance)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Parallel Ray tasks of a local Ray instance.")
+    ] = None,
     registry: RegistryOption = None,
 ) -> None:
     """Run a spec (every point of its sweep); reuse stored runs with the same identity.
 
-    An interrupted run resumes from its last checkpoint when the same command is run again.
+    Points of one program shape run together as one vmap-packed program. Re-running the same command
+    reuses the stored points and resumes interrupted ones from their checkpoints; a failed point does
+    not stop the others (unless --fail-fast), and a sweep ends with a summary table.
     """
     if reuse not in ("exact", "compatible"):
         fail(f"--reuse must be 'exact' or 'compatible', got {reuse!r}")
@@ -64,33 +93,86 @@ def run(
         spec_error(error)
     reg = open_registry(registry)
     try:
-        outcomes, sweep_checks, sweep = _run_points(loaded, reg, "never" if force else reuse)
+        if dry_run:
+            _dry_run(loaded, reg, reuse, pack)
+            return
+        with _executor(executor, address, workers) as ex:
+            outcomes, sweep_checks, sweep = _run_points(
+                loaded, reg, "never" if force else reuse, pack, fail_fast, None if executor == "local" else ex
+            )
     except (DatasetNotFoundError, IDXFormatError, UnsafePickleError) as error:
         fail(f"{loaded.filename}: problem.data: {error}")
     _report(outcomes, sweep_checks, sweep, reg)
 
 
-def _run_points(loaded, reg, reuse: str):
+def _executor(name: str, address: str | None, workers: int | None):
+    from eosdsl.executors import ExecutorError, ExecutorUnavailable, make_executor
+
+    try:
+        return make_executor(name, address, workers)
+    except (ExecutorUnavailable, ExecutorError) as error:
+        fail(str(error))
+
+
+def _run_points(loaded, reg, reuse: str, pack: int | None, fail_fast: bool, executor):
     from eosdsl.runs import run_points
 
-    with Progress() as progress:
-        outcomes, sweep_checks, sweep = run_points(
+    with SweepProgress(loaded.spec.name) as progress:
+        return run_points(
             loaded.spec,
             loaded.points,
             reg,
-            lambda p: progress.for_point(p.label or loaded.spec.name),
+            progress,
             reuse=reuse,  # type: ignore[arg-type]
+            pack=pack,
+            fail_fast=fail_fast,
+            executor=executor,
         )
-    return outcomes, sweep_checks, sweep
+
+
+def _dry_run(loaded, reg, reuse: str, pack: int | None) -> None:
+    """Print every point with its run id, pack and whether it is stored (or has a checkpoint)."""
+    from rich.table import Table
+
+    from eosdsl.registry.checkpoints import CHECKPOINTS
+    from eosdsl.registry.claims import claim_is_live
+    from eosdsl.runs import plan_points
+
+    plan = plan_points(loaded.points, reg, reuse, pack)  # type: ignore[arg-type]
+    pack_of = {i: n for n, members in enumerate(plan.packs) for i in members}
+    table = Table("point", "run id", "pack", "state", box=None)
+    for i, (job, point) in enumerate(zip(plan.jobs, loaded.points, strict=True)):
+        if i in plan.reused:
+            state = "stored" + (f" ({plan.reused[i].notice})" if plan.reused[i].notice else "")
+        elif claim_is_live(reg.root, job.key):
+            state = "running elsewhere"
+        else:
+            steps = sorted(
+                int(p.name) for p in (reg.staging_dir / job.key / CHECKPOINTS).glob("*") if p.name.isdigit()
+            )
+            state = f"checkpoint at scan position {steps[-1]}" if steps else "to run"
+        pack_cell = f"{pack_of[i] + 1}/{len(plan.packs)}" if i in pack_of else ""
+        table.add_row(point.label or loaded.spec.name, job.key[:12], pack_cell, state)
+    out.print(table)
+    todo = len(plan.jobs) - len(plan.reused)
+    out.print(
+        f"{len(plan.jobs)} points: {len(plan.reused)} stored, {todo} to run in {len(plan.packs)} packs",
+        markup=False,
+    )
 
 
 def _report(outcomes, sweep_checks, sweep, reg) -> None:
-    """Print each run, its checks and where it is stored; exit 1 if a check failed."""
+    """Print each run, its checks and where it is stored, and a sweep's summary; exit 1 if a check or a
+    point failed."""
     failed = False
     for o in outcomes:
+        label = f"[{o.label}] " if o.label else ""
+        if o.run is None:
+            out.print(f"{label}failed: {o.error}", markup=False)
+            failed = True
+            continue
         run_ = o.run
         tag = "reused" if o.reused else f"{run_.info.get('timings', {}).get('total_s', 0):.1f}s"
-        label = f"[{o.label}] " if o.label else ""
         out.print(
             f"{label}run {run_.short_id}  {run_.status} at step {run_.info.get('end_step')}  ({tag})",
             markup=False,
@@ -102,10 +184,31 @@ def _report(outcomes, sweep_checks, sweep, reg) -> None:
     for c in sweep_checks:
         failed |= print_check(c.to_dict())
     if sweep:
+        _summary(outcomes)
         out.print(f"sweep {sweep[:12]}: {len(outcomes)} runs", markup=False)
-    where = outcomes[0].run.path if len(outcomes) == 1 else reg.root
+    stored = [o.run for o in outcomes if o.run is not None]
+    where = stored[0].path if len(outcomes) == 1 and stored else reg.root
     out.print(f"stored in {where}", markup=False)
     raise typer.Exit(1 if failed else 0)
+
+
+def _summary(outcomes) -> None:
+    """done / reused / diverged / failed counts of a sweep."""
+    from rich.table import Table
+
+    counts = {"done": 0, "reused": 0, "diverged": 0, "failed": 0}
+    for o in outcomes:
+        if o.run is None:
+            counts["failed"] += 1
+        elif o.reused:
+            counts["reused"] += 1
+        elif o.status == "diverged":
+            counts["diverged"] += 1
+        else:
+            counts["done"] += 1
+    table = Table(*counts, "total", box=None, title="sweep summary", title_justify="left")
+    table.add_row(*(str(v) for v in counts.values()), str(len(outcomes)))
+    out.print(table)
 
 
 @app.command()

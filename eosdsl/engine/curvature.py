@@ -21,7 +21,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from eosdsl.curvature import rotation as rot
@@ -35,6 +34,7 @@ from eosdsl.curvature.preconditioned import (
 from eosdsl.curvature.slices import loss_slice, sharpness_slice
 from eosdsl.curvature.solve import top_eigenpairs_warm
 from eosdsl.curvature.third_order import sharpness_gradient
+from eosdsl.engine.lanes import ALONE, Lanes
 from eosdsl.engine.self_stabilization import SelfStabilization
 from eosdsl.spec import models as m
 from eosdsl.spec.scope import Scope
@@ -49,10 +49,10 @@ def _single(spec: m.Spec, cls: type) -> Any:
 class Curvature:
     """The curvature measures of one spec, built inside the program's trace."""
 
-    def __init__(self, spec: m.Spec, scope: Scope, dtype: Any, needs_sharpness: bool) -> None:
+    def __init__(self, spec: m.Spec, scope: Scope, dtype: Any, needs_sharpness: bool, seed: Any) -> None:
         self.dtype = dtype
         self.scope = scope
-        self.seed = spec.seed
+        self.seed = seed  # traced: points differing only in their seed share the program
         self.sharp: m.SharpnessMeasure | None = _single(spec, m.SharpnessMeasure)
         self.rotation: m.RotationMeasure | None = _single(spec, m.RotationMeasure)
         self.gradient: m.SharpnessGradientMeasure | None = _single(spec, m.SharpnessGradientMeasure)
@@ -64,7 +64,7 @@ class Curvature:
         self.optimizer = spec.optimizer
         self.slice: m.SliceMeasure | None = _single(spec, m.SliceMeasure)
         ss = _single(spec, m.SelfStabilizationMeasure)
-        self.ss = SelfStabilization(ss, self.solver, scope, spec.seed) if ss else None
+        self.ss = SelfStabilization(ss, self.solver, scope, seed) if ss else None
         self.needs_sharpness = needs_sharpness  # a trigger reads S at every step
         self.active = bool(
             self.sharp
@@ -156,13 +156,14 @@ class Curvature:
         gauss_newton: Any = None,
         hvp: Any = None,
         optimizer_state: Any = None,
+        lanes: Lanes = ALONE,
     ) -> tuple[dict[str, Any], dict[str, Any], Aux, jnp.ndarray]:
         """(values, validity, new aux, S for triggers) at step ``t``; ``loss`` is params ↦ L.
 
         ``hvp``: the Hessian-vector product at ``params`` when the caller already linearized ∇L there
         (only with :attr:`always`); otherwise each solve linearizes on its own, inside its ``lax.cond``.
         ``optimizer_state``: the main (adaptive) optimizer's state after this step's update, for
-        ``preconditioned_sharpness``.
+        ``preconditioned_sharpness``. ``lanes``: how conditionals run (alone, or across a pack).
         """
         if not self.active:
             return {}, {}, aux, jnp.array(jnp.nan, self.dtype)
@@ -196,7 +197,7 @@ class Curvature:
             else:
                 template = jax.eval_shape(solve, params)
                 blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
-                out = lax.cond(need, solve, blank, params)
+                out = lanes.cond(need, solve, blank, params)
             res = out.result
             theta = jnp.where(need, res.values, nan)
             resid = jnp.where(need, res.residuals, nan)
@@ -236,7 +237,7 @@ class Curvature:
             def grad_s(p: Any) -> jnp.ndarray:
                 return sharpness_gradient(loss, p, u)
 
-            gs = lax.cond(grad_due, grad_s, lambda p: jnp.zeros_like(flat), params)
+            gs = lanes.cond(grad_due, grad_s, lambda p: jnp.zeros_like(flat), params)
             along = jnp.dot(gs, u)
             perp = gs - along * u
             values.update(
@@ -251,7 +252,7 @@ class Curvature:
 
         if self.ss:
             values_s, exists, new["ss"] = self.ss.step(
-                aux["ss"], loss, params, t, ended, lr, sharp, u, ss_open
+                aux["ss"], loss, params, t, ended, lr, sharp, u, ss_open, lanes
             )
             values.update(values_s)
             ss_due = self._due(self.ss.measure, t, ended, lr, aux) & exists
@@ -265,7 +266,7 @@ class Curvature:
 
             template = jax.eval_shape(gram_solve, params)
             blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
-            out = lax.cond(gram_due, gram_solve, blank, params)
+            out = lanes.cond(gram_due, gram_solve, blank, params)
             new["gram"] = {
                 "block": jnp.where(gram_due, out.block, aux["gram"]["block"]),
                 "ready": aux["gram"]["ready"] | gram_due,
@@ -276,7 +277,7 @@ class Curvature:
             valid.update({name: gram_due for name in self.gram.series()})
 
         if self.slice:
-            values.update(self._slice(loss, params, grad, u if "eig" in aux else None, slice_due, t))
+            values.update(self._slice(loss, params, grad, u if "eig" in aux else None, slice_due, t, lanes))
             valid.update({name: slice_due for name in self.slice.series()})
 
         if self.precond:
@@ -289,7 +290,7 @@ class Curvature:
 
             template = jax.eval_shape(pre_solve, params)
             blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
-            out = lax.cond(pre_due, pre_solve, blank, params)
+            out = lanes.cond(pre_due, pre_solve, blank, params)
             new["precond"] = {
                 "block": jnp.where(pre_due, out.block, aux["precond"]["block"]),
                 "ready": aux["precond"]["ready"] | pre_due,
@@ -310,7 +311,9 @@ class Curvature:
         }
         return values, valid, new, sharp
 
-    def _slice(self, loss: Any, params: Any, grad: Any, u: Any, due: jnp.ndarray, t: jnp.ndarray) -> Aux:
+    def _slice(
+        self, loss: Any, params: Any, grad: Any, u: Any, due: jnp.ndarray, t: jnp.ndarray, lanes: Lanes
+    ) -> Aux:
         """L (and S) at θ + s·d̂ for the slice's offsets s, computed only where due."""
         sl = self.slice
         direction = ravel_pytree(grad)[0] if sl.direction == "gradient" else u
@@ -334,7 +337,7 @@ class Curvature:
 
         template = jax.eval_shape(compute, params)
         blank = lambda p: jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), template)  # noqa: E731
-        return lax.cond(due, compute, blank, params)
+        return lanes.cond(due, compute, blank, params)
 
     def _preconditioner(self, state: Any) -> jnp.ndarray:
         """The flat diagonal preconditioner (P,) of the main optimizer from its optax state."""

@@ -28,6 +28,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from eosdsl.engine.curvature import Curvature
+from eosdsl.engine.lanes import ALONE, PACK_AXIS, Lanes
 from eosdsl.engine.traced import float_leaves, replace_floats, structure_key
 from eosdsl.optim.optimizers import StepInputs, build_rule
 from eosdsl.optim.schedules import build_schedule
@@ -39,8 +40,8 @@ from eosdsl.spec.scope import Scope, parse
 RUNNING, COMPLETED, STOPPED, DIVERGED = 0, 1, 2, 3
 STATUS_NAMES = {RUNNING: "running", COMPLETED: "completed", STOPPED: "stopped", DIVERGED: "diverged"}
 
-NOT_IN_PROGRAM = frozenset({"name", "description", "tags", "checks", "sweep", "runtime", "data_seed"})
-"""Spec fields the compiled program never reads (they do not enter the structure key)."""
+NOT_IN_PROGRAM = frozenset({"name", "description", "tags", "checks", "sweep", "runtime", "data_seed", "seed"})
+"""Spec fields that do not enter the structure key: never read by the program, or (``seed``) traced."""
 
 
 class State(NamedTuple):
@@ -75,10 +76,22 @@ class Structure:
         return cls(structure_key(spec, NOT_IN_PROGRAM.__contains__), spec)
 
 
-def hyperparameters(spec: m.Spec) -> list[Any]:
-    """The traced numbers of ``spec`` (its float leaves the program reads), as arrays of its dtype."""
+class Hyper(NamedTuple):
+    """The traced inputs of a program: the spec's float leaves (in its dtype) and its seed.
+
+    Specs with equal structure keys differ only here, so they share one compilation and can be packed
+    (stacked along a leading axis) into one ``vmap``-ped program.
+    """
+
+    floats: list[Any]
+    seed: Any  # int64 scalar: keys of the eigensolvers' random starts
+
+
+def hyperparameters(spec: m.Spec) -> Hyper:
+    """The traced inputs of ``spec``: its float leaves the program reads, as arrays of its dtype, and seed."""
     dtype = dtype_of(spec)
-    return [np.asarray(x, dtype) for x in float_leaves(spec, NOT_IN_PROGRAM.__contains__)]
+    floats = [np.asarray(x, dtype) for x in float_leaves(spec, NOT_IN_PROGRAM.__contains__)]
+    return Hyper(floats, np.asarray(spec.seed, np.int64))
 
 
 def dtype_of(spec: m.Spec) -> Any:
@@ -130,10 +143,10 @@ def _tree_finite(tree: Any) -> jnp.ndarray:
 class Program:
     """The step function of one spec, built inside a trace (the spec's floats may be tracers)."""
 
-    def __init__(self, spec: m.Spec, layout: Layout) -> None:
+    def __init__(self, spec: m.Spec, layout: Layout, seed: Any, axis: str | None = None) -> None:
         self.spec = spec
         self.dtype = dtype_of(spec)
-        self.seed = spec.seed
+        self.axis = axis  # the pack's vmap axis name (None: not packed)
         self.scope = Scope(spec.constants, self.dtype)
         self.fns = problem_fns(spec.problem, self.scope, layout.network)
         optimizers = optimizers_of(spec)
@@ -154,7 +167,9 @@ class Program:
             t.sharpness is not None or (t.expr is not None and "sharpness" in parse(t.expr).names)
             for t, _ in self.triggers
         )
-        self.curvature = Curvature(spec, self.scope, self.dtype, needs_sharpness=self.sharp_triggers)
+        self.curvature = Curvature(
+            spec, self.scope, self.dtype, needs_sharpness=self.sharp_triggers, seed=seed
+        )
 
     # ---------------------------------------------------------------------------------------- state
 
@@ -209,15 +224,21 @@ class Program:
         return jnp.all(value != 0), nan  # a condition on a vector holds when it holds for every component
 
     def step(self, state: State, data: Any) -> tuple[State, dict[str, Any]]:
-        """One step (see the module docstring); a no-op once the run has ended."""
-        blank = jax.eval_shape(self._live, state, data)[1]
+        """One step (see the module docstring); a no-op once the run has ended.
+
+        In a pack, members that have ended stay unchanged while the others go on, and no member that
+        has ended makes a conditional branch (a due measurement) run.
+        """
+        running = state.status == RUNNING
+        lanes = Lanes(self.axis, running)
+        blank = jax.eval_shape(lambda s, d: self._live(s, d, ALONE), state, data)[1]
 
         def idle(s: State) -> tuple[State, dict[str, Any]]:
             return s, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), blank)
 
-        return lax.cond(state.status == RUNNING, lambda s: self._live(s, data), idle, state)
+        return Lanes(self.axis).cond(running, lambda s: self._live(s, data, lanes), idle, state)
 
-    def _live(self, state: State, data: Any) -> tuple[State, dict[str, Any]]:
+    def _live(self, state: State, data: Any, lanes: Lanes) -> tuple[State, dict[str, Any]]:
         spec, dtype, t = self.spec, self.dtype, state.t
         step_f = t.astype(dtype)
         loss_of = lambda p: self.fns.loss(p, data)  # noqa: E731
@@ -251,6 +272,7 @@ class Program:
                 self._gauss_newton(data),
                 hvp,
                 optimizer_state,
+                lanes,
             )
 
         if self.sharp_triggers:  # events need S(w_t) at every step; measurements reuse the solve
@@ -310,7 +332,7 @@ class Program:
             values["test_loss"] = self.fns.test_loss(state.params, data) if self.fns.test_loss else nan
         values.update({f"params.{k}": state.params[k] for k in self.param_names})
         for kind, every in self.measure_every.items():
-            values.update(self._measure(kind, ended | (t % every == 0), state.params, data))
+            values.update(self._measure(kind, ended | (t % every == 0), state.params, data, lanes))
         out = {"step": t}
         for name, every in self.cadence.items():
             if every:
@@ -351,7 +373,9 @@ class Program:
         gauss_newton = self.fns.gauss_newton
         return None if gauss_newton is None else (lambda p: gauss_newton(p, data))
 
-    def _measure(self, kind: str, due: jnp.ndarray, params: Any, data: Any) -> dict[str, jnp.ndarray]:
+    def _measure(
+        self, kind: str, due: jnp.ndarray, params: Any, data: Any, lanes: Lanes
+    ) -> dict[str, jnp.ndarray]:
         """A supervised measure's values, computed only at the steps where it is recorded."""
         measure = self.fns.measures[kind]
 
@@ -360,7 +384,7 @@ class Program:
 
         blank = jax.eval_shape(fn, params, data)
         skip = lambda p: jax.tree.map(lambda x: jnp.full(x.shape, jnp.nan, self.dtype), blank)  # noqa: E731
-        return lax.cond(due, lambda p: fn(p, data), skip, params)
+        return lanes.cond(due, lambda p: fn(p, data), skip, params)
 
     def _branch(self, k: int, grad_fn: Any) -> Any:
         """Branch ``k`` of the optimizer switch: rule k's update, touching only its own extra state."""
@@ -377,13 +401,13 @@ class Program:
 # ------------------------------------------------------------------------------- jitted entry points
 
 
-def _program(structure: Structure, hparams: list[Any], layout: Layout) -> Program:
-    spec = replace_floats(structure.template, hparams, NOT_IN_PROGRAM.__contains__)
-    return Program(spec, layout)
+def _program(structure: Structure, hparams: Hyper, layout: Layout, axis: str | None = None) -> Program:
+    spec = replace_floats(structure.template, hparams.floats, NOT_IN_PROGRAM.__contains__)
+    return Program(spec, layout, hparams.seed, axis)
 
 
 @jax.jit(static_argnums=(0, 2))
-def init_state(structure: Structure, hparams: list[Any], layout: Layout, params: Any) -> State:
+def init_state(structure: Structure, hparams: Hyper, layout: Layout, params: Any) -> State:
     """The initial state of a run (jitted; one compilation per structure)."""
     return _program(structure, hparams, layout).init(params)
 
@@ -391,7 +415,7 @@ def init_state(structure: Structure, hparams: list[Any], layout: Layout, params:
 @jax.jit(static_argnums=(0, 2, 3))
 def run_chunk(
     structure: Structure,
-    hparams: list[Any],
+    hparams: Hyper,
     layout: Layout,
     length: int,
     state: State,
@@ -400,3 +424,34 @@ def run_chunk(
     """``length`` steps under ``lax.scan``; outputs are stacked per step with validity masks."""
     program = _program(structure, hparams, layout)
     return lax.scan(lambda s, _: program.step(s, data), state, None, length=length)
+
+
+# A pack: programs of one structure, their hyperparameters, initial parameters and states stacked along a
+# leading axis, run as one ``vmap`` over that axis (named PACK_AXIS; see engine.lanes).
+
+
+@jax.jit(static_argnums=(0, 2))
+def init_pack(structure: Structure, hparams: Hyper, layout: Layout, params: Any) -> State:
+    """The stacked initial states of a pack (``hparams`` and ``params`` stacked along axis 0)."""
+    return jax.vmap(lambda h, p: _program(structure, h, layout, PACK_AXIS).init(p), axis_name=PACK_AXIS)(
+        hparams, params
+    )
+
+
+@jax.jit(static_argnums=(0, 2, 3, 6))
+def run_pack_chunk(
+    structure: Structure,
+    hparams: Hyper,
+    layout: Layout,
+    length: int,
+    state: State,
+    data: Any,
+    data_axis: int | None,
+) -> tuple[State, dict[str, Any]]:
+    """``run_chunk`` for every member of a pack at once; ``data_axis`` None: one dataset for all."""
+
+    def one(h: Hyper, s: State, d: Any) -> tuple[State, dict[str, Any]]:
+        program = _program(structure, h, layout, PACK_AXIS)
+        return lax.scan(lambda c, _: program.step(c, d), s, None, length=length)
+
+    return jax.vmap(one, in_axes=(0, 0, data_axis), axis_name=PACK_AXIS)(hparams, state, data)

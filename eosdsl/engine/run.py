@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,8 +22,10 @@ from eosdsl.engine.program import (
     Structure,
     dtype_of,
     hyperparameters,
+    init_pack,
     init_state,
     run_chunk,
+    run_pack_chunk,
     series_of,
     triggers_of,
 )
@@ -41,6 +43,9 @@ class Checkpoints(Protocol):
     ``position`` counts scan iterations done (a multiple of the chunk length), so a resumed run replays
     exactly the chunks an uninterrupted run would — which is what makes resuming bit-exact on CPU.
     """
+
+    def position(self) -> int:
+        """Scan iterations covered by the latest checkpoint (0: none)."""
 
     def restore(self, template: State) -> tuple[State, int, list[dict[str, np.ndarray]]] | None:
         """(state, position, outputs of the chunks before ``position``) of the latest checkpoint."""
@@ -67,6 +72,9 @@ class RunOutput:
     fingerprints: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
     resumed_from: int | None = None  # step of the checkpoint this run resumed from, if any
+    execution: dict[str, Any] = field(
+        default_factory=lambda: {"mode": "alone"}
+    )  # alone | packed (index, size)
 
 
 def prepare(spec: m.Spec) -> HostProblem:
@@ -106,8 +114,7 @@ def execute(
     layout = layout_of(spec, host)
     state = init_state(structure, hparams, layout, host.params)
 
-    total = spec.train.steps + 1  # steps 0..T are measured; T updates
-    length = min(spec.runtime.chunk, total)
+    total, length = _plan(spec)
     chunks: list[dict[str, np.ndarray]] = []
     position, resumed_from = 0, None
     restored = checkpoints.restore(state) if checkpoints else None
@@ -127,8 +134,131 @@ def execute(
             checkpoints.after_chunk(state, position, output, ended)
         if progress:
             progress(int(state.t) + ended, total)  # steps measured so far
-    state = jax.device_get(state)
+    finished = time.perf_counter()
+    timings = {"total_s": finished - started, "first_chunk_s": (compile_done or finished) - started}
+    return _output(spec, layout, host, chunks, jax.device_get(state), timings, resumed_from)
 
+
+def execute_pack(
+    specs: Sequence[m.Spec],
+    hosts: Sequence[HostProblem],
+    progress: Progress | None = None,
+    checkpoints: Sequence[Checkpoints] | None = None,
+    on_done: Callable[[int, RunOutput], None] | None = None,
+) -> list[RunOutput]:
+    """Run specs of one structure as one ``vmap``-ped program (a *pack*); one output per spec.
+
+    The specs must share :class:`Structure` key, layout, parameter and data shapes (see
+    :func:`pack_key`); their hyperparameters, seeds and initial parameters are stacked along a
+    leading axis, their data too unless every member has the same dataset (then it is shared). A member
+    that ends (stop rule, event, divergence) stops changing while the others go on; ``on_done(i, out)``
+    is called as soon as member ``i`` has ended, so it can be stored before the pack finishes.
+
+    With ``checkpoints`` (one per member), every member checkpoints as a lone run would, and the pack
+    resumes from them: all members must then be at the same position (group them by
+    ``Checkpoints.position``).
+    """
+    enable_x64()
+    started = time.perf_counter()
+    if len({pack_key(s, h) for s, h in zip(specs, hosts, strict=True)}) != 1:
+        raise ValueError("a pack needs specs of one structure with equal parameter and data shapes")
+    spec0, n = specs[0], len(specs)
+    structure = Structure.of(spec0)
+    layout = layout_of(spec0, hosts[0])
+    hparams = _stack([hyperparameters(s) for s in specs])
+    state = init_pack(structure, hparams, layout, _stack([h.params for h in hosts]))
+    shared = len({tuple(sorted(h.fingerprints.items())) for h in hosts}) == 1
+    data, data_axis = (hosts[0].data, None) if shared else (_stack([h.data for h in hosts]), 0)
+
+    total, length = _plan(spec0)
+    chunks: list[list[dict[str, np.ndarray]]] = [[] for _ in specs]
+    position, resumed_from = 0, None
+    if checkpoints:
+        restored = [c.restore(_member(state, i)) for i, c in enumerate(checkpoints)]  # jax-array templates
+        if any(r is not None for r in restored):
+            if any(r is None for r in restored) or len({r[1] for r in restored}) != 1:
+                raise ValueError("the members of a pack must resume from the same position")
+            state = _stack([r[0] for r in restored])
+            position, chunks = restored[0][1], [list(r[2]) for r in restored]
+            resumed_from = int(np.max(np.asarray(jax.device_get(state.t))))
+
+    outputs: list[RunOutput | None] = [None] * n
+    compile_done = None
+    host_state = jax.device_get(state)
+
+    def finish(i: int) -> None:
+        elapsed = time.perf_counter() - started
+        timings = {"total_s": elapsed, "first_chunk_s": (compile_done or time.perf_counter()) - started}
+        member = _member(host_state, i)
+        outputs[i] = _output(
+            specs[i], layout, hosts[i], chunks[i], member, timings, resumed_from, pack=(i, n)
+        )
+        if on_done:
+            on_done(i, outputs[i])
+
+    for i in range(n):
+        if int(host_state.status[i]) != 0:
+            finish(i)  # ended before the checkpoint it resumed from
+    limit = math.ceil(total / length) * length
+    while any(o is None for o in outputs) and position < limit:
+        state, out = run_pack_chunk(structure, hparams, layout, length, state, data, data_axis)
+        out, host_state = jax.device_get((out, state))
+        position += length
+        compile_done = compile_done or time.perf_counter()
+        for i in (i for i in range(n) if outputs[i] is None):
+            output = _member(out, i)
+            chunks[i].append(output)
+            ended = int(host_state.status[i]) != 0
+            if checkpoints:
+                checkpoints[i].after_chunk(_member(host_state, i), position, output, ended)
+            if ended:
+                finish(i)
+        if progress:
+            progress(int(np.max(host_state.t)) + 1, total)
+    return [o for o in outputs if o is not None]
+
+
+def pack_key(spec: m.Spec, host: HostProblem) -> tuple:
+    """Specs with equal keys can run in one pack: one structure, chunking, and parameter/data shapes."""
+    shapes = lambda tree: tuple(  # noqa: E731
+        (str(path), np.shape(x), np.asarray(x).dtype.str)
+        for path, x in jax.tree_util.tree_leaves_with_path(tree)
+    )
+    return (
+        Structure.of(spec).key,
+        layout_of(spec, host),
+        spec.runtime.chunk,
+        spec.runtime.checkpoint_every,
+        shapes(host.params),
+        shapes(host.data),
+    )
+
+
+def _plan(spec: m.Spec) -> tuple[int, int]:
+    """(steps measured, chunk length): steps 0..T are measured, T updates."""
+    total = spec.train.steps + 1
+    return total, min(spec.runtime.chunk, total)
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
+
+
+def _member(tree: Any, i: int) -> Any:
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+def _output(
+    spec: m.Spec,
+    layout: Layout,
+    host: HostProblem,
+    chunks: Sequence[dict[str, np.ndarray]],
+    state: State,
+    timings: dict[str, float],
+    resumed_from: int | None,
+    pack: tuple[int, int] | None = None,
+) -> RunOutput:
+    """The RunOutput of a finished run from its chunks' outputs and its final (host) state."""
     series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     steps = np.concatenate([c["step"] for c in chunks])
     for name in series_of(spec, layout):
@@ -142,7 +272,7 @@ def execute(
         for (label, kind), at in zip(labels, np.asarray(state.fired_at)[: len(labels)], strict=True)
     ]
     cause = int(state.stop_cause)
-    finished = time.perf_counter()
+    execution = {"mode": "alone"} if pack is None else {"mode": "packed", "index": pack[0], "size": pack[1]}
     return RunOutput(
         status=STATUS_NAMES[int(state.status)],
         end_step=int(state.end_step),
@@ -151,9 +281,10 @@ def execute(
         stop_cause=labels[cause][0] if cause >= 0 else None,
         references=host.references,
         fingerprints=host.fingerprints,
-        timings={"total_s": finished - started, "first_chunk_s": (compile_done or finished) - started},
+        timings=timings,
         resumed_from=resumed_from,
+        execution=execution,
     )
 
 
-__all__ = ["RunOutput", "execute", "prepare", "triggers_of"]
+__all__ = ["RunOutput", "execute", "execute_pack", "pack_key", "prepare", "triggers_of"]

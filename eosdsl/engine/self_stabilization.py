@@ -23,12 +23,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from eosdsl.curvature.hvp import hvp_fn
 from eosdsl.curvature.solve import top_eigenpairs
 from eosdsl.dynamics import constrained, flow, predicted
+from eosdsl.engine.lanes import ALONE, Lanes
 from eosdsl.spec import models as m
 from eosdsl.spec.scope import Scope
 
@@ -72,7 +72,7 @@ class SelfStabilization:
     """The ``self_stabilization`` measure of one spec (built inside the program's trace)."""
 
     def __init__(
-        self, measure: m.SelfStabilizationMeasure, solver: m.Solver, scope: Scope, seed: int
+        self, measure: m.SelfStabilizationMeasure, solver: m.Solver, scope: Scope, seed: Any
     ) -> None:
         self.measure = measure
         self.solver = solver
@@ -104,6 +104,7 @@ class SelfStabilization:
         sharp: jnp.ndarray,
         u_gd: jnp.ndarray,
         window: jnp.ndarray,
+        lanes: Lanes = ALONE,
     ) -> tuple[dict[str, Any], jnp.ndarray, Aux]:
         """(values at step t, whether they exist, the companions advanced to t + 1)."""
         meas, eta = self.measure, lr
@@ -120,7 +121,7 @@ class SelfStabilization:
         def carry(_: None) -> tuple[Any, ...]:
             return aux["center"], aux["v_hat"], aux["flow"], aux["flow_u"]
 
-        center, v_hat, flow_params, flow_u = lax.cond(start_now, begin, carry, None)
+        center, v_hat, flow_params, flow_u = lanes.cond(start_now, begin, carry, None)
 
         deviation = predicted.deviation(params, center)
         diagnostics = constrained.center_diagnostics(center, eta)
@@ -159,7 +160,7 @@ class SelfStabilization:
             )
             return nxt, v_next, flow_next, u_flow
 
-        center, v_hat, flow_params, flow_u = lax.cond(
+        center, v_hat, flow_params, flow_u = lanes.cond(
             active & ~ended, advance, lambda _: (center, v_hat, flow_params, flow_u), None
         )
         new = {"started": active, "center": center, "v_hat": v_hat, "flow": flow_params, "flow_u": flow_u}

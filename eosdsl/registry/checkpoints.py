@@ -42,6 +42,10 @@ class RunCheckpoints:
         self.pending: list[tuple[int, dict[str, np.ndarray]]] = []
         self.last_saved = self.manager.latest_step() or 0
 
+    def position(self) -> int:
+        """Scan iterations covered by the latest checkpoint (0: none, the run starts from scratch)."""
+        return self.manager.latest_step() or 0
+
     def restore(self, template: Any) -> tuple[Any, int, list[dict[str, np.ndarray]]] | None:
         """(state, position, outputs before position) of the latest checkpoint, or ``None``."""
         position = self.manager.latest_step()

@@ -1,0 +1,254 @@
+"""Packed sweeps: points of one program structure run as one ``vmap``-ped program.
+
+Oracle: the same points run alone (``engine.run.execute``). On CPU, elementwise programs (the toys)
+agree bitwise; networks agree to rounding only, because a batched matmul may sum in another order —
+the tolerance below (relative 1e-12 over a short, non-chaotic trajectory) is that rounding, amplified
+by at most a few hundred steps of a contracting map.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from eosdsl.engine.program import Structure, run_pack_chunk
+from eosdsl.engine.run import execute, execute_pack, pack_key, prepare
+from eosdsl.registry import Registry
+from eosdsl.runs import plan_points, run_points
+from eosdsl.spec.load import load
+
+RELU = """
+name: pack-relu
+precision: float64
+constants: {eps: 0.01, u0: 10.0, limit: 0.0}
+problem: {kind: relu_scalar, u0: u0, v0: 1.0e-6}
+optimizer: {kind: gd, lr: (2 + eps) / u0**2}
+train:
+  steps: 3000
+  stop:
+    - {loss: {below: limit}}
+events:
+  - name: to-phb
+    when: {sharpness: {crosses: below, threshold: mss}}
+    do: {switch_optimizer: {kind: heavy_ball, beta: 0.9, lr_convention: gd_equivalent}}
+measure:
+  - {kind: loss}
+  - {kind: params}
+  - {kind: mss}
+  - {kind: sharpness, every: 7}
+"""
+
+TOY = """
+name: pack-toy
+precision: float64
+constants: {lr: 0.001, limit: 0.0}
+problem: {kind: product_chain, theta0: [-0.1, 10.0], z: [0.0, 0.0, 1.0]}
+optimizer: {kind: gd, lr: lr}
+train:
+  steps: 3000
+  stop:
+    - {loss: {below: limit}}
+events:
+  - name: to-phb
+    when: {sharpness: {crosses: below, threshold: mss}}
+    do: {switch_optimizer: {kind: heavy_ball, beta: 0.5, lr_convention: gd_equivalent}}
+measure:
+  - {kind: loss}
+  - {kind: params}
+  - {kind: mss}
+  - {kind: sharpness, every: 7}
+"""
+
+NET = """
+name: pack-net
+precision: float64
+problem:
+  kind: supervised
+  data: {source: gaussian_mixture, n: 60, d: 4, k: 3, separation: 6.0, seed: 1, n_test: 30}
+  pipeline: [one_hot]
+  model: {kind: mlp, widths: [6], activation: tanh}
+  loss: {kind: mse, convention: half_sum_over_n}
+optimizer: {kind: gd, lr: 0.1}
+train:
+  steps: 300
+  stop:
+    - {accuracy: {at_least: 1.0}}
+measure:
+  - {kind: loss}
+  - {kind: accuracy}
+  - {kind: test_accuracy, every: 10}
+  - {kind: sharpness, every: 25, method: lobpcg, k: 2}
+"""
+
+
+def _points(text: str, axes: list[str]):
+    return load("pack.yaml", text=text, multirun=axes).points
+
+
+def _alone_and_packed(points):
+    specs = [p.spec for p in points]
+    hosts = [prepare(s) for s in specs]
+    return [execute(s, h) for s, h in zip(specs, hosts, strict=True)], execute_pack(specs, hosts)
+
+
+def _bitwise(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _same_course(a, b, label: str) -> None:
+    """Same status, end step, events, stop cause and recorded steps."""
+    assert (a.status, a.end_step, a.events, a.stop_cause) == (b.status, b.end_step, b.events, b.stop_cause), (
+        label
+    )
+    assert a.series.keys() == b.series.keys()
+    for name in a.series:
+        assert np.array_equal(a.series[name][0], b.series[name][0]), (label, name)
+
+
+def _agree_to_rounding(a, b, rtol: float) -> None:
+    """Values within ``rtol`` (finite ones). Eigen-residuals are left out: they measure where the solver
+    stopped (rounding-level for dense solves, anywhere below the stopping tolerance for LOBPCG), so they
+    differ at rounding-level changes of the iterates; the eigenvalues they certify are compared."""
+    for name, (_, values) in a.series.items():
+        if name.endswith(".residual"):
+            continue
+        other = b.series[name][1]
+        finite = np.isfinite(values)
+        np.testing.assert_allclose(other[finite], values[finite], rtol=rtol, atol=1e-300, err_msg=name)
+
+
+def test_relu_scalar_points_packed_equal_alone_bitwise_with_events_and_stops() -> None:
+    """Paper 000's ReLU scalar net: a switch to heavy ball when the sharpness crosses below the MSS, and a
+    loss stop rule that fires early at some points only (limit). Each packed point equals its lone run
+    bitwise (status, end step, events, every series): an elementwise program vectorizes exactly here."""
+    points = _points(RELU, ["constants.eps=0.01,0.05,0.5", "constants.limit=0,1e-9"])
+    alone, packed = _alone_and_packed(points)
+    assert {o.status for o in packed} == {"completed", "stopped"}
+    assert any(e["fired_at"] is not None for o in packed for e in o.events if e["name"] == "to-phb")
+    for p, a, b in zip(points, alone, packed, strict=True):
+        _same_course(a, b, p.label)
+        for name in a.series:
+            assert _bitwise(a.series[name][1], b.series[name][1]), (p.label, name)
+        assert b.execution["mode"] == "packed" and b.execution["size"] == len(points)
+
+
+def test_diverging_point_does_not_disturb_the_pack() -> None:
+    """Paper 004's product chain (λ₁(θ₀) ≈ 200, η_eos ≈ 0.01): a stable rate, an unstable one whose
+    sharpness crosses back below 2/η (switch to heavy ball), one far past the limit (diverges), with and
+    without a loss stop rule. Every point follows its lone run's course (status, end step, events, recorded
+    steps); values agree to rounding (vmapped kernels may round differently: 1 ulp seen at step 1),
+    relative 1e-10 over these short runs, the diverging point's values included while finite."""
+    points = _points(TOY, ["constants.lr=0.001,0.011,0.05", "constants.limit=0,1e-3"])
+    alone, packed = _alone_and_packed(points)
+    statuses = {p.label: o.status for p, o in zip(points, packed, strict=True)}
+    assert statuses["constants.lr=0.05,constants.limit=0"] == "diverged"
+    assert statuses["constants.lr=0.001,constants.limit=0"] == "completed"
+    assert statuses["constants.lr=0.011,constants.limit=0.001"] == "stopped"
+    assert any(e["fired_at"] is not None for o in packed for e in o.events if e["name"] == "to-phb")
+    for p, a, b in zip(points, alone, packed, strict=True):
+        _same_course(a, b, p.label)
+        _agree_to_rounding(a, b, rtol=1e-10)
+
+
+def test_network_points_and_seeds_pack_and_agree_with_alone_to_rounding() -> None:
+    """Learning rates × seeds of a small MLP (accuracy stop rule, supervised measures with a cadence,
+    LOBPCG sharpness): one structure (the seed is traced), and each packed point matches its lone run:
+    same course (status, end step, events, recorded steps), values within relative 1e-12 except on the
+    diverging points, whose blow-up amplifies rounding exponentially."""
+    points = _points(NET, ["optimizer.lr=0.05,0.3,3.0", "seed=0,1"])
+    assert len({Structure.of(p.spec).key for p in points}) == 1
+    alone, packed = _alone_and_packed(points)
+    assert {o.status for o in packed} >= {"stopped", "diverged"}
+    for p, a, b in zip(points, alone, packed, strict=True):
+        _same_course(a, b, p.label)
+        if a.status != "diverged":  # a diverging trajectory amplifies rounding exponentially
+            _agree_to_rounding(a, b, rtol=1e-12)
+
+
+def test_a_due_measurement_stays_a_conditional_in_a_pack() -> None:
+    """Under vmap a lax.cond on a per-member predicate would become a select that solves the Hessian at
+    every step; Lanes.cond keeps it a real conditional (reduced over the pack): the packed chunk's jaxpr
+    has as many cond primitives as the lone program's."""
+    text = TOY.split("events:")[0] + "measure:\n  - {kind: loss}\n  - {kind: sharpness, every: 7}\n"
+    points = _points(text, ["constants.lr=0.001,0.011"])
+    specs = [p.spec for p in points]
+    hosts = [prepare(s) for s in specs]
+    from eosdsl.engine.program import hyperparameters, init_pack, init_state, run_chunk
+    from eosdsl.engine.run import _stack, layout_of
+
+    structure, layout = Structure.of(specs[0]), layout_of(specs[0], hosts[0])
+    h1 = hyperparameters(specs[0])
+    s1 = init_state(structure, h1, layout, hosts[0].params)
+    hp = _stack([hyperparameters(s) for s in specs])
+    sp = init_pack(structure, hp, layout, _stack([h.params for h in hosts]))
+
+    def conds(fn, *args) -> int:
+        text = str(
+            jax.make_jaxpr(fn.__wrapped__, static_argnums=(0, 2, 3) + ((6,) if len(args) > 6 else ()))(*args)
+        )
+        return text.count("cond[")
+
+    alone = conds(run_chunk, structure, h1, layout, 5, s1, hosts[0].data)
+    packed = conds(run_pack_chunk, structure, hp, layout, 5, sp, hosts[0].data, None)
+    assert alone >= 2 and packed == alone  # the step's own cond (run ended?) and the solve's
+
+
+def test_plan_groups_points_by_program_shape(tmp_path: Path) -> None:
+    """Cases with another optimizer kind are another structure: two packs; --pack caps the size."""
+    text = TOY + "sweep:\n  cases: [{label: gd}, {label: adam, set: {optimizer: {kind: adam, lr: 0.001}}}]\n"
+    points = _points(text, ["constants.lr=0.001,0.002,0.003"])
+    registry = Registry(tmp_path)
+    plan = plan_points(points, registry)
+    assert sorted(len(p) for p in plan.packs) == [3, 3]
+    assert len({pack_key(plan.jobs[p[0]].spec, plan.jobs[p[0]].host) for p in plan.packs}) == 2
+    assert [len(p) for p in plan_points(points, registry, pack=2).packs] == [2, 1, 2, 1]
+
+
+def test_sweep_commits_each_point_with_its_own_key_and_reuses_them(tmp_path: Path) -> None:
+    """A packed sweep stores one run per point (own run key, series, checks, execution record); the same
+    sweep again reuses all of them."""
+    loaded = load("pack.yaml", text=TOY, multirun=["constants.lr=0.001,0.011,0.05"])
+    registry = Registry(tmp_path)
+    outcomes, _, sid = run_points(loaded.spec, loaded.points, registry)
+    keys = [o.run.run_key for o in outcomes]
+    assert len(set(keys)) == 3 and not any(o.reused for o in outcomes)
+    assert [o.run.status for o in outcomes] == ["completed", "completed", "diverged"]
+    for o in outcomes:
+        assert o.run.info["execution"]["mode"] == "packed"
+        assert o.run.info["execution"]["members"] == keys
+    again, _, sid2 = run_points(loaded.spec, loaded.points, registry)
+    assert all(o.reused for o in again) and sid2 == sid
+    record = registry.read_sweep(sid)
+    assert [m["run_key"] for m in record["members"]] == keys
+    assert [m["values"]["constants.lr"] for m in record["members"]] == [0.001, 0.011, 0.05]
+
+
+@pytest.mark.parametrize("fail_fast", [False, True])
+def test_a_failing_pack_does_not_stop_the_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_fast: bool
+) -> None:
+    """A pack that raises fails its members (recorded as failed in the sweep record); the sweep goes on to
+    the next pack unless fail_fast."""
+    import eosdsl.runs as runs
+
+    loaded = load("pack.yaml", text=TOY, multirun=["constants.lr=0.001,0.002,0.003,0.004"])
+    real = runs.compute
+    calls = []
+
+    def flaky(jobs, registry, progress=None, poll=0.5):
+        calls.append(len(jobs))
+        if len(calls) == 1:
+            raise RuntimeError("injected failure")
+        return real(jobs, registry, progress, poll)
+
+    monkeypatch.setattr(runs, "compute", flaky)
+    outcomes, _, sid = run_points(loaded.spec, loaded.points, Registry(tmp_path), pack=2, fail_fast=fail_fast)
+    statuses = [o.status for o in outcomes]
+    assert statuses[:2] == ["failed", "failed"]
+    assert statuses[2:] == (["failed", "failed"] if fail_fast else ["completed", "completed"])
+    assert "injected failure" in outcomes[0].error
+    members = Registry(tmp_path).read_sweep(sid)["members"]
+    assert [m["status"] for m in members] == statuses
