@@ -1,4 +1,4 @@
-"""Shared test setup: eosdsl always runs with 64-bit types, so the tests do too.
+"""Shared test setup: eosdsl always runs with 64-bit types, so the tests do too; a small stored sweep.
 
 ``eosdsl.engine.run.execute`` enables ``jax_enable_x64`` itself; tests that call the optimizer and
 schedule functions directly need it before they build their first array.
@@ -6,6 +6,48 @@ schedule functions directly need it before they build their first array.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+
+SMALL_SWEEP = """\
+name: small-sweep
+precision: float64
+constants: {eta: 0.01, beta: 0.5}
+problem: {kind: ldn_regression, n: 8, d: 12, sparsity: 2, alpha: 0.1}
+optimizer: {kind: gd, lr: eta}
+train: {steps: 150}
+measure:
+  - {kind: loss}
+  - {kind: test_loss}
+  - {kind: sharpness, every: 50}
+checks:
+  - {kind: final, of: loss, below: 0.05}
+sweep:
+  grid:
+    problem.alpha: [0.5, 0.1]
+    constants.eta: [0.001, 0.003, 0.1]
+  cases:
+    - {label: gd}
+    - label: hb
+      set: {optimizer: {kind: heavy_ball, beta: beta, lr: eta, lr_convention: gd_equivalent}}
+"""
+
+
+@pytest.fixture(scope="session")
+def small_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``(registry root, sweep id)`` of a stored 2 cases × 2 α × 3 η sweep of a tiny linear diagonal
+    network (150 steps), where the largest rates diverge. Copy the root before changing it."""
+    from eosdsl.registry import Registry
+    from eosdsl.runs import run_points
+    from eosdsl.spec.load import load
+
+    base = tmp_path_factory.mktemp("small-sweep")
+    (base / "sweep.yaml").write_text(SMALL_SWEEP)
+    loaded = load(base / "sweep.yaml")
+    _, _, sweep_id = run_points(loaded.spec, loaded.points, Registry(base / "registry"))
+    return base / "registry", sweep_id

@@ -58,16 +58,22 @@ def secular_top_root(theta: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
     to 0 on that interval (each term ≤ w_j²/(λ − max d)), so the root is bracketed and unique.
     """
     theta = np.atleast_2d(np.asarray(theta, dtype=float))
-    big_theta = theta.prod(axis=1)
-    z1, z2 = z_derivatives(coeffs, big_theta)
-    d_coef = z2 * big_theta**2 + z1 * big_theta  # D
-    ok = (d_coef > 0) & np.all(theta != 0, axis=1) & np.all(np.isfinite(theta), axis=1)
-    # The form divides by θ_j²: outside the floating-point range it cannot be evaluated (on a run that
-    # converges to θ_1 → 0, 1/θ_1² overflows once |θ_1| < 1e-154). Those steps are outside its hypotheses.
-    with np.errstate(over="ignore", divide="ignore", under="ignore"):
+    # The form divides by θ_j² and multiplies powers of Θ: outside the floating-point range it cannot be
+    # evaluated (a diverged run's Θ overflows D; on a run that converges to θ_1 → 0, 1/θ_1² overflows once
+    # |θ_1| < 1e-154). Those steps are outside its hypotheses: masked, so the overflows are expected.
+    with np.errstate(over="ignore", divide="ignore", under="ignore", invalid="ignore"):
+        big_theta = theta.prod(axis=1)
+        z1, z2 = z_derivatives(coeffs, big_theta)
+        d_coef = z2 * big_theta**2 + z1 * big_theta  # D
+        ok = (
+            (d_coef > 0)
+            & np.isfinite(d_coef)
+            & np.all(theta != 0, axis=1)
+            & np.all(np.isfinite(theta), axis=1)
+        )
         ok &= np.all(np.isfinite(theta**-2.0), axis=1) & (d_coef > 1e3 * np.finfo(float).tiny)
-    theta = np.where(ok[:, None], theta, 1.0)
-    d_coef, z1_theta = np.where(ok, d_coef, 1.0), np.where(ok, z1 * big_theta, 0.0)
+        theta = np.where(ok[:, None], theta, 1.0)
+        d_coef, z1_theta = np.where(ok, d_coef, 1.0), np.where(ok, z1 * big_theta, 0.0)
     w2 = theta**-2.0
     lo = np.max(-z1_theta[:, None] * w2, axis=1)
     hi = lo + 2.0 * d_coef * w2.sum(axis=1)

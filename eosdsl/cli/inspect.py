@@ -12,13 +12,16 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from eosdsl.cli.common import RegistryOption, app, err, fail, open_registry, out, print_check, registry_app
+
+if TYPE_CHECKING:
+    from eosdsl.registry.sweeps import Summary, Sweep
 
 _MISSING = object()
 _HIDDEN_PREFIXES = ("name", "description", "tags", "runtime", "measure", "checks", "sweep", "events")
@@ -270,83 +273,6 @@ def query(
 # ------------------------------------------------------------------------------------------- show
 
 
-def _resolve_any(reg: Any, prefix: str) -> tuple[str, Any]:
-    """``("run", Run)`` or ``("sweep", record)`` for an id prefix; exit 2 on unknown or ambiguous.
-
-    A prefix is looked up among runs and sweeps; a sweep record that cannot be read only matters when
-    no run matches.
-    """
-    from eosdsl.registry import AmbiguousRun, RegistryError, UnknownRun
-
-    found: list[tuple[str, Any]] = []
-    problems: list[str] = []
-    for kind, lookup in (("run", reg.resolve), ("sweep", reg.read_sweep)):
-        try:
-            found.append((kind, lookup(prefix)))
-        except AmbiguousRun as error:
-            _ambiguous(reg, kind, error)
-        except UnknownRun as error:
-            problems.append(str(error))
-        except (RegistryError, OSError, ValueError) as error:
-            problems.insert(0, f"cannot read the {kind} {prefix!r}: {error}")
-    found = [(kind, item) for kind, item in found if kind == "run" or isinstance(item, dict)]
-    if not found:
-        fail(problems[0] + _stray_hint(reg, prefix) if problems else f"{prefix!r} is damaged")
-    if len(found) > 1:
-        run, sweep = found[0][1], found[1][1]
-        fail(
-            f"prefix {prefix!r} is ambiguous; candidates:\n  run   {run.run_key[:12]}  {_run_name(run)}\n"
-            f"  sweep {_sweep_id(reg, prefix)[:12]}  {sweep.get('name') or '?'}"
-        )
-    return found[0]
-
-
-def _run_name(run: Any) -> str:
-    """A run's name for messages; ``?`` when its spec cannot be read."""
-    try:
-        return str(run.name or "?")
-    except (OSError, ValueError, AttributeError):
-        return "?"
-
-
-def _stray_hint(reg: Any, prefix: str) -> str:
-    """Why an id naming a directory under objects/ is not served (no manifest: damaged or half-written)."""
-    norm = prefix.strip().lower()
-    if len(norm) < 4 or not all(c in "0123456789abcdef" for c in norm):
-        return ""
-    shard = reg.objects_dir / norm[:2]
-    matches = sorted(p.name for p in shard.glob(f"{norm}*")) if shard.is_dir() else []
-    if not matches:
-        return ""
-    return (
-        f"; objects/{norm[:2]}/{matches[0][:12]}… exists but is not a committed run (no MANIFEST.json or "
-        "missing files: damaged or half-written); `eosdsl registry verify` reports it"
-    )
-
-
-def _sweep_id(reg: Any, prefix: str) -> str:
-    """The full id of the (unique) sweep matching ``prefix``."""
-    matches = sorted(reg.sweeps_dir.glob(f"{prefix.strip().lower()}*.json"))
-    return matches[0].name.removesuffix(".json") if matches else prefix
-
-
-def _ambiguous(reg: Any, kind: str, error: Any) -> None:
-    lines = [f"{kind} prefix {error.prefix!r} is ambiguous; candidates:"]
-    for key in error.candidates:
-        run = reg.get(key) if kind == "run" else None
-        name = _run_name(run) if run is not None else _sweep_name(reg, key)
-        lines.append(f"  {key[:12]}  {name or '?'}")
-    fail("\n".join(lines))
-
-
-def _sweep_name(reg: Any, sweep_id: str) -> str | None:
-    try:
-        record = json.loads((reg.sweeps_dir / f"{sweep_id}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record.get("name") if isinstance(record, dict) else None
-
-
 def _kind_first(value: Any) -> Any:
     """Nested dicts with ``kind`` as their first key (how specs are written)."""
     if isinstance(value, dict):
@@ -460,52 +386,89 @@ def _show_run(run: Any) -> None:
     out.print(_indent(_yaml(spec)), markup=False)
 
 
-def _final(run: Any, series: str) -> str:
+def _summary_cell(value: Any) -> str:
+    """A summary value in a table: ✓/✗ for a check, ``n/a``, a number, or blank when there is none."""
+    if isinstance(value, bool):
+        return "✓" if value else "✗"
+    return "" if value is None else _value(value)
+
+
+def _member_columns(sweep: Sweep) -> list[str]:
+    """The columns naming a member: its case and swept values, or its label for an old record."""
+    from eosdsl.registry.sweeps import CASE
+
+    if not sweep.axes and not sweep.cases:
+        return ["label"]
+    return [CASE, *sweep.axes] if sweep.cases else list(sweep.axes)
+
+
+def _show_sweep(sweep: Sweep, summaries: Sequence[Summary]) -> None:
+    """A sweep's members (swept values, run, status, summaries) and its sweep-level checks."""
+    from eosdsl.registry.sweeps import summary_value
+
+    out.print(f"sweep {sweep.sweep_id}", markup=False)
+    out.print(f"  name: {sweep.name}\n  created: {sweep.created_at}", markup=False)
+    columns = _member_columns(sweep)
+    rows = [
+        [
+            *(member.label if c == "label" else _short(member.value(c)) for c in columns),
+            member.run_key[:12],
+            member.status,
+            *(_summary_cell(summary_value(member.run, s)) for s in summaries),
+        ]
+        for member in sweep.members
+    ]
+    for line in _aligned([*columns, "run", "status", *(s.text for s in summaries)], rows):
+        out.print(line, markup=False)
+    for member in sweep.members:
+        if member.error:
+            out.print(f"note: {member.label} failed: {member.error}", markup=False)
+    _print_checks(sweep.checks, title="sweep checks")
+
+
+def _aligned(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Header and rows as left-aligned columns two spaces apart, never wrapped or truncated."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in (headers, *rows)
+    ]
+
+
+def _sweep_summaries(sweep: Sweep, texts: Sequence[str]) -> list[Summary]:
+    """The summaries named on the command line (default: final sharpness and loss); exit 2 if bad."""
+    from eosdsl.registry.sweeps import SummaryError, default_summaries, parse_summaries
+
+    if not texts:
+        return default_summaries(sweep)
     try:
-        steps, values = run.series(series)
-    except Exception:  # absent or unreadable: nothing to show
-        return ""
-    return _value(float(values[-1])) if values.ndim == 1 and values.size else ""
-
-
-def _show_sweep(reg: Any, sweep_id: str, record: Mapping[str, Any]) -> None:
-    """A sweep's members (label, run, status, final sharpness and loss) and its sweep-level checks."""
-    out.print(f"sweep {sweep_id}", markup=False)
-    out.print(
-        f"  name: {record.get('name') or '?'}\n  created: {record.get('created_at', '?')}", markup=False
-    )
-    table = Table("label", "run", "status", "final sharpness", "final loss", box=None)
-    for member in record.get("members") or []:
-        if not isinstance(member, dict):
-            continue
-        key = str(member.get("run_key", ""))
-        run = reg.get(key)
-        if run is None:
-            table.add_row(
-                Text(str(member.get("label"))), Text(key[:12]), Text("missing", style="red"), "", ""
-            )
-            continue
-        table.add_row(
-            Text(str(member.get("label"))),
-            Text(key[:12]),
-            _status_cell(run.status),
-            _final(run, "sharpness"),
-            _final(run, "loss"),
-        )
-    out.print(table)
-    _print_checks(record.get("checks") or [], title="sweep checks")
+        return parse_summaries(texts, sweep)
+    except SummaryError as error:
+        fail(str(error))
 
 
 @app.command()
 def show(
     run_id: Annotated[str, typer.Argument(help="Run or sweep id (a unique prefix).")],
+    summary: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--summary",
+            "-s",
+            help="Sweeps: a column per summary, e.g. final.test_loss, max.sharpness, check.lemma6 "
+            "(repeat; default final.sharpness and final.loss).",
+        ),
+    ] = None,
     registry: RegistryOption = None,
 ) -> None:
     """Show a stored run (status, events, environment, series summaries, checks, spec) or a sweep."""
-    reg = open_registry(registry)
-    kind, found = _resolve_any(reg, run_id)
+    from eosdsl.cli.lookup import resolve_any
+
+    kind, found = resolve_any(open_registry(registry), run_id)
     if kind == "sweep":
-        _show_sweep(reg, _sweep_id(reg, run_id), found)
+        _show_sweep(found, _sweep_summaries(found, summary or []))
+    elif summary:
+        fail(f"--summary is for sweeps; {run_id!r} is a run (`eosdsl show` summarizes all its series)")
     else:
         _show_run(found)
 
@@ -547,10 +510,12 @@ def diff(
     registry: RegistryOption = None,
 ) -> None:
     """Show how two stored runs differ: spec leaves, environment, provenance (git commit, host)."""
+    from eosdsl.cli.lookup import resolve_any
+
     reg = open_registry(registry)
     runs = []
     for prefix in (a, b):
-        kind, run = _resolve_any(reg, prefix)
+        kind, run = resolve_any(reg, prefix)
         if kind != "run":
             fail(f"{prefix!r} is a sweep; diff compares two runs")
         runs.append(run)

@@ -11,20 +11,18 @@ A run is anything with ``series_names()``, ``series(name)``, ``spec``, ``info`` 
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Protocol
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from eosdsl.plot.common import FIGSIZE, REFERENCE_COLORS, closes_on_error, legend, reference_label, save
+from eosdsl.registry.sweeps import references_of
 
 __all__ = [
     "RunLike",
@@ -38,17 +36,11 @@ __all__ = [
     "two_parameters",
 ]
 
-DPI = 120
-FIGSIZE = (7.0, 4.4)
 MAX_TRAJECTORY_POINTS = 10_000
 MAX_LEGEND_COLUMNS = 8
 EVENT_COLOR = "0.45"
-REFERENCE_COLORS = ("C2", "C4", "C8", "C9", "C5", "C6")  # no red: red marks divergence and the MSS
-REFERENCE_LABELS = {"min_l1": "min-ℓ1 interpolator", "min_l2": "min-ℓ2 interpolator"}
 
 Series = tuple[np.ndarray, np.ndarray]
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 class RunLike(Protocol):
@@ -88,7 +80,7 @@ def plot_run(run: RunLike, out_dir: Path) -> list[Path]:
     for filename, build in builders.items():
         fig = build(run)
         if fig is not None:
-            written.append(_save(fig, out_dir / filename))
+            written.append(save(fig, out_dir / filename))
     return written
 
 
@@ -97,29 +89,13 @@ def plot_series(run: RunLike, names: list[str], out: Path, logy: bool = False) -
     fig = series_figure(run, names, logy=logy)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 # --------------------------------------------------------------------------------------------- figures
 
 
-def _closes_on_error(build: Callable[P, R]) -> Callable[P, R]:
-    """Close the figures ``build`` opened if it raises, so a failing figure leaks no pyplot state."""
-
-    @functools.wraps(build)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        before = set(plt.get_fignums())
-        try:
-            return build(*args, **kwargs)
-        except BaseException:
-            for number in set(plt.get_fignums()) - before:
-                plt.close(number)
-            raise
-
-    return wrapper
-
-
-@_closes_on_error
+@closes_on_error
 def loss_figure(run: RunLike) -> Figure | None:
     """Training (and test) loss on a log axis, test-loss references, and a diverged run's last step."""
     available = set(run.series_names())
@@ -138,11 +114,11 @@ def loss_figure(run: RunLike) -> Figure | None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(_title(run) + (" — diverged" if diverged is not None else ""))
-    _legend(ax)
+    legend(ax)
     return fig
 
 
-@_closes_on_error
+@closes_on_error
 def sharpness_figure(run: RunLike) -> Figure | None:
     """Sharpness against step with the MSS as a red dotted step line and grey event lines."""
     available = set(run.series_names())
@@ -163,11 +139,11 @@ def sharpness_figure(run: RunLike) -> Figure | None:
     ax.set_xlabel("step")
     ax.set_ylabel("sharpness (λ_max of the Hessian)")
     ax.set_title(_title(run))
-    _legend(ax)
+    legend(ax)
     return fig
 
 
-@_closes_on_error
+@closes_on_error
 def params_figure(run: RunLike) -> Figure | None:
     """The trajectory in the parameter plane of a two-parameter toy, else ``None``."""
     pair = two_parameters(run)
@@ -185,11 +161,11 @@ def params_figure(run: RunLike) -> Figure | None:
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
     ax.set_title(_title(run))
-    _legend(ax)
+    legend(ax)
     return fig
 
 
-@_closes_on_error
+@closes_on_error
 def lr_figure(run: RunLike) -> Figure | None:
     """The learning rate against step, and the applied rate where it differs."""
     available = set(run.series_names())
@@ -205,11 +181,11 @@ def lr_figure(run: RunLike) -> Figure | None:
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     ax.set_title(_title(run))
-    _legend(ax)
+    legend(ax)
     return fig
 
 
-@_closes_on_error
+@closes_on_error
 def series_figure(run: RunLike, names: Sequence[str], logy: bool = False) -> Figure:
     """Several named series against step.
 
@@ -232,7 +208,7 @@ def series_figure(run: RunLike, names: Sequence[str], logy: bool = False) -> Fig
     ax.set_xlabel("step")
     ax.set_ylabel(names[0] if len(names) == 1 else "value")
     ax.set_title(_title(run))
-    _legend(ax)
+    legend(ax)
     return fig
 
 
@@ -270,22 +246,6 @@ def _new_axes() -> tuple[Figure, Axes]:
     fig, ax = plt.subplots(figsize=FIGSIZE, layout="constrained")
     ax.grid(True, which="major", alpha=0.3)
     return fig, ax
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    """Save ``fig`` as a PNG at :data:`DPI` and close it (even if saving fails)."""
-    try:
-        fig.savefig(path, dpi=DPI, format="png")
-    finally:
-        plt.close(fig)
-    return path
-
-
-def _legend(ax: Axes) -> None:
-    """A legend if anything is labelled."""
-    handles, _ = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(loc="best", fontsize=8, framealpha=0.85)
 
 
 def _plot_columns(
@@ -342,14 +302,7 @@ def _draw_references(ax: Axes, references: Mapping[str, float]) -> None:
         if not (math.isfinite(value) and value > 0):
             continue
         color = REFERENCE_COLORS[i % len(REFERENCE_COLORS)]
-        ax.axhline(value, ls="--", lw=1.1, color=color, label=_reference_label(name, value))
-
-
-def _reference_label(name: str, value: float) -> str:
-    """``test_loss.min_l1`` → ``'test loss of min-ℓ1 interpolator (1.23e-02)'``."""
-    series, _, kind = name.partition(".")
-    what = REFERENCE_LABELS.get(kind, kind.replace("_", " "))
-    return f"{series.replace('_', ' ')} of {what} ({value:.3g})"
+        ax.axhline(value, ls="--", lw=1.1, color=color, label=reference_label(name, value))
 
 
 def _draw_events(ax: Axes, events: Sequence[Mapping[str, Any]]) -> None:
@@ -425,12 +378,7 @@ def _diverged_step(run: RunLike, names: Sequence[str]) -> int | None:
 
 def _references(run: RunLike, prefix: str) -> dict[str, float]:
     """The run's reference values whose name starts with ``prefix``."""
-    references = (run.info or {}).get("references") or {}
-    out = {}
-    for name, value in references.items():
-        if str(name).startswith(prefix) and isinstance(value, int | float) and not isinstance(value, bool):
-            out[str(name)] = float(value)
-    return out
+    return {name: value for name, value in references_of(run).items() if name.startswith(prefix)}
 
 
 # --------------------------------------------------------------------------------------------- arrays

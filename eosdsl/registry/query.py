@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["CompiledQuery", "QueryError", "compile_query", "parse"]
+__all__ = ["CompiledQuery", "Field", "QueryError", "compile_query", "parse", "parse_field"]
 
 SUMMARY_FIELDS = ("final", "min", "max", "argmin", "argmax", "count")
 CHECK_ATTRS = ("passed", "margin", "applicable")
@@ -366,6 +366,15 @@ def parse(text: str) -> Any:
     if not isinstance(text, str):
         raise QueryError("a query must be a string")
     return _Parser(text).parse()
+
+
+def parse_field(text: str) -> Field:
+    """The :class:`Field` named by ``text`` alone (``final.loss``, ``check.lemma6.margin``); ``QueryError``
+    if it is not exactly one field."""
+    tokens = tokenize(text)
+    if len(tokens) != 2 or tokens[0].kind != "field":
+        raise QueryError(f"expected one field such as final.loss or check.lemma6, got {text!r}")
+    return classify(tokens[0])
 
 
 # --------------------------------------------------------------------------------------------- SQL

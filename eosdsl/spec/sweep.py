@@ -32,7 +32,8 @@ class Point:
     grid: str = ""
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A swept value as point labels write it: floats in ``%g``, anything else as ``str``."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -63,7 +64,7 @@ def expand(
         for grid_point in expand_grid(axes) if axes else [{}]:
             assignments = [(split_dotted(k), v) for k, v in (case.set.items() if case else [])]
             assignments += list(grid_point.items())
-            grid = ",".join(f"{format_path(p)}={_format_value(v)}" for p, v in grid_point.items())
+            grid = ",".join(f"{format_path(p)}={format_value(v)}" for p, v in grid_point.items())
             label = ",".join(part for part in (case.label if case else "", grid) if part)
             raw = point_data(data, assignments)
             raw["name"] = f"{base.name}[{label}]"

@@ -1,0 +1,85 @@
+"""Packed sweeps against one point at a time, in one process (issue 6).
+
+Default grid: paper 000 Fig. 4 (``specs/phb-catapults/relu-scalar-beta-sweep.yaml``): heavy ball on the
+ReLU scalar net for β = 0, 0.01, …, 0.99, 10⁵ steps each. The script
+
+1. runs every point alone (``engine.run.execute``: one compiled program, reused by every point, as
+   ``eosdsl run --pack 1`` does) and times the whole loop;
+2. runs the same points as vmap-packed programs (``engine.run.execute_pack``; ``--pack`` members per
+   pack, default all of them) and times them;
+3. prints both wall times (compilation included in each: one compile for the loop, one per pack shape)
+   and their ratio, and how well the two agree: how many points have bitwise-equal series, and the
+   largest relative difference otherwise.
+
+Nothing is stored. Usage::
+
+    python benchmarks/packed_sweep.py [SPEC] [-m AXIS=VALUES ...] [--points N] [--steps T] [--pack N]
+
+``--points`` takes the first N points of the grid and ``--steps`` overrides ``train.steps`` (for a
+quick look; the issue's figure is the default: 100 points × 10⁵ steps). It runs unchanged on a GPU,
+where ``--pack`` can be as large as the device memory allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from eosdsl.engine.run import execute, execute_pack, prepare
+from eosdsl.spec.load import load
+
+DEFAULT = Path(__file__).resolve().parents[1] / "specs" / "phb-catapults" / "relu-scalar-beta-sweep.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("spec", nargs="?", default=str(DEFAULT))
+    parser.add_argument("-m", "--multirun", action="append", default=[])
+    parser.add_argument("--points", type=int, default=None, help="only the first N points")
+    parser.add_argument("--steps", type=int, default=None, help="override train.steps")
+    parser.add_argument("--pack", type=int, default=None, help="members per pack (default: all)")
+    args = parser.parse_args()
+
+    overrides = [f"train.steps={args.steps}"] if args.steps else []
+    points = load(args.spec, overrides, args.multirun).points[: args.points]
+    specs = [p.spec for p in points]
+    hosts = [prepare(s) for s in specs]
+    steps = specs[0].train.steps
+    print(f"{args.spec}: {len(specs)} points × {steps} steps on {jax.devices()[0].platform}")
+
+    started = time.perf_counter()
+    alone = [execute(s, h) for s, h in zip(specs, hosts, strict=True)]
+    t_alone = time.perf_counter() - started
+
+    size = args.pack or len(specs)
+    started = time.perf_counter()
+    packed = []
+    for k in range(0, len(specs), size):
+        packed += execute_pack(specs[k : k + size], hosts[k : k + size])
+    t_packed = time.perf_counter() - started
+
+    bitwise, worst = 0, 0.0
+    for a, b in zip(alone, packed, strict=True):
+        assert (a.status, a.end_step) == (b.status, b.end_step), "packed and alone runs took another course"
+        same = all(a.series[n][1].tobytes() == b.series[n][1].tobytes() for n in a.series)
+        bitwise += same
+        for name, (_, x) in a.series.items():
+            y, ok = b.series[name][1], np.isfinite(x)
+            if ok.any():
+                scale = np.maximum(np.abs(x[ok]), np.finfo(x.dtype).tiny)
+                worst = max(worst, float(np.max(np.abs(x[ok] - y[ok]) / scale)))
+    n_steps = len(specs) * steps
+    print(f"one at a time: {t_alone:8.2f} s  ({n_steps / t_alone:,.0f} point-steps/s)")
+    print(f"packed ({size}/pack): {t_packed:8.2f} s  ({n_steps / t_packed:,.0f} point-steps/s)")
+    print(f"speed-up: {t_alone / t_packed:.1f}x")
+    print(f"agreement: {bitwise}/{len(specs)} points bitwise equal; largest relative difference {worst:.2e}")
+
+
+if __name__ == "__main__":
+    main()

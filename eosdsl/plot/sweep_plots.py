@@ -1,0 +1,452 @@
+"""Phase diagrams of a sweep: one summary of each member's run (``final.test_loss``) against swept axes.
+
+:func:`sweep_curves` draws the summary against a numeric axis ``x``, one curve per value of a second
+axis ``by`` (a grid axis or the case label); :func:`sweep_heatmap` colours an ``x`` × ``y`` grid. Both
+draw one panel per case (unless the case is an axis of the plot) and per combination of the remaining
+axes, so every member is drawn somewhere. A member without a plottable value — a diverged run, a
+missing or failed one, a run without the series, a non-positive value on a log axis — is never drawn as
+a value and never dropped silently: curves mark it near the top of its panel (× diverged, □ otherwise),
+heatmaps hatch its cell and write the reason in it, and both list it in :attr:`SweepPlot.excluded`.
+
+The builders return the open figure and what they drew (:class:`SweepPlot`, the numbers included), so
+tests can check the data; :func:`plot_sweep` saves the PNG and closes the figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.patches import Rectangle
+
+from eosdsl.plot.common import REFERENCE_COLORS, closes_on_error, legend, reference_label, save
+from eosdsl.registry.sweeps import (
+    CASE,
+    Member,
+    Summary,
+    Sweep,
+    as_number,
+    is_number,
+    parse_summaries,
+    references_of,
+    summary_value,
+)
+from eosdsl.spec.sweep import format_value
+
+__all__ = [
+    "Curve",
+    "Panel",
+    "SweepPlot",
+    "SweepPlotError",
+    "SweepPlotOptions",
+    "plot_sweep",
+    "sweep_curves",
+    "sweep_heatmap",
+]
+
+PANEL_SIZE = (5.6, 4.0)
+MAX_COLUMNS = 3
+TOP_ROW, ROW_STEP = 0.96, 0.05  # axes heights of the rows of excluded-point markers, one row per curve
+DIVERGED = "diverged"
+NO_VALUE = "no value"
+NOT_POSITIVE = "<= 0 on a log axis"
+NO_MEMBER = "no member"
+
+
+class SweepPlotError(ValueError):
+    """Options a sweep cannot be plotted with (an unknown axis or reference, a non-numeric x, …)."""
+
+
+@dataclass(frozen=True)
+class SweepPlotOptions:
+    """What to draw. Axes left ``None`` take defaults: ``x`` the first numeric swept axis; ``by`` the
+    next swept axis, else the case label; ``y`` (heatmaps) the first swept axis other than ``x``."""
+
+    value: str = "final.loss"
+    x: str | None = None
+    by: str | None = None
+    y: str | None = None
+    heatmap: bool = False
+    refs: tuple[str, ...] = ()
+    logx: bool = False
+    logy: bool = False
+    logz: bool = False
+
+
+@dataclass(frozen=True)
+class Point:
+    """A member with its summary value (NaN when excluded) and why it is excluded (None if it is not)."""
+
+    member: Member
+    value: float
+    reason: str | None
+
+
+@dataclass
+class Curve:
+    """One curve: x sorted, the summary (NaN where excluded), the reasons, and reference values per x."""
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    reasons: list[str | None]
+    references: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Panel:
+    """One panel: its title and either curves or a heatmap ``values[i_y, i_x]`` (NaN: no value)."""
+
+    title: str
+    curves: list[Curve] = field(default_factory=list)
+    x: list[Any] = field(default_factory=list)
+    y: list[Any] = field(default_factory=list)
+    values: np.ndarray | None = None
+    reasons: list[list[str | None]] = field(default_factory=list)
+
+
+@dataclass
+class SweepPlot:
+    """What a figure shows: its axes (``(x, by)`` or ``(x, y)``), panels, and each excluded member as
+    ``label: reason``; ``path`` once saved."""
+
+    axes: tuple[str, str | None]
+    panels: list[Panel]
+    excluded: list[str]
+    path: Path | None = None
+
+
+# --------------------------------------------------------------------------------------------- public API
+
+
+def plot_sweep(sweep: Sweep, out_dir: Path, options: SweepPlotOptions) -> SweepPlot:
+    """Write the phase diagram ``options`` asks for into ``out_dir`` (created); return what it shows.
+
+    :class:`SweepPlotError` or :class:`~eosdsl.registry.sweeps.SummaryError` (both ``ValueError``) for
+    options the sweep cannot be plotted with; the message names what is available.
+    """
+    build = sweep_heatmap if options.heatmap else sweep_curves
+    fig, drawn = build(sweep, options)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    drawn.path = save(fig, out_dir / _file_name(options, drawn.axes))
+    return drawn
+
+
+@closes_on_error
+def sweep_curves(sweep: Sweep, options: SweepPlotOptions) -> tuple[Figure, SweepPlot]:
+    """The summary against ``x``, one curve per value of ``by``, one panel per remaining coordinate."""
+    _check_kind(options)
+    summary = _summary(sweep, options.value)
+    x, by = _curve_axes(sweep, options)
+    refs = _references(sweep, options.refs)
+    if options.logx and any(member.value(x) <= 0 for member in sweep.members):
+        raise SweepPlotError(f"--logx: the axis {x} has values <= 0")
+    groups = _panels(sweep, _points(sweep, summary, options.logy), [x, by] if by else [x])
+    fig, axes = _figure(len(groups), sharey=True)
+    panels = []
+    for ax, (title, points) in zip(axes, groups, strict=True):
+        curves = _curves(points, x, by, refs)
+        panels.append(Panel(title, curves=curves))
+        _draw_curves(ax, curves, refs)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(x)
+        ax.set_ylabel(options.value)
+        ax.set_xscale("log" if options.logx else "linear")
+        ax.set_yscale("log" if options.logy else "linear")
+        legend(ax)
+    fig.suptitle(f"{sweep.name} ({sweep.short_id}): {options.value}", fontsize=10)
+    return fig, SweepPlot((x, by), panels, _excluded(groups))
+
+
+@closes_on_error
+def sweep_heatmap(sweep: Sweep, options: SweepPlotOptions) -> tuple[Figure, SweepPlot]:
+    """The summary on an ``x`` × ``y`` grid of cells, one panel per remaining coordinate."""
+    _check_kind(options)
+    summary = _summary(sweep, options.value)
+    x, y = _heatmap_axes(sweep, options)
+    xs, ys = _distinct(sweep.members, x), _distinct(sweep.members, y)
+    groups = _panels(sweep, _points(sweep, summary, options.logz), [x, y])
+    panels = [Panel(title, x=xs, y=ys, **_grid(points, x, xs, y, ys)) for title, points in groups]
+    fig, axes = _figure(len(groups), sharey=False)
+    norm = _norm([panel.values for panel in panels], options.logz)
+    for ax, panel in zip(axes, panels, strict=True):
+        image = _draw_heatmap(ax, panel, norm)
+        ax.set_title(panel.title, fontsize=9)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+    fig.colorbar(image, ax=axes, label=options.value)
+    fig.suptitle(f"{sweep.name} ({sweep.short_id}): {options.value}", fontsize=10)
+    return fig, SweepPlot((x, y), panels, _excluded(groups))
+
+
+# --------------------------------------------------------------------------------------------- options
+
+
+def _check_kind(options: SweepPlotOptions) -> None:
+    """Refuse the options that belong to the other kind of plot (curves or heatmap)."""
+    curves = {"--by": options.by, "--ref": options.refs, "--logx": options.logx, "--logy": options.logy}
+    heatmap = {"--y": options.y, "--logz": options.logz}
+    wrong = [name for name, value in (curves if options.heatmap else heatmap).items() if value]
+    if wrong and options.heatmap:
+        raise SweepPlotError(f"{', '.join(wrong)}: for curves; a heatmap takes --x, --y and --logz")
+    if wrong:
+        raise SweepPlotError(
+            f"{', '.join(wrong)}: for --heatmap; curves take --x, --by, --ref, --logx, --logy"
+        )
+
+
+def _summary(sweep: Sweep, text: str) -> Summary:
+    (summary,) = parse_summaries([text], sweep)
+    return summary
+
+
+def _known_axes(sweep: Sweep) -> list[str]:
+    """The axes a plot may use: the swept paths, and :data:`CASE` when there are cases."""
+    if not sweep.members:
+        raise SweepPlotError(f"sweep {sweep.short_id} has no members")
+    if not sweep.axes and not sweep.cases:
+        raise SweepPlotError(
+            f"sweep {sweep.short_id} records no swept axes (it was written before sweep records listed "
+            "them); run the sweep again to plot it"
+        )
+    return [*sweep.axes, *([CASE] if sweep.cases else [])]
+
+
+def _axis(sweep: Sweep, option: str, axis: str) -> str:
+    known = _known_axes(sweep)
+    if axis not in known:
+        listed = ", ".join(known)
+        raise SweepPlotError(f"{option} {axis}: not a swept axis of sweep {sweep.short_id}; axes: {listed}")
+    return axis
+
+
+def _curve_axes(sweep: Sweep, options: SweepPlotOptions) -> tuple[str, str | None]:
+    """``(x, by)`` of a curve plot: the options checked, or their defaults."""
+    known, numeric = _known_axes(sweep), sweep.numeric_axes()
+    if options.x is None and not numeric:
+        raise SweepPlotError(f"no numeric swept axis to put on x; axes: {', '.join(known)} (try --heatmap)")
+    x = numeric[0] if options.x is None else _axis(sweep, "--x", options.x)
+    if x not in numeric:
+        listed = ", ".join(numeric) or "none"
+        raise SweepPlotError(f"--x {x}: not a numeric axis; numeric axes: {listed} (try --heatmap)")
+    if options.by is None:
+        return x, next((axis for axis in known if axis != x), None)
+    by = _axis(sweep, "--by", options.by)
+    if by == x:
+        raise SweepPlotError(f"--by {by} is also --x")
+    return x, by
+
+
+def _heatmap_axes(sweep: Sweep, options: SweepPlotOptions) -> tuple[str, str]:
+    """``(x, y)`` of a heatmap: the options checked, or their defaults."""
+    known = _known_axes(sweep)
+    x = (sweep.numeric_axes() or known)[0] if options.x is None else _axis(sweep, "--x", options.x)
+    if options.y is not None:
+        y = _axis(sweep, "--y", options.y)
+    elif (y := next((axis for axis in known if axis != x), None)) is None:
+        raise SweepPlotError(f"a heatmap needs two swept axes; sweep {sweep.short_id} has {x} only")
+    if y == x:
+        raise SweepPlotError(f"--y {y} is also --x")
+    return x, y
+
+
+def _references(sweep: Sweep, names: Sequence[str]) -> list[str]:
+    known = sweep.reference_names()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        listed = ", ".join(known) or "none"
+        raise SweepPlotError(f"--ref {', '.join(unknown)}: no run of the sweep has it; references: {listed}")
+    return list(names)
+
+
+def _file_name(options: SweepPlotOptions, axes: tuple[str, str | None]) -> str:
+    """``final.loss-vs-problem.alpha-by-case.png``, or ``final.loss-over-problem.alpha-and-seed.png``."""
+    x, second = axes
+    if options.heatmap:
+        stem = f"{options.value}-over-{x}-and-{second}"
+    else:
+        stem = f"{options.value}-vs-{x}" + (f"-by-{second}" if second else "")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) + ".png"
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def _key(value: Any) -> str:
+    """A hashable identity of an axis value (dicts and lists included)."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _points(sweep: Sweep, summary: Summary, log: bool) -> list[Point]:
+    """Every member with its value of ``summary``, or the reason it has none to plot."""
+    points = []
+    for member in sweep.members:
+        value = as_number(summary_value(member.run, summary))
+        if member.run is None:
+            reason: str | None = member.status
+        elif member.status == DIVERGED:
+            reason = DIVERGED
+        elif not math.isfinite(value):
+            reason = NO_VALUE
+        else:
+            reason = NOT_POSITIVE if log and value <= 0 else None
+        points.append(Point(member, math.nan if reason else value, reason))
+    return points
+
+
+def _panels(sweep: Sweep, points: list[Point], used: Sequence[str]) -> list[tuple[str, list[Point]]]:
+    """Points grouped by every axis not in ``used`` (the case first), in member order, with titles."""
+    rest = sorted((axis for axis in _known_axes(sweep) if axis not in used), key=lambda axis: axis != CASE)
+    groups: dict[str, tuple[str, list[Point]]] = {}
+    for point in points:
+        coordinates = [point.member.value(axis) for axis in rest]
+        title = ", ".join(_by_label(axis, value) for axis, value in zip(rest, coordinates, strict=True))
+        groups.setdefault(_key(coordinates), (title, []))[1].append(point)
+    return list(groups.values())
+
+
+def _by_label(axis: str, value: Any) -> str:
+    """``gd`` for a case, ``constants.eta=0.003`` for a swept path."""
+    return format_value(value) if axis == CASE else f"{axis}={format_value(value)}"
+
+
+def _curves(points: Sequence[Point], x: str, by: str | None, refs: Sequence[str]) -> list[Curve]:
+    """One curve per value of ``by`` (a single one without it), in member order, points sorted by x."""
+    groups: dict[str, list[Point]] = {}
+    for point in points:
+        groups.setdefault(_key(point.member.value(by)) if by else "", []).append(point)
+    curves = []
+    for group in groups.values():
+        group = sorted(group, key=lambda point: point.member.value(x))
+        curves.append(
+            Curve(
+                label=_by_label(by, group[0].member.value(by)) if by else "",
+                x=np.array([point.member.value(x) for point in group], dtype=float),
+                y=np.array([point.value for point in group]),
+                reasons=[point.reason for point in group],
+                references={name: np.array([_reference(p.member, name) for p in group]) for name in refs},
+            )
+        )
+    return curves
+
+
+def _reference(member: Member, name: str) -> float:
+    return math.nan if member.run is None else references_of(member.run).get(name, math.nan)
+
+
+def _distinct(members: Sequence[Member], axis: str) -> list[Any]:
+    """The distinct values of ``axis``: sorted if they are all numbers, else in member order."""
+    values = list({_key(m.value(axis)): m.value(axis) for m in members}.values())
+    return sorted(values) if all(is_number(v) for v in values) else values
+
+
+def _grid(points: Sequence[Point], x: str, xs: list, y: str, ys: list) -> dict[str, Any]:
+    """``values[i_y, i_x]`` (NaN where excluded or where no member sits) and each cell's reason."""
+    column = {_key(value): j for j, value in enumerate(xs)}
+    row = {_key(value): i for i, value in enumerate(ys)}
+    values = np.full((len(ys), len(xs)), np.nan)
+    reasons: list[list[str | None]] = [[NO_MEMBER] * len(xs) for _ in ys]
+    for point in points:
+        i, j = row[_key(point.member.value(y))], column[_key(point.member.value(x))]
+        values[i, j], reasons[i][j] = point.value, point.reason
+    return {"values": values, "reasons": reasons}
+
+
+def _excluded(groups: Sequence[tuple[str, list[Point]]]) -> list[str]:
+    """``label: reason`` of every excluded member, in member order within each panel."""
+    return [f"{p.member.label}: {p.reason}" for _, points in groups for p in points if p.reason]
+
+
+# --------------------------------------------------------------------------------------------- drawing
+
+
+def _figure(panels: int, sharey: bool) -> tuple[Figure, list[Axes]]:
+    """A figure with ``panels`` gridded axes, at most :data:`MAX_COLUMNS` per row."""
+    columns = min(panels, MAX_COLUMNS)
+    rows = math.ceil(panels / columns)
+    size = (PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows)
+    fig, grid = plt.subplots(rows, columns, figsize=size, layout="constrained", squeeze=False, sharey=sharey)
+    axes = list(grid.flat)
+    for ax in axes[panels:]:
+        fig.delaxes(ax)
+    return fig, axes[:panels]
+
+
+def _draw_curves(ax: Axes, curves: Sequence[Curve], refs: Sequence[str]) -> None:
+    """Each curve's values as a line, its excluded points near the top (× diverged, □ otherwise; one row
+    per curve, so none hides another), and the references: one dashed line where a reference is the
+    same for every run, else one per curve."""
+    on_top = ax.get_xaxis_transform()  # x in data, y in axes coordinates: 1 is the top edge
+    excluded: set[str] = set()
+    for i, curve in enumerate(curves):
+        color = f"C{i % 10}"
+        drawn = ~np.isnan(curve.y)
+        ax.plot(curve.x[drawn], curve.y[drawn], "-o", color=color, ms=4, lw=1.3, label=curve.label or None)
+        for reason in dict.fromkeys(r for r in curve.reasons if r):
+            at = np.array([r == reason for r in curve.reasons])
+            row = np.full(int(at.sum()), TOP_ROW - ROW_STEP * i)
+            ax.plot(curve.x[at], row, color=color, transform=on_top, **_marker(reason))
+            excluded.add(reason)
+    for reason in sorted(excluded):  # legend entries only
+        ax.plot([], [], color="0.3", label=f"{reason} (no value)", **_marker(reason))
+    for j, name in enumerate(refs):
+        _draw_reference(ax, curves, name, REFERENCE_COLORS[j % len(REFERENCE_COLORS)])
+
+
+def _marker(reason: str) -> dict[str, Any]:
+    """How an excluded point is drawn: × for a diverged run, a hollow square otherwise."""
+    shape = {"marker": "x"} if reason == DIVERGED else {"marker": "s", "mfc": "none"}
+    return {"ls": "none", "ms": 8, "mew": 1.6, **shape}
+
+
+def _draw_reference(ax: Axes, curves: Sequence[Curve], name: str, color: str) -> None:
+    values = np.concatenate([curve.references[name] for curve in curves])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    if np.allclose(values, values[0], rtol=1e-9, atol=0.0):
+        ax.axhline(values[0], ls="--", lw=1.1, color=color, label=reference_label(name, float(values[0])))
+        return
+    for i, curve in enumerate(curves):
+        label = f"{name} ({curve.label})" if curve.label else name
+        ax.plot(curve.x, curve.references[name], ls="--", lw=1.0, color=f"C{i % 10}", label=label)
+
+
+def _norm(grids: Sequence[np.ndarray], log: bool) -> Normalize:
+    """One colour scale for every panel: over the finite values (positive ones for ``log``)."""
+    values = np.concatenate([grid.ravel() for grid in grids])
+    values = values[np.isfinite(values) & ((values > 0) if log else True)]
+    if values.size == 0:
+        return LogNorm(1.0, 10.0) if log else Normalize(0.0, 1.0)
+    low, high = float(values.min()), float(values.max())
+    return LogNorm(low, high) if log else Normalize(low, high)
+
+
+def _draw_heatmap(ax: Axes, panel: Panel, norm: Normalize) -> AxesImage:
+    """Cells coloured by value; cells without one hatched grey and named (× diverged, missing, …)."""
+    image = ax.imshow(
+        np.ma.masked_invalid(panel.values), origin="lower", aspect="auto", norm=norm, interpolation="nearest"
+    )
+    ax.set_facecolor("0.88")
+    for i, row in enumerate(panel.reasons):
+        for j, reason in enumerate(row):
+            if reason:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", ec="0.6", lw=0))
+                text = "—" if reason == NO_MEMBER else reason
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="0.15")
+    ax.set_xticks(range(len(panel.x)), [format_value(v) for v in panel.x])
+    ax.set_yticks(range(len(panel.y)), [format_value(v) for v in panel.y])
+    return image
