@@ -11,9 +11,13 @@ ReLU scalar net for β = 0, 0.01, …, 0.99, 10⁵ steps each. The script
    and their ratio, and how well the two agree: how many points have bitwise-equal series, and the
    largest relative difference otherwise.
 
-Nothing is stored. Usage::
+Nothing is stored, unless ``--store``: then both variants also run end to end as ``eosdsl run`` does
+(``runs.run_points`` into two fresh temporary registries, ``pack=1`` against packs): identities,
+claims, checkpoints, checks, Zarr series, index — the storage work is the same in both, so this ratio is
+lower whenever writing results dominates. Usage::
 
     python benchmarks/packed_sweep.py [SPEC] [-m AXIS=VALUES ...] [--points N] [--steps T] [--pack N]
+                                      [--store]
 
 ``--points`` takes the first N points of the grid and ``--steps`` overrides ``train.steps`` (for a
 quick look; the issue's figure is the default: 100 points × 10⁵ steps). It runs unchanged on a GPU,
@@ -44,6 +48,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=None, help="only the first N points")
     parser.add_argument("--steps", type=int, default=None, help="override train.steps")
     parser.add_argument("--pack", type=int, default=None, help="members per pack (default: all)")
+    parser.add_argument("--store", action="store_true", help="also time both end to end into registries")
     args = parser.parse_args()
 
     overrides = [f"train.steps={args.steps}"] if args.steps else []
@@ -79,6 +84,31 @@ def main() -> None:
     print(f"packed ({size}/pack): {t_packed:8.2f} s  ({n_steps / t_packed:,.0f} point-steps/s)")
     print(f"speed-up: {t_alone / t_packed:.1f}x")
     print(f"agreement: {bitwise}/{len(specs)} points bitwise equal; largest relative difference {worst:.2e}")
+    if args.store:
+        _end_to_end(args.spec, overrides, args.multirun, args.points, args.pack)
+
+
+def _end_to_end(
+    spec: str, overrides: list[str], axes: list[str], count: int | None, pack: int | None
+) -> None:
+    """Both variants through ``runs.run_points`` into fresh registries (what ``eosdsl run`` does)."""
+    import tempfile
+
+    from eosdsl.registry import Registry
+    from eosdsl.runs import run_points
+
+    loaded = load(spec, overrides, axes)
+    points = loaded.points[:count]
+    times = {}
+    for name, size in (("one at a time", 1), (f"packed ({pack or 'auto'}/pack)", pack)):
+        with tempfile.TemporaryDirectory() as root:
+            started = time.perf_counter()
+            outcomes, _, _ = run_points(loaded.spec, points, Registry(Path(root)), pack=size)
+            times[name] = time.perf_counter() - started
+            assert all(o.run is not None for o in outcomes)
+        print(f"end to end, {name}: {times[name]:8.2f} s")
+    one, packed = times.values()
+    print(f"end-to-end speed-up: {one / packed:.1f}x")
 
 
 if __name__ == "__main__":

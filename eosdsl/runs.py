@@ -211,8 +211,14 @@ def compute(
                 outcomes[i] = Outcome(done, job.spec, reused=True, notice="computed by another process")
                 continue
             staged = registry.stage(job.key)
-            every = job.spec.runtime.checkpoint_every
-            checkpoints = RunCheckpoints(staged.path, staged.scratch, every, claim.heartbeat)
+            runtime = job.spec.runtime
+            checkpoints = RunCheckpoints(
+                staged.path,
+                staged.scratch,
+                runtime.checkpoint_every,
+                claim.heartbeat,
+                runtime.checkpoint_min_seconds,
+            )
             claimed[i] = _Claimed(job, claim, staged, checkpoints, _now())
         by_position: dict[int, list[int]] = {}
         for i, c in claimed.items():

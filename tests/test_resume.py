@@ -38,7 +38,7 @@ measure:
   - {kind: loss}
   - {kind: params}
   - {kind: sharpness, every: 100}
-runtime: {chunk: 20000, checkpoint_every: 100000}
+runtime: {chunk: 20000, checkpoint_every: 100000, checkpoint_min_seconds: 0}
 """
 
 

@@ -229,6 +229,7 @@ def pack_key(spec: m.Spec, host: HostProblem) -> tuple:
         layout_of(spec, host),
         spec.runtime.chunk,
         spec.runtime.checkpoint_every,
+        spec.runtime.checkpoint_min_seconds,
         shapes(host.params),
         shapes(host.data),
     )

@@ -6,13 +6,15 @@ Layout inside the run's work directory ``staging/<run_key>/``:
   :class:`~eosdsl.engine.program.State` (parameters, displacement, optimizer and schedule state,
   event state, step). ``position`` counts scan iterations, a multiple of the chunk length. These are
   kept with the committed run (the final one lets a run be continued later).
-- ``scratch/chunks/<start>.npz`` — each chunk's recorded outputs, written before the checkpoint that
-  covers them, so a restored checkpoint always finds every output before its position. Scratch is
+- ``scratch/chunks/<start>.npz`` — the recorded outputs of the chunks since the previous checkpoint
+  (from scan position ``start``), written before the checkpoint that covers them, so a restored
+  checkpoint always finds every output before its position. Scratch is
   dropped at commit, when the outputs are in ``results.zarr``.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,15 @@ CHECKPOINTS = "checkpoints"
 
 
 class RunCheckpoints:
-    """Saves every ``every`` steps (rounded up to whole chunks) and at the end; restores the latest."""
+    """Saves every ``every`` steps (rounded up to whole chunks) once ``min_seconds`` of wall time have
+    passed since the last save, and always at the end; restores the latest."""
 
-    def __init__(self, work_dir: Path, scratch: Path, every: int, heartbeat: Any = None) -> None:
+    def __init__(
+        self, work_dir: Path, scratch: Path, every: int, heartbeat: Any = None, min_seconds: float = 0.0
+    ) -> None:
         self.every = every
+        self.min_seconds = min_seconds
+        self.saved_at = time.monotonic()
         self.heartbeat = heartbeat
         self.parts = scratch / "chunks"
         self.parts.mkdir(parents=True, exist_ok=True)
@@ -66,13 +73,16 @@ class RunCheckpoints:
         self.pending.append((position - length, output))
         if self.heartbeat is not None:
             self.heartbeat()
-        if ended or position - self.last_saved >= self.every:
-            for start, out in self.pending:
-                _save_npz(self.parts / f"{start}.npz", out)
+        waited = time.monotonic() - self.saved_at >= self.min_seconds
+        if ended or (position - self.last_saved >= self.every and waited):
+            start = self.pending[0][0]  # one file for the chunks since the last checkpoint
+            merged = {k: np.concatenate([out[k] for _, out in self.pending]) for k in self.pending[0][1]}
+            _save_npz(self.parts / f"{start}.npz", merged)
             self.pending = []
             self.manager.save(position, args=ocp.args.StandardSave(state), force=True)
             self.manager.wait_until_finished()
             self.last_saved = position
+            self.saved_at = time.monotonic()
 
     def close(self) -> None:
         self.manager.close()

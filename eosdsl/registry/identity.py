@@ -18,6 +18,7 @@ or the prefixes below breaks every stored id, so do it only together with a pref
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -250,7 +251,14 @@ def _package_versions() -> dict[str, str | None]:
 
 
 def provenance() -> dict[str, Any]:
-    """Facts about where and when a run happened: stored with the run, never hashed. Never raises."""
+    """Facts about where and when a run happened: stored with the run, never hashed. Never raises.
+
+    Everything but the timestamp is read once per process (a sweep commits hundreds of runs)."""
+    return {**_process_provenance(), "timestamp": datetime.now(UTC).isoformat()}
+
+
+@functools.cache
+def _process_provenance() -> dict[str, Any]:
     return {
         "git": _git_info(),
         "hostname": socket.gethostname(),
@@ -258,5 +266,4 @@ def provenance() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "cpu_model": _cpu_model(),
         "packages": _package_versions(),
-        "timestamp": datetime.now(UTC).isoformat(),
     }

@@ -368,6 +368,14 @@ class Runtime(Model):
     checkpoint_every: int = Field(
         20000, ge=1, description="Steps between checkpoints (rounded up to whole chunks); also at the end."
     )
+    checkpoint_min_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Wall-clock seconds at least between two checkpoints before the end: a checkpoint "
+        "is written when `checkpoint_every` steps and this much time have passed since the last one, "
+        "so fast runs and packs of many points do not spend their time saving state. 0: every "
+        "`checkpoint_every` steps.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- checks
