@@ -252,3 +252,25 @@ def test_a_failing_pack_does_not_stop_the_sweep(
     assert "injected failure" in outcomes[0].error
     members = Registry(tmp_path).read_sweep(sid)["members"]
     assert [m["status"] for m in members] == statuses
+
+
+def test_auto_packing_packs_cheap_programs_and_leaves_compute_bound_ones_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --pack, the scalar toy (≈10² flops per step) is packed; an MLP on 60 examples (≈10⁴–10⁵
+    flops) too; Fashion-MNIST-sized steps are not (a CPU gains nothing): a program above
+    PACK_MAX_FLOPS runs one point at a time, with a note saying why; an explicit --pack still packs it."""
+    import eosdsl.runs as runs
+
+    registry = Registry(tmp_path)
+    toy = plan_points(_points(RELU, ["constants.eps=0.01,0.02,0.03"]), registry)
+    assert [len(p) for p in toy.packs] == [3] and toy.notes == []
+    net_points = _points(NET, ["optimizer.lr=0.05,0.1"])
+    flops = runs.step_flops(net_points[0].spec, prepare(net_points[0].spec))
+    assert flops is not None and 1e3 < flops < runs.PACK_MAX_FLOPS["cpu"]
+    monkeypatch.setitem(runs.PACK_MAX_FLOPS, "cpu", flops / 2)  # as if this network were compute-bound
+    net = plan_points(net_points, registry)
+    forced = plan_points(net_points, registry, pack=2)
+    assert [len(p) for p in net.packs] == [1, 1]
+    assert len(net.notes) == 1 and "compute-bound" in net.notes[0] and "--pack" in net.notes[0]
+    assert [len(p) for p in forced.packs] == [2]

@@ -159,6 +159,8 @@ def _dry_run(loaded, reg, reuse: str, pack: int | None) -> None:
         f"{len(plan.jobs)} points: {len(plan.reused)} stored, {todo} to run in {len(plan.packs)} packs",
         markup=False,
     )
+    for note in plan.notes:
+        out.print(f"note: {note}", markup=False)
 
 
 def _report(outcomes, sweep_checks, sweep, reg) -> None:

@@ -214,7 +214,7 @@ def execute_pack(
             if ended:
                 finish(i)
         if progress:
-            progress(int(np.max(host_state.t)) + 1, total)
+            progress(int(np.max(host_state.t)) + all(o is not None for o in outputs), total)  # steps measured
     return [o for o in outputs if o is not None]
 
 
@@ -233,6 +233,39 @@ def pack_key(spec: m.Spec, host: HostProblem) -> tuple:
         shapes(host.params),
         shapes(host.data),
     )
+
+
+def member_bytes(spec: m.Spec, host: HostProblem, own_data: bool) -> int:
+    """Memory one member adds to a pack, roughly: its state with the optimizer's and eigensolvers'
+    copies of the parameters (16× the parameters, an upper bound), one chunk of its recorded outputs
+    (exact, from the traced program's output shapes), and its data when members do not share them."""
+    structure, layout = Structure.of(spec), layout_of(spec, host)
+    hparams = hyperparameters(spec)
+    state = jax.eval_shape(lambda p: init_state(structure, hparams, layout, p), host.params)
+    length = _plan(spec)[1]
+    outputs = jax.eval_shape(
+        lambda s, d: run_chunk(structure, hparams, layout, length, s, d), state, host.data
+    )[1]
+    return 16 * _nbytes(host.params) + _nbytes(outputs) + (_nbytes(host.data) if own_data else 0)
+
+
+def step_flops(spec: m.Spec, host: HostProblem) -> float | None:
+    """XLA's estimate of the floating-point operations of one step of ``spec``'s program (both branches
+    of its conditionals counted), from the lowered program without compiling it; None if unavailable."""
+    structure, layout = Structure.of(spec), layout_of(spec, host)
+    hparams = hyperparameters(spec)
+    state = jax.eval_shape(lambda p: init_state(structure, hparams, layout, p), host.params)
+    try:
+        cost = run_chunk.lower(structure, hparams, layout, 1, state, host.data).cost_analysis()
+    except Exception:  # noqa: BLE001 — an estimate only: a backend without cost analysis gives none
+        return None
+    flops = (cost or {}).get("flops")
+    return float(flops) if flops is not None and flops >= 0 else None
+
+
+def _nbytes(tree: Any) -> int:
+    """Bytes of the arrays (or shape-dtype structs) of a pytree."""
+    return sum(int(np.prod(np.shape(x))) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
 
 
 def _plan(spec: m.Spec) -> tuple[int, int]:
@@ -288,4 +321,13 @@ def _output(
     )
 
 
-__all__ = ["RunOutput", "execute", "execute_pack", "pack_key", "prepare", "triggers_of"]
+__all__ = [
+    "RunOutput",
+    "execute",
+    "execute_pack",
+    "member_bytes",
+    "pack_key",
+    "step_flops",
+    "prepare",
+    "triggers_of",
+]
