@@ -263,7 +263,9 @@ def test_numerics_environment_shape() -> None:
 
 def test_provenance_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(identity, "_git_info", lambda directory=None: {"commit": "c" * 40, "dirty": True})
+    identity._process_provenance.cache_clear()  # read once per process: forget the real one
     prov = provenance()
+    identity._process_provenance.cache_clear()
     assert {"git", "hostname", "platform", "python", "cpu_model", "packages", "timestamp"} <= set(prov)
     assert prov["git"] == {"commit": "c" * 40, "dirty": True}
     assert set(identity.PROVENANCE_PACKAGES) == set(prov["packages"])
