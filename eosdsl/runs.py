@@ -6,9 +6,11 @@ API call it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ from eosdsl.engine.run import (
 from eosdsl.problems.build import HostProblem
 from eosdsl.registry import Registry, Run, numerics_environment, provenance, run_key, spec_id, sweep_id
 from eosdsl.registry.checkpoints import RunCheckpoints
-from eosdsl.registry.claims import claim_is_live, try_claim
+from eosdsl.registry.claims import STALE_AFTER, claim_is_live, try_claim
 from eosdsl.registry.index import update_index
 from eosdsl.registry.store import RESULTS
 from eosdsl.spec import models as m
@@ -208,40 +210,69 @@ def compute(
     their claims' checkpoints, so a later attempt resumes them.
     """
     outcomes: dict[int, Outcome] = {}
+    claims: dict[int, Any] = {}
     claimed: dict[int, _Claimed] = {}
     waiting: list[int] = []
     try:
-        for i, job in enumerate(jobs):
-            claim = try_claim(registry.root, job.key)
-            if claim is None:
-                waiting.append(i)
-                continue
-            if (done := registry.get(job.key)) is not None:  # committed while we were claiming
-                claim.release()
-                outcomes[i] = Outcome(done, job.spec, reused=True, notice="computed by another process")
-                continue
-            staged = registry.stage(job.key)
-            runtime = job.spec.runtime
-            checkpoints = RunCheckpoints(
-                staged.path,
-                staged.scratch,
-                runtime.checkpoint_every,
-                claim.heartbeat,
-                runtime.checkpoint_min_seconds,
-            )
-            claimed[i] = _Claimed(job, claim, staged, checkpoints, _now())
-        by_position: dict[int, list[int]] = {}
-        for i, c in claimed.items():
-            by_position.setdefault(c.checkpoints.position(), []).append(i)
-        for members in by_position.values():
-            _run_group([claimed[i] for i in members], registry, progress, members, outcomes)
+        with _Heartbeats(claims):
+            for i, job in enumerate(jobs):
+                claim = try_claim(registry.root, job.key)
+                if claim is None:
+                    waiting.append(i)
+                    continue
+                claims[i] = claim  # from here on released in `finally`, whatever happens
+                if (done := registry.get(job.key)) is not None:  # committed while we were claiming
+                    outcomes[i] = Outcome(done, job.spec, reused=True, notice="computed by another process")
+                    continue
+                staged = registry.stage(job.key)
+                runtime = job.spec.runtime
+                checkpoints = RunCheckpoints(
+                    staged.path,
+                    staged.scratch,
+                    runtime.checkpoint_every,
+                    claim.heartbeat,
+                    runtime.checkpoint_min_seconds,
+                )
+                claimed[i] = _Claimed(job, claim, staged, checkpoints, _now())
+            by_position: dict[int, list[int]] = {}
+            for i, c in claimed.items():
+                by_position.setdefault(c.checkpoints.position(), []).append(i)
+            for members in by_position.values():
+                _run_group([claimed[i] for i in members], registry, progress, members, outcomes)
     finally:
         for c in claimed.values():
-            c.checkpoints.close()
-            c.claim.release()
+            with contextlib.suppress(Exception):
+                c.checkpoints.close()
+        for claim in claims.values():
+            with contextlib.suppress(OSError):
+                claim.release()
     for i in waiting:
         outcomes[i] = _wait_for(jobs[i], registry, poll)
     return [outcomes[i] for i in range(len(jobs))]
+
+
+class _Heartbeats:
+    """Refreshes every held claim from a background thread while a pack's jobs are computed, so the
+    claims of members waiting for their group (or of a pack whose chunks are slow) never look abandoned
+    (``registry.claims.STALE_AFTER``)."""
+
+    def __init__(self, claims: dict[int, Any], period: float = STALE_AFTER / 4) -> None:
+        self.claims, self.period = claims, period
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="eosdsl-heartbeats", daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.period):
+            for claim in list(self.claims.values()):
+                claim.heartbeat()
+
+    def __enter__(self) -> _Heartbeats:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 def _run_group(
@@ -366,7 +397,9 @@ cost (loop and kernel launches, a few µs) over the members; a step that is alre
 nothing on a CPU (a batched matmul does the same work as the separate ones) and loses the steps that
 members which end early spend waiting for the rest. Measured on 2 CPU cores: paper 000's β-sweep
 (100 flops/step) runs ≈15× faster packed, a 300-image Fashion-MNIST MLP sweep (2·10⁸ flops/step) ≈3×
-slower. A GPU has a far higher fixed cost per step and far more parallel throughput."""
+slower. A GPU has a far higher fixed cost per step and far more parallel throughput. The estimate
+counts a loop body once (the chunks of ``batch_chunk``, solver iterations) and both branches of a
+conditional: it ranks programs, it does not time them."""
 
 
 def plan_points(
@@ -416,19 +449,42 @@ def _fitting_pack(jobs: Sequence[Job]) -> int:
 
 @dataclass(frozen=True)
 class PackTask:
-    """A pack sent to a worker process: the registry root and the members' spec documents."""
+    """A pack sent to a worker process: the registry root, the members' spec documents and the run keys
+    the sender computed for them (a worker in another numerics environment must not store them under
+    other keys)."""
 
     root: str
     documents: tuple[dict[str, Any], ...]
+    keys: tuple[str, ...]
 
 
-def run_pack_task(task: PackTask) -> list[str]:
-    """Compute a pack in a worker (``eosdsl.executors``); the members' run keys, committed or claimed
-    elsewhere. Picklable in and out: the results are read back from the registry."""
+@dataclass(frozen=True)
+class MemberResult:
+    """What a worker reports per member (picklable): the committed run's key and how it was obtained."""
+
+    key: str
+    reused: bool
+    notice: str | None
+
+
+class EnvironmentMismatch(RuntimeError):
+    """A worker computes other run keys than the process that planned the sweep."""
+
+
+def run_pack_task(task: PackTask) -> list[MemberResult]:
+    """Compute a pack in a worker (``eosdsl.executors``) and commit it to the registry at ``task.root``;
+    per member the run key and whether it was reused. Refuses (:class:`EnvironmentMismatch`) when this
+    worker's numerics environment gives other run keys than the planning process's."""
     enable_x64()
     registry = Registry(Path(task.root))
     jobs = [Job.of(m.Spec.model_validate(d)) for d in task.documents]
-    return [o.run.run_key for o in compute(jobs, registry)]
+    if [j.key for j in jobs] != list(task.keys):
+        env = numerics_environment()
+        raise EnvironmentMismatch(
+            "this worker computes other run keys than the process that planned the sweep (another jax "
+            f"version, backend or device: here {env}); run workers in the same environment"
+        )
+    return [MemberResult(o.run.run_key, o.reused, o.notice) for o in compute(jobs, registry)]
 
 
 def run_points(
@@ -450,9 +506,7 @@ def run_points(
     alone and compares it with the stored run.
     """
     if reuse == "never":
-        outcomes = [run_one(p.spec, registry, reuse=reuse) for p in points]
-        for o, p in zip(outcomes, points, strict=True):
-            o.label, o.point = p.label, p
+        outcomes = [_recompute(p, registry) for p in points]
     else:
         plan = plan_points(points, registry, reuse, pack)
         if reporter:
@@ -466,8 +520,12 @@ def run_points(
             _run_on(executor, plan, registry, reporter, fail_fast, results)
         outcomes = []
         for i, (job, p) in enumerate(zip(plan.jobs, points, strict=True)):
-            o = results.get(i) or Outcome(None, job.spec, reused=False, error="not run (--fail-fast)")
-            o.label, o.point, o.key = p.label, p, job.key
+            o = results.get(i)
+            if o is None:  # not launched after a failure (--fail-fast), unless committed meanwhile
+                run = registry.get(job.key)
+                o = Outcome(run, job.spec, reused=False, error=None if run else "not run (--fail-fast)")
+            o.label, o.point = p.label, p
+            o.key = o.run.run_key if o.run is not None else job.key  # a compatible reuse has its own key
             outcomes.append(o)
     if len(points) == 1 and points[0].label is None:
         return outcomes, [], None
@@ -497,6 +555,16 @@ def run_points(
     return outcomes, checks, sid
 
 
+def _recompute(point: Point, registry: Registry) -> Outcome:
+    """``run_one(reuse="never")`` for a sweep point: an error fails this point only."""
+    try:
+        outcome = run_one(point.spec, registry, reuse="never")
+    except Exception as exc:  # noqa: BLE001 — one failed point must not stop the sweep
+        outcome = Outcome(None, point.spec, reused=False, error=f"{type(exc).__name__}: {exc}")
+    outcome.label, outcome.point = point.label, point
+    return outcome
+
+
 def _label(job: Job) -> str:
     return (job.point.label if job.point else None) or job.spec.name
 
@@ -506,21 +574,24 @@ def _collect(
     indices: Sequence[int],
     registry: Registry,
     error: BaseException | None,
-    done: list[Outcome] | None,
+    done: list[Outcome] | list[MemberResult] | None,
     results: dict[int, Outcome],
     reporter: SweepReporter | None,
 ) -> bool:
-    """Record a pack's outcomes (``done``, else what reached the registry before ``error``).
-
-    True if a member failed."""
+    """Record a pack's outcomes (``done``: outcomes here, or a worker's member results; else what
+    reached the registry before ``error``). True if a member failed."""
     failed = False
     for k, i in enumerate(indices):
-        if done is not None:
-            outcome = done[k]
+        spec, found = jobs[i].spec, done[k] if done is not None else None
+        if isinstance(found, Outcome):
+            outcome = found
+        elif isinstance(found, MemberResult) and (run := registry.get(found.key)) is not None:
+            outcome = Outcome(run, spec, reused=found.reused, notice=found.notice)
         elif (run := registry.get(jobs[i].key)) is not None:
-            outcome = Outcome(run, jobs[i].spec, reused=False)
+            outcome = Outcome(run, spec, reused=False)
         else:
-            outcome = Outcome(None, jobs[i].spec, reused=False, error=f"{type(error).__name__}: {error}")
+            why = f"{type(error).__name__}: {error}" if error else "not stored (the worker reported no error)"
+            outcome = Outcome(None, spec, reused=False, error=why)
             failed = True
         results[i] = outcome
         if reporter:
@@ -554,13 +625,18 @@ def _run_on(
     results: dict[int, Outcome],
 ) -> None:
     tasks = [
-        PackTask(str(registry.root), tuple(plan.jobs[i].spec.model_dump(mode="json") for i in members))
+        PackTask(
+            str(registry.root),
+            tuple(plan.jobs[i].spec.model_dump(mode="json") for i in members),
+            tuple(plan.jobs[i].key for i in members),
+        )
         for members in plan.packs
     ]
     for n, result in executor.map_unordered(run_pack_task, tasks):
         members = plan.packs[n]
         error = result if isinstance(result, BaseException) else None
-        if _collect(plan.jobs, members, registry, error, None, results, reporter) and fail_fast:
+        done = None if error else result
+        if _collect(plan.jobs, members, registry, error, done, results, reporter) and fail_fast:
             return
 
 

@@ -168,17 +168,13 @@ def test_network_points_and_seeds_pack_and_agree_with_alone_to_rounding() -> Non
             _agree_to_rounding(a, b, rtol=1e-12)
 
 
-def test_a_due_measurement_stays_a_conditional_in_a_pack() -> None:
-    """Under vmap a lax.cond on a per-member predicate would become a select that solves the Hessian at
-    every step; Lanes.cond keeps it a real conditional (reduced over the pack): the packed chunk's jaxpr
-    has as many cond primitives as the lone program's."""
-    text = TOY.split("events:")[0] + "measure:\n  - {kind: loss}\n  - {kind: sharpness, every: 7}\n"
-    points = _points(text, ["constants.lr=0.001,0.011"])
-    specs = [p.spec for p in points]
-    hosts = [prepare(s) for s in specs]
+def _cond_counts(text: str, axes: list[str]) -> tuple[int, int]:
+    """Number of ``cond`` primitives in the jaxpr of one chunk: lone program, packed program."""
     from eosdsl.engine.program import hyperparameters, init_pack, init_state, run_chunk
     from eosdsl.engine.run import _stack, layout_of
 
+    specs = [p.spec for p in _points(text, axes)]
+    hosts = [prepare(s) for s in specs]
     structure, layout = Structure.of(specs[0]), layout_of(specs[0], hosts[0])
     h1 = hyperparameters(specs[0])
     s1 = init_state(structure, h1, layout, hosts[0].params)
@@ -186,14 +182,25 @@ def test_a_due_measurement_stays_a_conditional_in_a_pack() -> None:
     sp = init_pack(structure, hp, layout, _stack([h.params for h in hosts]))
 
     def conds(fn, *args) -> int:
-        text = str(
-            jax.make_jaxpr(fn.__wrapped__, static_argnums=(0, 2, 3) + ((6,) if len(args) > 6 else ()))(*args)
-        )
-        return text.count("cond[")
+        static = (0, 2, 3) + ((6,) if len(args) > 6 else ())
+        return str(jax.make_jaxpr(fn.__wrapped__, static_argnums=static)(*args)).count("cond[")
 
     alone = conds(run_chunk, structure, h1, layout, 5, s1, hosts[0].data)
-    packed = conds(run_pack_chunk, structure, hp, layout, 5, sp, hosts[0].data, None)
-    assert alone >= 2 and packed == alone  # the step's own cond (run ended?) and the solve's
+    return alone, conds(run_pack_chunk, structure, hp, layout, 5, sp, hosts[0].data, None)
+
+
+def test_due_measurements_and_warm_starts_stay_conditionals_in_a_pack() -> None:
+    """Under vmap a lax.cond on a per-member predicate becomes a select that runs both branches: the
+    Hessian would be solved at every step, and every warm LOBPCG solve would also run a cold one.
+    Lanes.cond keeps them real conditionals (the predicate reduced over the pack). Dense sharpness
+    every 7 steps: the step's own cond (has the run ended?) and the solve's, in both programs. LOBPCG
+    sharpness every 25 steps on an MLP: the same conds too, warm/cold choice included, except Lanczos's
+    restart-on-breakdown inside the cold seed (cheap, O(m·P)), which becomes a select."""
+    text = TOY.split("events:")[0] + "measure:\n  - {kind: loss}\n  - {kind: sharpness, every: 7}\n"
+    alone, packed = _cond_counts(text, ["constants.lr=0.001,0.011"])
+    assert alone >= 2 and packed == alone
+    alone, packed = _cond_counts(NET, ["optimizer.lr=0.05,0.3"])
+    assert alone >= 4 and packed == alone - 1
 
 
 def test_plan_groups_points_by_program_shape(tmp_path: Path) -> None:
@@ -274,3 +281,33 @@ def test_auto_packing_packs_cheap_programs_and_leaves_compute_bound_ones_alone(
     assert [len(p) for p in net.packs] == [1, 1]
     assert len(net.notes) == 1 and "compute-bound" in net.notes[0] and "--pack" in net.notes[0]
     assert [len(p) for p in forced.packs] == [2]
+
+
+def test_a_worker_in_another_environment_refuses_its_pack(tmp_path: Path) -> None:
+    """run_pack_task recomputes the run keys; keys planned elsewhere (another jax, backend or device)
+    make it refuse rather than store the points under keys the planner will not look up."""
+    from eosdsl.runs import EnvironmentMismatch, PackTask, run_pack_task
+
+    points = _points(RELU, ["constants.eps=0.01,0.02"])
+    documents = tuple(p.spec.model_dump(mode="json") for p in points)
+    keys = tuple(job.key for job in plan_points(points, Registry(tmp_path)).jobs)
+    with pytest.raises(EnvironmentMismatch, match="other run keys"):
+        run_pack_task(PackTask(str(tmp_path), documents, ("0" * 64, "1" * 64)))
+    results = run_pack_task(PackTask(str(tmp_path), documents, keys))
+    assert [r.key for r in results] == list(keys) and not any(r.reused for r in results)
+
+
+def test_held_claims_are_refreshed_while_a_pack_waits(tmp_path: Path) -> None:
+    """Claims of members waiting for their group get heartbeats from a background thread."""
+    import os
+    import time
+
+    from eosdsl.registry.claims import try_claim
+    from eosdsl.runs import _Heartbeats
+
+    claim = try_claim(tmp_path, "a" * 64)
+    os.utime(claim.path, (0, 0))
+    with _Heartbeats({0: claim}, period=0.05):
+        time.sleep(0.3)
+    assert time.time() - claim.path.stat().st_mtime < 5
+    claim.release()

@@ -135,21 +135,31 @@ class SweepProgress:
 
     def pack(self, index: int, labels: list[str]):
         name = labels[0] if len(labels) == 1 else f"pack {index + 1}/{self.packs} ({len(labels)} points)"
-        started, last = time.monotonic(), [0.0]
-        task = self.bar.add_task(name, total=None, rate="") if self.bar else None
+        # One callback may serve several runs in turn (points of a pack resumed from different
+        # checkpoints run as separate groups): a bar (and the rate's clock) per run, each removed at its end.
+        now = {"task": None, "started": 0.0, "last": -1, "logged": 0.0}
 
         def update(done: int, total: int) -> None:
-            rate = done / max(time.monotonic() - started, 1e-9)
+            if done == now["last"]:
+                return
+            if now["last"] < 0:
+                now["started"] = time.monotonic()
+                if self.bar:
+                    now["task"] = self.bar.add_task(name, total=total, rate="")
+            now["last"] = done
+            rate = done / max(time.monotonic() - now["started"], 1e-9)
             if self.bar:
-                self.bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} steps/s")
-                if done >= total:
-                    self.bar.remove_task(task)
-            elif time.monotonic() - last[0] > 10 or done >= total:
-                last[0] = time.monotonic()
+                self.bar.update(now["task"], completed=done, total=total, rate=f"{rate:,.0f} steps/s")
+            elif time.monotonic() - now["logged"] > 10 or done >= total:
+                now["logged"] = time.monotonic()
                 eta = (total - done) / rate if rate > 0 else float("nan")
                 points = f"; points {self.done}/{self.points}" if self.points > 1 else ""
                 err.print(
                     f"{name}: step {done}/{total}, {rate:,.0f} steps/s, ETA {eta:.0f} s{points}", markup=False
                 )
+            if done >= total:
+                if self.bar:
+                    self.bar.remove_task(now["task"])
+                now["last"] = -1
 
         return update

@@ -93,9 +93,12 @@ def _rayleigh_ritz(s: Array, hs: Array, live: Array, b: int) -> tuple[Array, Arr
 
 
 def _converged(theta: Array, res: Array, k: int, tol: Array) -> Array:
-    """All top-k residuals ≤ tol · max_{j<k} |θ_j|."""
+    """All top-k residuals ≤ tol · max_{j<k} |θ_j| — or some is not finite: iterating on non-finite values
+    (a diverged run's Hessian) cannot converge, so stop at once (under ``vmap`` a lane that never stops
+    would keep every other lane's loop running to ``max_iters``)."""
     scale = jnp.max(jnp.abs(theta[:k]))
-    return jnp.all(res[:k] <= tol * scale)
+    finite = jnp.all(jnp.isfinite(res[:k])) & jnp.isfinite(scale)
+    return jnp.all(res[:k] <= tol * scale) | ~finite
 
 
 def lobpcg_top_block(

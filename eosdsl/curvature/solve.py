@@ -27,7 +27,7 @@ branches in Python on a traced value. Under ``jax.vmap`` a ``lax.cond`` on a bat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -131,12 +131,15 @@ def top_eigenpairs_warm(
     max_iters: int = 100,
     dense_max: int = 2048,
     shift: float | Array = 0.0,
+    cond: Callable[..., Any] = lax.cond,
 ) -> Solve:
     """``top_eigenpairs`` from ``warm_block`` (b, P) where the traced ``warm_valid`` holds, else cold.
 
-    Cold = Lanczos-seeded from ``key``; the two are selected by ``lax.cond``, and return the same shapes,
-    so the engine can carry ``Solve.block`` in its scan state (initialized to zeros of shape (b, P)) and
-    pass e.g. ``warm_valid = has_measured``, with no Python branch on a traced value. Other arguments as
+    Cold = Lanczos-seeded from ``key``; the two are selected by ``cond`` (``lax.cond``, or a caller's
+    equivalent that stays a conditional under ``vmap``, e.g. ``engine.lanes.Lanes.cond``) and return
+    the same shapes, so the engine can carry ``Solve.block`` in its scan state (initialized to zeros of
+    shape (b, P)) and pass e.g. ``warm_valid = has_measured``, with no Python branch on a traced value.
+    Other arguments as
     ``top_eigenpairs``. Methods that take no warm start (``"dense"``, ``"lanczos"``, ``"auto"`` resolving
     to dense) ignore ``warm_block`` and ``warm_valid``.
     """
@@ -152,8 +155,8 @@ def top_eigenpairs_warm(
     )
     if method in ("dense", "lanczos") or (method == "auto" and dim <= dense_max):
         return top_eigenpairs(matvec, dim, dtype, key=key, **kwargs)
-    return lax.cond(
-        jnp.asarray(warm_valid),
+    return cond(
+        ~jnp.asarray(warm_valid),
+        lambda: top_eigenpairs(matvec, dim, dtype, key=key, **kwargs),  # cold: once per run
         lambda: top_eigenpairs(matvec, dim, dtype, key=key, warm=warm_block, **kwargs),
-        lambda: top_eigenpairs(matvec, dim, dtype, key=key, **kwargs),
     )

@@ -48,9 +48,17 @@ def rk4_step(f: Callable[[PyTree], PyTree], y: PyTree, h: Array | float) -> PyTr
     return jax.tree.map(lambda a, b, c, d, e: a + h * (b + 2 * c + 2 * d + e) / 6, y, k1, k2, k3, k4)
 
 
+MAX_SUBSTEPS = 1 << 16
+"""Cap on the sub-steps of one flow step: a non-finite or absurd S (a diverged or not-yet-started
+companion, evaluated but discarded in a vmap-packed program) must not turn into 2³¹ iterations."""
+
+
 def num_substeps(time: Array | float, sharpness: Array | float, fraction: float = 0.5) -> Array:
-    """n = max(1, ⌈time·S / (2·fraction)⌉): the fewest equal sub-steps with h·S ≤ 2·fraction."""
-    return jnp.maximum(1, jnp.ceil(time * jnp.maximum(sharpness, 0.0) / (2.0 * fraction))).astype(jnp.int32)
+    """n = max(1, ⌈time·S / (2·fraction)⌉): the fewest equal sub-steps with h·S ≤ 2·fraction (at most
+    :data:`MAX_SUBSTEPS`; 1 for a non-finite S)."""
+    s = jnp.where(jnp.isfinite(sharpness), jnp.maximum(sharpness, 0.0), 0.0)
+    n = jnp.ceil(jnp.minimum(time * s / (2.0 * fraction), MAX_SUBSTEPS))
+    return jnp.maximum(1, n).astype(jnp.int32)
 
 
 def gradient_flow_step(

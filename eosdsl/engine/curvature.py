@@ -126,7 +126,9 @@ class Curvature:
 
     # ----------------------------------------------------------------------------------------- solves
 
-    def _solve(self, solver: m.Solver, matvec: Any, dim: int, warm: Aux, t: jnp.ndarray, salt: int) -> Any:
+    def _solve(
+        self, solver: m.Solver, matvec: Any, dim: int, warm: Aux, t: jnp.ndarray, salt: int, lanes: Lanes
+    ) -> Any:
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), salt), t)
         return top_eigenpairs_warm(
             matvec,
@@ -142,6 +144,7 @@ class Curvature:
             key=key,
             warm_block=warm["block"],
             warm_valid=warm["ready"],
+            cond=lanes.cond,
         )
 
     def measure(
@@ -189,11 +192,11 @@ class Curvature:
             solver, k = self.solver, self.solver.k
 
             def solve(p: Any) -> Any:
-                return self._solve(solver, hvp_fn(loss, p), dim, aux["eig"], t, 0)
+                return self._solve(solver, hvp_fn(loss, p), dim, aux["eig"], t, 0, lanes)
 
             if hvp is not None:
                 need = jnp.array(True)
-                out = self._solve(solver, hvp, dim, aux["eig"], t, 0)
+                out = self._solve(solver, hvp, dim, aux["eig"], t, 0, lanes)
             else:
                 template = jax.eval_shape(solve, params)
                 blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
@@ -262,7 +265,7 @@ class Curvature:
             gram_due = self._due(self.gram, t, ended, lr, aux)
 
             def gram_solve(p: Any) -> Any:
-                return self._solve(self.gram, gauss_newton(p), dim, aux["gram"], t, 1)
+                return self._solve(self.gram, gauss_newton(p), dim, aux["gram"], t, 1, lanes)
 
             template = jax.eval_shape(gram_solve, params)
             blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
@@ -286,7 +289,7 @@ class Curvature:
 
             def pre_solve(p: Any) -> Any:
                 matvec = preconditioned_matvec(hvp_fn(loss, p), p_flat)
-                return self._solve(self.precond, matvec, dim, aux["precond"], t, 2)
+                return self._solve(self.precond, matvec, dim, aux["precond"], t, 2, lanes)
 
             template = jax.eval_shape(pre_solve, params)
             blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
@@ -330,7 +333,7 @@ class Curvature:
                         "block": jnp.zeros((min(solver.block_size, dim), dim), self.dtype),
                         "ready": False,
                     }
-                    return self._solve(solver, hvp_fn(loss, q), dim, cold, t, 4).result.values[0]
+                    return self._solve(solver, hvp_fn(loss, q), dim, cold, t, 4, lanes).result.values[0]
 
                 out["slice.sharpness"] = sharpness_slice(top, p, direction, offsets)
             return out

@@ -50,8 +50,19 @@ class Checkpoints(Protocol):
     def restore(self, template: State) -> tuple[State, int, list[dict[str, np.ndarray]]] | None:
         """(state, position, outputs of the chunks before ``position``) of the latest checkpoint."""
 
-    def after_chunk(self, state: State, position: int, output: dict[str, np.ndarray], ended: bool) -> None:
-        """Called after every chunk; saves a checkpoint when due and always when the run ended."""
+    def due(self, position: int) -> bool:
+        """Whether a checkpoint is due at ``position`` (a pack asks one member and saves them all)."""
+
+    def after_chunk(
+        self,
+        state: State,
+        position: int,
+        output: dict[str, np.ndarray],
+        ended: bool,
+        save: bool | None = None,
+    ) -> None:
+        """Called after every chunk; saves a checkpoint when due (or as ``save`` says) and always when the
+        run ended."""
 
 
 def enable_x64() -> None:
@@ -134,6 +145,8 @@ def execute(
             checkpoints.after_chunk(state, position, output, ended)
         if progress:
             progress(int(state.t) + ended, total)  # steps measured so far
+    if progress:
+        progress(total, total)  # also when the run stopped early
     finished = time.perf_counter()
     timings = {"total_s": finished - started, "first_chunk_s": (compile_done or finished) - started}
     return _output(spec, layout, host, chunks, jax.device_get(state), timings, resumed_from)
@@ -205,17 +218,23 @@ def execute_pack(
         out, host_state = jax.device_get((out, state))
         position += length
         compile_done = compile_done or time.perf_counter()
-        for i in (i for i in range(n) if outputs[i] is None):
+        running = [i for i in range(n) if outputs[i] is None]
+        save = checkpoints[running[0]].due(position) if checkpoints else False  # all members in step
+        for i in running:
             output = _member(out, i)
             chunks[i].append(output)
             ended = int(host_state.status[i]) != 0
             if checkpoints:
-                checkpoints[i].after_chunk(_member(host_state, i), position, output, ended)
+                checkpoints[i].after_chunk(_member(host_state, i), position, output, ended, save)
             if ended:
                 finish(i)
         if progress:
             progress(int(np.max(host_state.t)) + all(o is not None for o in outputs), total)  # steps measured
-    return [o for o in outputs if o is not None]
+    if progress:
+        progress(total, total)  # also when every member stopped early
+    if any(o is None for o in outputs):
+        raise RuntimeError("execute_pack: a member neither ended nor reached the last step")
+    return list(outputs)
 
 
 def pack_key(spec: m.Spec, host: HostProblem) -> tuple:
@@ -236,9 +255,10 @@ def pack_key(spec: m.Spec, host: HostProblem) -> tuple:
 
 
 def member_bytes(spec: m.Spec, host: HostProblem, own_data: bool) -> int:
-    """Memory one member adds to a pack, roughly: its state with the optimizer's and eigensolvers'
-    copies of the parameters (16× the parameters, an upper bound), one chunk of its recorded outputs
-    (exact, from the traced program's output shapes), and its data when members do not share them."""
+    """Memory one member adds to a pack, roughly: 4× its state (exact shapes: parameters, optimizer
+    moments, warm-start blocks, rotation rings, companions; ×4 for the step's temporaries and the copy
+    sent to the host), one chunk of its recorded outputs (exact), and its data when members do not share
+    them. Activations inside a step are not counted: set ``--pack`` for networks on large batches."""
     structure, layout = Structure.of(spec), layout_of(spec, host)
     hparams = hyperparameters(spec)
     state = jax.eval_shape(lambda p: init_state(structure, hparams, layout, p), host.params)
@@ -246,7 +266,7 @@ def member_bytes(spec: m.Spec, host: HostProblem, own_data: bool) -> int:
     outputs = jax.eval_shape(
         lambda s, d: run_chunk(structure, hparams, layout, length, s, d), state, host.data
     )[1]
-    return 16 * _nbytes(host.params) + _nbytes(outputs) + (_nbytes(host.data) if own_data else 0)
+    return 4 * _nbytes(state) + _nbytes(outputs) + (_nbytes(host.data) if own_data else 0)
 
 
 def step_flops(spec: m.Spec, host: HostProblem) -> float | None:

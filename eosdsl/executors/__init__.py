@@ -26,8 +26,9 @@ What runs where:
   ``pip install 'eosdsl[ray]'``; without it, ``make_executor("ray", ...)`` raises
   :class:`ExecutorUnavailable` whose message says so.
 
-How results are committed: not through the executor. The task function opens the registry by its
-path in the worker and calls ``eosdsl.runs.run_one`` for each point, which commits through the
+How results are committed: not through the executor. The task function (``eosdsl.runs.run_pack_task``)
+opens the registry by its path in the worker and computes its pack with ``eosdsl.runs.compute``, which
+checks that the worker derives the same run keys as the planning process and commits through the
 registry's claim protocol (:mod:`eosdsl.registry.claims`): a run is computed by the one process that
 holds its claim, and a process that finds the claim held waits for the commit and reuses the run
 ("computed by another process"). So two workers, two executors, or a worker and a CLI run on the same

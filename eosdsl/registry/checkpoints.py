@@ -67,14 +67,22 @@ class RunCheckpoints:
                 outputs.append({_unescape(k): f[k] for k in f.files})
         return state, position, outputs
 
-    def after_chunk(self, state: Any, position: int, output: dict[str, np.ndarray], ended: bool) -> None:
-        """Keep the chunk's outputs; persist them and the state when a checkpoint is due or the run ended."""
+    def due(self, position: int) -> bool:
+        """Whether a checkpoint is due at scan ``position``: ``every`` steps and ``min_seconds`` since the
+        last one."""
+        waited = time.monotonic() - self.saved_at >= self.min_seconds
+        return position - self.last_saved >= self.every and waited
+
+    def after_chunk(
+        self, state: Any, position: int, output: dict[str, np.ndarray], ended: bool, save: bool | None = None
+    ) -> None:
+        """Keep the chunk's outputs; persist them and the state when the run ended or a checkpoint is due
+        (``save``: the caller's decision, e.g. one for every member of a pack; None: :meth:`due`)."""
         length = len(output["step"])
         self.pending.append((position - length, output))
         if self.heartbeat is not None:
             self.heartbeat()
-        waited = time.monotonic() - self.saved_at >= self.min_seconds
-        if ended or (position - self.last_saved >= self.every and waited):
+        if ended or (self.due(position) if save is None else save):
             start = self.pending[0][0]  # one file for the chunks since the last checkpoint
             merged = {k: np.concatenate([out[k] for _, out in self.pending]) for k in self.pending[0][1]}
             _save_npz(self.parts / f"{start}.npz", merged)
