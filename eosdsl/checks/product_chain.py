@@ -139,25 +139,12 @@ def identities(
     eigvecs = None if eigvecs is None else np.asarray(eigvecs, dtype=float)[finite]
     if steps.size == 0:
         return CheckResult.not_applicable(name, "no recorded step with finite parameters and sharpness", {})
-    n = theta.shape[1]
-    exact = np.linalg.eigvalsh(hessian(theta, coeffs))[:, ::-1]  # (T, n), descending
-    scale = np.maximum(np.max(np.abs(exact), axis=1), np.finfo(float).tiny)
-    errors: dict[str, np.ndarray] = {}  # identity → per-step relative error (NaN: not applicable there)
-    notes: list[str] = []
-    if hessian_identity:
-        recorded = sharpness[:, None] if eigs is None else eigs
-        k = min(recorded.shape[1], n)
-        errors["hessian"] = np.max(np.abs(recorded[:, :k] - exact[:, :k]), axis=1) / scale
-    if secular:
-        errors["secular"] = np.abs(secular_top_root(theta, coeffs) - sharpness) / scale
-    if r2 and n == 2:
-        top = None if eigvecs is None else eigvecs[:, 0, :]
-        measured, predicted = r2_ratio(theta, coeffs, sharpness, top)
-        errors["r2"] = np.abs(measured - predicted) / predicted
-        source = "recorded eigenvectors" if top is not None else "recorded λ₁ by eq. (4)"
-        notes.append(f"R₂ from the {source}")
-    elif r2:
-        notes.append(f"R₂ skipped (defined for two parameters, the chain has {n})")
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        errors, notes, exact_ok = _errors(
+            theta, coeffs, sharpness, eigs, eigvecs, hessian_identity, secular, r2
+        )
+    for identity, error in errors.items():  # a step whose closed forms overflow (a diverging run's huge
+        errors[identity] = np.where(np.isfinite(error) & exact_ok, error, np.nan)  # θ) is outside them
     values: dict[str, float] = {"steps_checked": int(steps.size), "steps_not_finite": int((~finite).sum())}
     worst_error, worst_step, parts = -np.inf, -1, []
     for identity, error in errors.items():
@@ -179,3 +166,39 @@ def identities(
     values["worst_step"] = worst_step
     margin = rel_tol - worst_error
     return CheckResult(name, margin >= 0, margin, detail, values)
+
+
+def _errors(
+    theta: np.ndarray,
+    coeffs: np.ndarray,
+    sharpness: np.ndarray,
+    eigs: np.ndarray | None,
+    eigvecs: np.ndarray | None,
+    hessian_identity: bool,
+    secular: bool,
+    r2: bool,
+) -> tuple[dict[str, np.ndarray], list[str], np.ndarray]:
+    """(per-step relative error of each enabled identity, notes, steps whose closed-form Hessian is
+    finite) — see :func:`identities`."""
+    n = theta.shape[1]
+    h = hessian(theta, coeffs)
+    exact_ok = np.all(np.isfinite(h), axis=(1, 2))
+    exact = np.linalg.eigvalsh(np.where(exact_ok[:, None, None], h, 0.0))[:, ::-1]  # (T, n), descending
+    scale = np.maximum(np.max(np.abs(exact), axis=1), np.finfo(float).tiny)
+    errors: dict[str, np.ndarray] = {}  # identity → per-step relative error (NaN: not applicable there)
+    notes: list[str] = []
+    if hessian_identity:
+        recorded = sharpness[:, None] if eigs is None else eigs
+        k = min(recorded.shape[1], n)
+        errors["hessian"] = np.max(np.abs(recorded[:, :k] - exact[:, :k]), axis=1) / scale
+    if secular:
+        errors["secular"] = np.abs(secular_top_root(theta, coeffs) - sharpness) / scale
+    if r2 and n == 2:
+        top = None if eigvecs is None else eigvecs[:, 0, :]
+        measured, predicted = r2_ratio(theta, coeffs, sharpness, top)
+        errors["r2"] = np.abs(measured - predicted) / predicted
+        source = "recorded eigenvectors" if top is not None else "recorded λ₁ by eq. (4)"
+        notes.append(f"R₂ from the {source}")
+    elif r2:
+        notes.append(f"R₂ skipped (defined for two parameters, the chain has {n})")
+    return errors, notes, exact_ok
