@@ -133,6 +133,7 @@ def test_relu_scalar_points_packed_equal_alone_bitwise_with_events_and_stops() -
         for name in a.series:
             assert _bitwise(a.series[name][1], b.series[name][1]), (p.label, name)
         assert b.execution["mode"] == "packed" and b.execution["size"] == len(points)
+        assert "rounding" in b.execution["agreement"]
 
 
 def test_diverging_point_does_not_disturb_the_pack() -> None:
