@@ -25,6 +25,7 @@ from eosdsl.checks.result import CheckResult
 from eosdsl.engine.run import (
     Progress,
     RunOutput,
+    data_key,
     enable_x64,
     execute,
     execute_pack,
@@ -167,7 +168,7 @@ class Job:
     point: Point | None = None
 
     @classmethod
-    def of(cls, spec: m.Spec, registry: Registry | None = None, point: Point | None = None) -> Job:
+    def of(cls, spec: m.Spec, point: Point | None = None) -> Job:
         """Load the spec's data and initial parameters and compute its run key."""
         sid = spec_id(spec.model_dump(mode="json"))
         env = numerics_environment()
@@ -411,9 +412,7 @@ def plan_points(
     jobs = [Job.of(p.spec, point=p) for p in points]
     shared: dict[tuple, Any] = {}  # one copy of each dataset for the whole sweep, not one per point
     for job in jobs:
-        layout = [(np.shape(x), np.asarray(x).dtype.str) for x in jax.tree.leaves(job.host.data)]
-        key = (tuple(sorted(job.host.fingerprints.items())), jax.tree.structure(job.host.data), str(layout))
-        job.host = job.host._replace(data=shared.setdefault(key, job.host.data))
+        job.host = job.host._replace(data=shared.setdefault(data_key(job.host), job.host.data))
     reused: dict[int, Outcome] = {}
     groups: dict[tuple, list[int]] = {}
     for i, job in enumerate(jobs):
@@ -447,7 +446,7 @@ def _auto_pack_size(jobs: Sequence[Job]) -> tuple[int, str | None]:
 
 def _fitting_pack(jobs: Sequence[Job]) -> int:
     """Members per pack so that a pack of ``jobs`` (one pack key) fits :data:`DEFAULT_PACK_BYTES`."""
-    own_data = len({tuple(sorted(j.host.fingerprints.items())) for j in jobs}) > 1
+    own_data = len({data_key(j.host) for j in jobs}) > 1
     member = member_bytes(jobs[0].spec, jobs[0].host, own_data)
     return max(1, min(len(jobs), MAX_PACK, DEFAULT_PACK_BYTES // max(member, 1)))
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from eosdsl.engine.program import (
     STATUS_NAMES,
+    Hyper,
     Layout,
     State,
     Structure,
@@ -180,7 +181,7 @@ def execute_pack(
     layout = layout_of(spec0, hosts[0])
     hparams = _stack([hyperparameters(s) for s in specs])
     state = init_pack(structure, hparams, layout, _stack([h.params for h in hosts]))
-    shared = len({tuple(sorted(h.fingerprints.items())) for h in hosts}) == 1
+    shared = len({data_key(h) for h in hosts}) == 1
     data, data_axis = (hosts[0].data, None) if shared else (_stack([h.data for h in hosts]), 0)
 
     total, length = _plan(spec0)
@@ -239,19 +240,37 @@ def execute_pack(
 
 def pack_key(spec: m.Spec, host: HostProblem) -> tuple:
     """Specs with equal keys can run in one pack: one structure, chunking, and parameter/data shapes."""
-    shapes = lambda tree: tuple(  # noqa: E731
-        (str(path), np.shape(x), np.asarray(x).dtype.str)
-        for path, x in jax.tree_util.tree_leaves_with_path(tree)
-    )
     return (
         Structure.of(spec).key,
         layout_of(spec, host),
         spec.runtime.chunk,
         spec.runtime.checkpoint_every,
         spec.runtime.checkpoint_min_seconds,
-        shapes(host.params),
-        shapes(host.data),
+        array_layout(host.params),
+        array_layout(host.data),
     )
+
+
+def array_layout(tree: Any) -> tuple:
+    """(path, shape, dtype) of every array of a pytree: what a compiled program is specialized to."""
+    return tuple(
+        (str(path), np.shape(x), np.asarray(x).dtype.str)
+        for path, x in jax.tree_util.tree_leaves_with_path(tree)
+    )
+
+
+def data_key(host: HostProblem) -> tuple:
+    """Equal for two problems exactly when their data arrays are interchangeable: the same content
+    (fingerprints) in the same layout (dtype, shape)."""
+    return tuple(sorted(host.fingerprints.items())), array_layout(host.data)
+
+
+def _abstract(spec: m.Spec, host: HostProblem) -> tuple[Structure, Layout, Hyper, State]:
+    """The program's static parts, traced inputs and the shape of its initial state (nothing computed)."""
+    structure, layout = Structure.of(spec), layout_of(spec, host)
+    hparams = hyperparameters(spec)
+    state = jax.eval_shape(lambda p: init_state(structure, hparams, layout, p), host.params)
+    return structure, layout, hparams, state
 
 
 def member_bytes(spec: m.Spec, host: HostProblem, own_data: bool) -> int:
@@ -259,9 +278,7 @@ def member_bytes(spec: m.Spec, host: HostProblem, own_data: bool) -> int:
     moments, warm-start blocks, rotation rings, companions; ×4 for the step's temporaries and the copy
     sent to the host), one chunk of its recorded outputs (exact), and its data when members do not share
     them. Activations inside a step are not counted: set ``--pack`` for networks on large batches."""
-    structure, layout = Structure.of(spec), layout_of(spec, host)
-    hparams = hyperparameters(spec)
-    state = jax.eval_shape(lambda p: init_state(structure, hparams, layout, p), host.params)
+    structure, layout, hparams, state = _abstract(spec, host)
     length = _plan(spec)[1]
     outputs = jax.eval_shape(
         lambda s, d: run_chunk(structure, hparams, layout, length, s, d), state, host.data
@@ -272,9 +289,7 @@ def member_bytes(spec: m.Spec, host: HostProblem, own_data: bool) -> int:
 def step_flops(spec: m.Spec, host: HostProblem) -> float | None:
     """XLA's estimate of the floating-point operations of one step of ``spec``'s program (both branches
     of its conditionals counted), from the lowered program without compiling it; None if unavailable."""
-    structure, layout = Structure.of(spec), layout_of(spec, host)
-    hparams = hyperparameters(spec)
-    state = jax.eval_shape(lambda p: init_state(structure, hparams, layout, p), host.params)
+    structure, layout, hparams, state = _abstract(spec, host)
     try:
         cost = run_chunk.lower(structure, hparams, layout, 1, state, host.data).cost_analysis()
     except Exception:  # noqa: BLE001 — an estimate only: a backend without cost analysis gives none
