@@ -110,7 +110,7 @@ class RunView:
 
     @property
     def checks(self) -> list[CheckResult]:
-        """The run's check results, in spec order."""
+        """The results of the run's current verdict (the checks it was last judged with), in order."""
         return [CheckResult.from_dict(record) for record in self._run.checks]
 
     # -------------------------------------------------------------------------------- documents
@@ -134,7 +134,7 @@ class RunView:
 
     @property
     def info(self) -> dict[str, Any]:
-        """A copy of ``run.json``: status, events, references, checks, timings, provenance."""
+        """A copy of ``run.json``: status, events, references, timings, provenance (not checks)."""
         return copy.deepcopy(self._run.info)
 
     # -------------------------------------------------------------------------------- series

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import math
 import shutil
 import threading
 import time
@@ -22,6 +23,8 @@ import numpy as np
 
 from eosdsl.checks.evaluate import derived_series, final_value, ordering, run_checks, scalars_of
 from eosdsl.checks.result import CheckResult
+from eosdsl.checks.series import Series, expression_name
+from eosdsl.checks.sweep_claims import Row, Table, evaluate_claim, quantities_of, quantity_key, run_quantity
 from eosdsl.engine.run import (
     Progress,
     RunOutput,
@@ -38,9 +41,15 @@ from eosdsl.problems.build import HostProblem
 from eosdsl.registry import Registry, Run, numerics_environment, provenance, run_key, spec_id, sweep_id
 from eosdsl.registry.checkpoints import RunCheckpoints
 from eosdsl.registry.claims import STALE_AFTER, claim_is_live, try_claim
+from eosdsl.registry.identity import environment_difference
 from eosdsl.registry.index import update_index
+from eosdsl.registry.integrity import verify_run
+from eosdsl.registry.manifest import MANIFEST
 from eosdsl.registry.store import RESULTS
+from eosdsl.registry.verdicts import find_verdict, write_verdict
 from eosdsl.spec import models as m
+from eosdsl.spec.overrides import format_path, split_dotted
+from eosdsl.spec.scope import parse
 from eosdsl.spec.sweep import Point
 
 if TYPE_CHECKING:
@@ -83,8 +92,8 @@ def _compatible(registry: Registry, sid: str, env: dict[str, Any]) -> tuple[Run,
     """The newest stored run of the same spec in another environment, with what differs."""
     for run in registry.runs():
         if run.info.get("spec_id") == sid:
-            diff = sorted(k for k in set(env) | set(run.env) if env.get(k) != run.env.get(k))
-            return run, f"not bit-exact: computed with a different {', '.join(diff) or 'dataset'}"
+            diff = environment_difference(run.env, env) or "other dataset contents"
+            return run, f"not bit-exact: computed on {diff}"
     return None
 
 
@@ -107,17 +116,40 @@ def _bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
+def judge(
+    run: Run, spec: m.Spec, registry: Registry, series: Series | None = None, force: bool = False
+) -> list[CheckResult]:
+    """The verdict of ``spec``'s per-run checks on a stored run, stored beside it and indexed.
+
+    Checks are not part of a run's identity: the stored verdict of exactly these checks (and this
+    eosdsl version) is served if there is one, else they are evaluated on the stored series (or on
+    ``series``, the ones just committed) and stored as a new verdict, which becomes the run's current
+    one (what ``show``, ``ls`` and ``query`` see). ``force`` evaluates even when a verdict is stored
+    (``eosdsl check``). The committed run's files are never touched.
+    """
+    enable_x64()  # checks evaluate in float64, as the run did
+    checks = [c.model_dump(mode="json") for c in spec.checks]
+    found = None if force else find_verdict(registry.root, run.run_key, checks)
+    if found is None:
+        if series is None:
+            needed = [c for c in spec.checks if not isinstance(c, m.OrderingCheck)]
+            series = {n: run.series(n) for n in run.series_names()} if needed else {}
+        results = [c.to_dict() for c in run_checks(spec, series, run.info.get("references", {}))]
+        found = write_verdict(registry.root, run.run_key, checks, results)
+    update_index(registry, run)  # a cache: errors are swallowed, `registry reindex` repairs it
+    return [CheckResult.from_dict(r) for r in found["results"]]
+
+
 def _record(spec: m.Spec, out: RunOutput, sid: str, key: str, started: str) -> tuple[dict, dict]:
-    """(series incl. derived, run.json) of a finished execution."""
+    """(series incl. derived, run.json) of a finished execution. Checks are not part of it: they are
+    judged into a verdict beside the committed run (:func:`judge`)."""
     series = {**out.series, **derived_series(spec, out.series, out.references)}
-    checks = run_checks(spec, series, out.references)
     info = {
         "status": out.status,
         "end_step": out.end_step,
         "stop_cause": out.stop_cause,
         "events": out.events,
         "references": out.references,
-        "checks": [c.to_dict() for c in checks],
         "spec_id": sid,
         "run_key": key,
         "data": out.fingerprints,
@@ -151,6 +183,7 @@ def run_one(
         return found
     if job.stored is not None:  # reuse == "never": recompute in memory, compare, keep the stored run
         series, _ = _record(spec, execute(spec, job.host, progress), job.sid, job.key, _now())
+        judge(job.stored, spec, registry)
         return Outcome(job.stored, spec, reused=True, notice=_compare(job.stored, series))
     return compute([job], registry, progress, poll)[0]
 
@@ -180,10 +213,12 @@ class Job:
         """The outcome of reusing a stored run, if ``reuse`` allows one (sets :attr:`stored`)."""
         self.stored = registry.get(self.key)
         if self.stored is not None and reuse != "never":
+            judge(self.stored, self.spec, registry)
             return Outcome(self.stored, self.spec, reused=True)
         if self.stored is None and reuse == "compatible":
             found = _compatible(registry, self.sid, self.env)
             if found is not None:
+                judge(found[0], self.spec, registry)
                 return Outcome(found[0], self.spec, reused=True, notice=found[1])
         return None
 
@@ -226,6 +261,9 @@ def compute(
                     outcomes[i] = Outcome(done, job.spec, reused=True, notice="computed by another process")
                     continue
                 staged = registry.stage(job.key)
+                if (finished := _finish_interrupted_commit(job, staged, registry)) is not None:
+                    outcomes[i] = finished
+                    continue
                 runtime = job.spec.runtime
                 checkpoints = RunCheckpoints(
                     staged.path,
@@ -250,6 +288,20 @@ def compute(
     for i in waiting:
         outcomes[i] = _wait_for(jobs[i], registry, poll)
     return [outcomes[i] for i in range(len(jobs))]
+
+
+def _finish_interrupted_commit(job: Job, staged: Any, registry: Registry) -> Outcome | None:
+    """Publish a staged run whose commit was interrupted after its manifest was written (the process
+    died before or during the rename), if the staged files verify against that manifest and the ids;
+    else drop the manifest, so the run resumes from its checkpoints (or starts over) like any other."""
+    if not (staged.path / MANIFEST).is_file():
+        return None
+    if verify_run(staged.path, deep=True):
+        (staged.path / MANIFEST).unlink(missing_ok=True)
+        return None
+    run = staged.commit()
+    judge(run, job.spec, registry)
+    return Outcome(run, job.spec, reused=False, notice="finished the commit of an interrupted run")
 
 
 class _Heartbeats:
@@ -313,7 +365,7 @@ def _commit(c: _Claimed, out: RunOutput, registry: Registry) -> Outcome:
     shutil.rmtree(staged.path / RESULTS, ignore_errors=True)  # a crash during a previous write
     staged.write_series(series, attrs={"references": out.references})
     run = staged.commit()
-    update_index(registry, run)  # a cache: errors are swallowed, `registry reindex` repairs it
+    judge(run, job.spec, registry, series)  # indexes the run with its verdict
     notice = None
     if out.resumed_from is not None:
         notice = f"resumed from the checkpoint at step {out.resumed_from}"
@@ -328,15 +380,21 @@ def _wait_for(job: Job, registry: Registry, poll: float) -> Outcome:
         if not claim_is_live(registry.root, job.key):
             return compute([job], registry, None, poll)[0]  # takes the abandoned claim over
         time.sleep(poll)
+    judge(done, job.spec, registry)  # the other process may have judged it with other checks
     return Outcome(done, job.spec, reused=True, notice="computed by another process")
 
 
 def sweep_checks(spec: m.Spec, outcomes: Sequence[Outcome]) -> list[CheckResult]:
-    """The sweep-level checks of ``spec`` (``ordering``) over its points' stored runs.
+    """The sweep-level checks of ``spec`` over its points: the ``ordering`` checks over the stored runs,
+    then the claims of ``sweep.checks`` over every point (:mod:`eosdsl.checks.sweep_claims`; a point
+    without a stored run is *missing* there).
 
     An ordering whose ``over`` names case labels is checked among the cases at each grid point (one
     result per grid point when there is a grid); otherwise it orders the points by their full labels.
     """
+    claims = spec.sweep.checks if spec.sweep is not None else []
+    table = claims_table(spec, outcomes, claims) if claims else None
+    outcomes = [o for o in outcomes if o.run is not None]
     results = []
     for check in spec.checks:
         if not isinstance(check, m.OrderingCheck):
@@ -354,7 +412,56 @@ def sweep_checks(spec: m.Spec, outcomes: Sequence[Outcome]) -> list[CheckResult]
         for grid, members in groups.items():
             result = ordering(check, [outcomes[i].point.case for i in members], [finals[i] for i in members])
             results.append(dataclasses.replace(result, name=f"{result.name} [{grid}]"))
-    return results
+    return results + [_claim_result(claim, table) for claim in claims]
+
+
+def _claim_result(claim: Any, table: Table) -> CheckResult:
+    """A sweep claim's result; one that cannot be evaluated fails (the sweep's runs are kept)."""
+    try:
+        return evaluate_claim(claim, table)
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError) as err:
+        name = claim.name or claim.kind
+        return CheckResult(name, False, math.nan, f"could not be evaluated: {type(err).__name__}: {err}", {})
+
+
+def claims_table(spec: m.Spec, outcomes: Sequence[Outcome], claims: Sequence[Any]) -> Table:
+    """The table the sweep claims see: per point its case, swept values (not the paths cases set),
+    status and the quantities the claims read, computed from its stored run (NaN, with the reason, where
+    one cannot be: an unrecorded series, a vector)."""
+    cases = spec.sweep.cases if spec.sweep else []
+    set_by_cases = {format_path(split_dotted(k)) for case in cases for k in case.set}
+    axes = tuple(a for a in _axes([o.point for o in outcomes if o.point]) if a not in set_by_cases)
+    needed = list(dict.fromkeys(q for claim in claims for q in quantities_of(claim)))
+    try:  # read only the series the quantities use
+        names: set[str] | None = {n for of, _ in needed for n in parse(of).names}
+    except ValueError:  # an expression the plain parser does not take: read every series
+        names = None
+    rows = []
+    for o in outcomes:
+        point = o.point
+        quantities: dict[str, float] = {}
+        problems: dict[str, str] = {}
+        if o.run is not None:
+            wanted = [s for s in o.run.series_names() if names is None or expression_name(s) in names]
+            series = {s: o.run.series(s) for s in wanted}
+            scalars = scalars_of(o.spec, o.run.info.get("references", {}))
+            for of, at in needed:
+                key = quantity_key(of, at)
+                try:
+                    quantities[key] = run_quantity(of, at, series, scalars)
+                except (KeyError, ValueError, TypeError, ArithmeticError, IndexError) as err:
+                    quantities[key], problems[key] = math.nan, f"{o.label}: {err}"
+        rows.append(
+            Row(
+                label=o.label or "",
+                case=point.case if point else None,
+                axes={a: point.assignments[a] for a in axes if point and a in point.assignments},
+                status=o.status,
+                quantities=quantities,
+                problems=problems,
+            )
+        )
+    return Table(axes, tuple(rows))
 
 
 def _final_of(source: str, outcome: Outcome) -> float:
@@ -533,7 +640,7 @@ def run_points(
             outcomes.append(o)
     if len(points) == 1 and points[0].label is None:
         return outcomes, [], None
-    checks = sweep_checks(base, [o for o in outcomes if o.run is not None])
+    checks = sweep_checks(base, outcomes)
     sid = sweep_id(base.model_dump(mode="json"), [o.key for o in outcomes])
     registry.write_sweep(
         sid,
@@ -557,6 +664,24 @@ def run_points(
         },
     )
     return outcomes, checks, sid
+
+
+def rejudge_sweep(
+    base: m.Spec, outcomes: Sequence[Outcome], registry: Registry, sid: str, record: dict[str, Any]
+) -> list[CheckResult]:
+    """Evaluate ``base``'s sweep-level checks on a stored sweep again and store them in its record
+    (``eosdsl check <sweep>``): the members' runs are judged separately (:func:`judge`)."""
+    checks = sweep_checks(base, outcomes)
+    registry.write_sweep(
+        sid,
+        {
+            **record,
+            "spec": base.model_dump(mode="json"),
+            "checks": [c.to_dict() for c in checks],
+            "judged_at": _now(),
+        },
+    )
+    return checks
 
 
 def _recompute(point: Point, registry: Registry) -> Outcome:
@@ -652,4 +777,15 @@ def _axes(points: Sequence[Point]) -> list[str]:
     return list(axes)
 
 
-__all__ = ["Job", "Outcome", "Plan", "compute", "plan_points", "run_one", "run_points", "sweep_checks"]
+__all__ = [
+    "Job",
+    "Outcome",
+    "Plan",
+    "compute",
+    "judge",
+    "plan_points",
+    "rejudge_sweep",
+    "run_one",
+    "run_points",
+    "sweep_checks",
+]

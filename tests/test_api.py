@@ -143,7 +143,8 @@ def test_series_equal_the_registry_series(stored: tuple[Path, Outcome], view: Ru
 
 def test_checks_are_check_results(view: RunView) -> None:
     checks = view.checks
-    stored = view.info["checks"]
+    assert "checks" not in view.info  # judgements are stored beside the run, not in run.json
+    stored = view.run.verdict["results"]
     assert len(checks) == len(stored) == 2
     assert all(isinstance(c, CheckResult) for c in checks)
     assert [c.to_dict() for c in checks] == stored

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from eosdsl.data.preprocess import STEPS
 from eosdsl.engine.run import prepare
 from eosdsl.registry import identity
 from eosdsl.registry.identity import NON_SEMANTIC_KEYS, numerics_environment, run_key, spec_id
@@ -55,19 +56,19 @@ def text_id(text: str) -> str:
 #     existing registries are orphaned. Never "fix" these tests by just pasting the new ids.
 #     (Before the first release, docs/CHANGELOG.md's "Unreleased" entry stands in for the bump.)
 GOLDEN_SPEC_IDS = {
-    ("examples/quickstart.yaml", None): "129bd556d050817cb3d35dd2219255cd631e997b3ba2b332292aa9ac0a33ae2d",
+    ("examples/quickstart.yaml", None): "e3f8dfc94458e3d0cb3aea3047b83d34395fd6da0cf2b02a520a1a6e50e1739f",
     (
         "phb-catapults/relu-scalar-four-scenarios.yaml",
         None,
-    ): "37b18a701d82281954618936f0b332bb3cc65989f01cdb7a272786126653f1a3",
+    ): "f7324b412b5d0f03811a30156387018955d7133a5b25afe2762de89a38c9634a",
     (
         "phb-catapults/relu-scalar-four-scenarios.yaml",
         "gd-to-phb",
-    ): "b0e2a60067379ae2e5ba4cf8219dd37b69db9878f581048a819368ba56b1783b",
+    ): "116006f85bf02210d25f39f1edfaf12b9907e14fdf9d211a42ca568d7afa49e5",
     (
         "eigenvector-rotation/product-chain-fig1.yaml",
         None,
-    ): "3399d8f4cf3fb27a5c54e3ddc7e75e71bc7dda2e2e91bcf98c19ccf696c749e5",
+    ): "57b01e88f04a3bc96b79200c923466fada15e52f3915d23aee699dcc6191c5b9",
 }
 
 
@@ -305,7 +306,7 @@ def test_spec_id_ignores_how_the_spec_is_written(variant: str) -> None:
 
 
 def test_runtime_and_top_level_names_are_exactly_the_non_semantic_keys() -> None:
-    assert {"name", "description", "tags", "runtime"} == NON_SEMANTIC_KEYS
+    assert {"name", "description", "tags", "runtime", "checks"} == NON_SEMANTIC_KEYS
     # A nested `name` (an event's) is semantic, unlike the top-level one.
     assert text_id(BASE.replace("name: to gd", "name: to GD")) != text_id(BASE)
 
@@ -448,6 +449,7 @@ LITERALS = _literal_values(m.Spec.model_json_schema())
 # Free-text network fields whose valid values the schema cannot list.
 LITERALS["activation"] = {"relu", "tanh", "elu", "gelu", "softplus", "swish", "identity", "cubic"}
 LITERALS["init"] = {"torch_default", "lecun", "he"}
+LITERALS["pipeline"] = set(STEPS)  # a pipeline step given by name must name a step (issue 13)
 
 # Replacements for empty containers, by field name (each is a valid non-empty value).
 EMPTY_REPLACEMENTS: dict[str, list[Any]] = {
@@ -462,6 +464,7 @@ EMPTY_REPLACEMENTS: dict[str, list[Any]] = {
     "set": [{"seed": 7}],
     "pipeline": [["flatten"]],
     "dense": [[16]],
+    "within": [{"constants.c0": [0.0, 1.0]}],
 }
 
 # Replacements tried for a null leaf: a number (bounds, tolerances), a string (an event's name), a step
@@ -501,7 +504,7 @@ def _candidates(path: LeafPath, value: Any) -> list[Any]:
     if isinstance(value, float):
         return [value * 1.5 if value else 1.0, value + 1.0]
     if isinstance(value, str):
-        field = path[-1] if isinstance(path[-1], str) else ""
+        field = path[-1] if isinstance(path[-1], str) else "pipeline" if path[-2:-1] == ("pipeline",) else ""
         alternatives = sorted(LITERALS.get(field, set()) - {value})
         return [*alternatives, f"({value}) * 1.5", f"{value}_x"]
     if value is None:
@@ -525,11 +528,12 @@ def _valid(document: dict[str, Any]) -> m.Spec | None:
 
 
 def _perturbations(spec: m.Spec) -> Iterator[tuple[LeafPath, Any, m.Spec | None]]:
-    """For every semantic leaf: (path, new value, re-validated spec), or a None spec if no
-    alternative value is valid."""
+    """For every semantic leaf and every check leaf (checks are judgements, so their perturbation must
+    leave the id alone): (path, new value, re-validated spec), or a None spec if no alternative value is
+    valid."""
     document = spec.model_dump(mode="json")
     for path, value in _leaves(document):
-        if path[0] in NON_SEMANTIC_KEYS:
+        if path[0] in NON_SEMANTIC_KEYS - {"checks"}:
             continue
         for candidate in _candidates(path, value):
             changed = copy.deepcopy(document)
@@ -569,30 +573,39 @@ def _skip_reason(path: LeafPath, value: Any) -> str | None:
         return "checks or expressions refer to this series by name"
     if field in ("kind", "source"):
         return "no other kind takes this model's fields, or other parts of the spec refer to it"
+    if path[0] == "checks":
+        return "a check (a judgement, not identity) whose expression admits no blind substitute"
+    if path[0] == "measure" and field == "every" and value == 1:
+        return "a claim across steps needs this series at every step"
+    if path[:2] == ("sweep", "checks") and field in ("relative_to", "above", "below") and value is None:
+        return "a sweep claim's relative_to needs a case; a first claim takes one of below/above"
     return None
 
 
 def _walk(spec: m.Spec) -> tuple[list[LeafPath], list[LeafPath], int]:
-    """(leaves whose perturbation left the id alone, leaves skipped without a reason, perturbed count)."""
+    """(leaves whose perturbation did the wrong thing to the id, leaves skipped without a reason,
+    perturbed count). A semantic leaf must change the id; a leaf of a non-semantic section (``checks``:
+    judgements, stored as verdicts) must leave it alone."""
     base = id_of(spec)
-    unchanged, unexpected_skips, changed = [], [], 0
+    wrong, unexpected_skips, changed = [], [], 0
     for path, value, perturbed in _perturbations(spec):
         if perturbed is None:
             if _skip_reason(path, value) is None:
                 unexpected_skips.append(path)
             continue
         changed += 1
-        if id_of(perturbed) == base:
-            unchanged.append(path)
-    return unchanged, unexpected_skips, changed
+        if (id_of(perturbed) == base) != (path[0] in NON_SEMANTIC_KEYS):
+            wrong.append(path)
+    return wrong, unexpected_skips, changed
 
 
 @pytest.mark.parametrize("name", list(SENSITIVITY_SPECS))
 def test_every_semantic_leaf_changes_the_spec_id(name: str) -> None:
     """Perturb each leaf (numbers +1 or x1.5, strings to another literal or expression, booleans
-    flipped, nulls and empty containers filled) to another valid value: the id must change."""
+    flipped, nulls and empty containers filled) to another valid value: the id must change, except
+    for the leaves of ``checks``, which must leave it alone."""
     unchanged, unexpected_skips, changed = _walk(SENSITIVITY_SPECS[name])
-    assert unchanged == [], f"these leaves do not change the spec id of {name}: {unchanged}"
+    assert unchanged == [], f"semantic leaves that keep, or check leaves that change, the id: {unchanged}"
     assert unexpected_skips == [], f"no valid alternative value found for {unexpected_skips}"
     assert changed >= 20
 
@@ -662,6 +675,11 @@ ENV = {
     "jaxlib": "0.4.35",
     "backend": "cpu",
     "device_kind": "cpu",
+    "platform_version": "cpu",
+    "cpu": "x86_64 GenuineIntel 6/143",
+    "isa": "avx,avx2,avx512f,fma,sse,sse2",
+    "threads": "2",
+    "xla_flags": "",
     "x64": True,
     "matmul_precision": "None",
     "prng_impl": "threefry2x32",
@@ -681,6 +699,11 @@ def test_numerics_environment_has_the_keys_hashed_here() -> None:
         ("jaxlib", "0.4.36"),
         ("backend", "gpu"),
         ("device_kind", "NVIDIA H100 80GB HBM3"),
+        ("platform_version", "cuda 12080"),
+        ("cpu", "x86_64 AuthenticAMD 25/1"),
+        ("isa", "avx,avx2,fma,sse,sse2"),
+        ("threads", "16"),
+        ("xla_flags", "--xla_cpu_max_isa=AVX2"),
         ("x64", False),
         ("matmul_precision", "highest"),
         ("prng_impl", "rbg"),

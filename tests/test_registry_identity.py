@@ -51,8 +51,8 @@ CANONICAL_B = (
     '"note":"ünï","optimizer":{"beta":0.9,"lr":0.01,"name":"momentum","nesterov":false},'
     '"problem":{"activation":"tanh","kind":"mlp","widths":[4,8,1]},"seed":3}'
 )
-GOLDEN_A = "5da87a74095a2892d62b175eb2fbdf7e1d5dbec38bccd17ece981319f0d98f2d"
-GOLDEN_B = "31aa43cb3f3d2b7b9f896157af52fe74e764e698b15c1190e7a9487aac8e4c68"
+GOLDEN_A = "09f7771a4ff816828177b9c64cc29130203d05910fec076d03caed24ef01caec"
+GOLDEN_B = "ff26236b7a11d413287509fa6db25b1b744dd68a100cd365794350a8646b7134"
 
 ENV = {
     "semantics": "1",
@@ -60,6 +60,11 @@ ENV = {
     "jaxlib": "0.10.2",
     "backend": "cpu",
     "device_kind": "cpu",
+    "platform_version": "cpu",
+    "cpu": "x86_64 GenuineIntel 6/143",
+    "isa": "avx,avx2,avx512f,fma,sse,sse2",
+    "threads": "2",
+    "xla_flags": "",
     "x64": False,
     "matmul_precision": "None",
     "prng_impl": "threefry2x32",
@@ -77,7 +82,7 @@ ENV = {
 def test_spec_id_golden(spec: dict, canonical: str, golden: str) -> None:
     semantic = {k: v for k, v in spec.items() if k not in NON_SEMANTIC_KEYS}
     assert canonical_json(semantic) == canonical
-    by_hand = hashlib.sha256(b"eosdsl-spec/v1\n" + canonical.encode("utf-8")).hexdigest()
+    by_hand = hashlib.sha256(b"eosdsl-spec/v2\n" + canonical.encode("utf-8")).hexdigest()
     assert by_hand == golden
     assert spec_id(spec) == golden
 
@@ -266,7 +271,8 @@ def test_provenance_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     identity._process_provenance.cache_clear()  # read once per process: forget the real one
     prov = provenance()
     identity._process_provenance.cache_clear()
-    assert {"git", "hostname", "platform", "python", "cpu_model", "packages", "timestamp"} <= set(prov)
+    expected = {"git", "hostname", "platform", "python", "cpu_model", "cpu_features", "packages", "timestamp"}
+    assert expected <= set(prov)
     assert prov["git"] == {"commit": "c" * 40, "dirty": True}
     assert set(identity.PROVENANCE_PACKAGES) == set(prov["packages"])
     assert prov["packages"]["numpy"] == np.__version__

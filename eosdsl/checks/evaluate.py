@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from eosdsl.checks import eos, phb_relu, product_chain
+from eosdsl.checks import claims, eos, phb_relu, product_chain
 from eosdsl.checks.result import CheckResult
 from eosdsl.checks.series import (  # noqa: F401  (re-exported: the evaluation API in one namespace)
     Series,
@@ -24,6 +24,7 @@ from eosdsl.checks.series import (  # noqa: F401  (re-exported: the evaluation A
     in_window,
 )
 from eosdsl.spec import models as m
+from eosdsl.spec.recorded import RecordedSeries, recorded_series
 from eosdsl.spec.scope import Scope
 
 
@@ -254,6 +255,7 @@ def run_checks(spec: m.Spec, series: Series, references: Mapping[str, float]) ->
     """Every per-run check of ``spec`` (ordering checks are sweep-level: see :func:`ordering`)."""
     scalars = scalars_of(spec, references)
     results = []
+    table: list[RecordedSeries] | None = None  # the spec's recorded series, for claims (built once)
     for check in spec.checks:
         try:
             if isinstance(check, m.FinalCheck):
@@ -278,6 +280,9 @@ def run_checks(spec: m.Spec, series: Series, references: Mapping[str, float]) ->
                 results.append(eos.prediction(check, series, scalars))
             elif isinstance(check, m.ProductChainIdentitiesCheck):
                 results.append(_product_chain_identities(check, spec, series))
+            elif isinstance(check, m.ClaimCheck):
+                table = table if table is not None else recorded_series(spec)
+                results.append(claims.claim(check, series, scalars, table))
         except KeyError as err:  # a series the check needs was not recorded
             results.append(CheckResult.not_applicable(check.kind, str(err.args[0]), {}))
         except (ArithmeticError, ValueError, TypeError, IndexError) as err:  # ExprError is a ValueError

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import jax
 import numpy as np
 
+from eosdsl.expr.across import STEP, uses_across
 from eosdsl.spec.scope import parse
 
 Series = Mapping[str, tuple[np.ndarray, np.ndarray]]
@@ -41,7 +42,37 @@ def aligned(series: Series, names: Sequence[str]) -> tuple[np.ndarray, dict[str,
     return steps, {n: table[n][1][np.searchsorted(table[n][0], steps)] for n in names}
 
 
+def _whole_series(source: str, series: Series, scalars: Mapping[str, float]) -> bool:
+    """Whether ``source`` needs the whole-series evaluator: an operation across steps, or the ``step``
+    series (the step numbers, which no measure records)."""
+    if uses_across(source):
+        return True
+    if STEP not in source:
+        return False
+    return STEP in parse(source).names and STEP not in scalars and STEP not in _by_expression_name(series)
+
+
 def evaluate_series(
+    source: str, series: Series, scalars: Mapping[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of an expression over recorded series and scalars.
+
+    Without operations across steps it is :func:`per_step_series`. With them (``shift``, ``delta``,
+    ``rolling_mean``, …; :mod:`eosdsl.checks.series_ops`) the whole series are evaluated; an expression
+    whose value is a single number (``fraction(alpha < 0)``) is an error here, since a series is needed.
+    """
+    if _whole_series(source, series, scalars):
+        from eosdsl.checks.series_ops import Series as SeriesValue
+        from eosdsl.checks.series_ops import evaluate
+
+        value = evaluate(source, series, scalars)
+        if not isinstance(value, SeriesValue):
+            raise ValueError(f"`{source}` is a single number for the whole run, not a series")
+        return value.steps, value.values
+    return per_step_series(source, series, scalars)
+
+
+def per_step_series(
     source: str, series: Series, scalars: Mapping[str, float]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of a per-step expression over recorded series and scalars.
@@ -62,7 +93,22 @@ def evaluate_series(
 
 
 def final_value(source: str, series: Series, scalars: Mapping[str, float]) -> float | np.ndarray:
-    """An expression over the *last* recorded value of each series and scalars (an array if a vector)."""
+    """An expression over the *last* recorded value of each series and scalars (an array if a vector).
+
+    With operations across steps, the expression is evaluated on the whole series and this is its last
+    value (or its value, when it is a single number for the run).
+    """
+    if _whole_series(source, series, scalars):
+        from eosdsl.checks.series_ops import Series as SeriesValue
+        from eosdsl.checks.series_ops import evaluate
+
+        result = evaluate(source, series, scalars)
+        if isinstance(result, SeriesValue):
+            if len(result.steps) == 0:
+                raise KeyError(f"`{source}` has no recorded values")
+            result = np.asarray(result.values)[-1]
+        result = np.asarray(result)
+        return float(result) if result.ndim == 0 else result
     table = _by_expression_name(series)
     expr = parse(source)
     missing = sorted(n for n in expr.names if n not in table and n not in scalars)

@@ -6,7 +6,8 @@ override) — reported as ``file:line:col key.path: message``, never a traceback
 
 from __future__ import annotations
 
-from eosdsl.cli import inspect as _inspect  # noqa: F401  (importing registers the commands)
+from eosdsl.cli import check as _check  # noqa: F401  (importing registers the commands)
+from eosdsl.cli import inspect as _inspect  # noqa: F401
 from eosdsl.cli import maintain as _maintain  # noqa: F401
 from eosdsl.cli import plot as _plot  # noqa: F401
 from eosdsl.cli import run as _run  # noqa: F401

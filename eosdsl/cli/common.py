@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.segment import Segment
 
-from eosdsl.spec.errors import SpecError
+from eosdsl.spec.errors import SpecError, safe_text
 
 app = typer.Typer(
     add_completion=False,
@@ -22,8 +24,30 @@ app = typer.Typer(
 registry_app = typer.Typer(no_args_is_help=True, help="Maintain the registry: verify, gc, reindex.")
 app.add_typer(registry_app, name="registry")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control and format characters escaped (``\\x1b``), line breaks and tabs kept."""
+    if text.isprintable():
+        return text
+    return "\n".join("\t".join(safe_text(part) for part in line.split("\t")) for line in text.split("\n"))
+
+
+class SafeConsole(Console):
+    """A rich console that escapes control characters in what it prints: a run name, label, tag,
+    description, check detail or error message holding ``ESC [2J`` shows as ``\\x1b[2J`` instead of
+    clearing the terminal. Rich's own control output (styles, progress-bar cursor moves) is kept."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        safe = (
+            segment if segment.control else Segment(terminal_safe(segment.text), segment.style)
+            for segment in buffer
+        )
+        return super()._render_buffer(safe)
+
+
+out = SafeConsole(highlight=False, soft_wrap=True)
+err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 RegistryOption = Annotated[
     Path | None,

@@ -248,6 +248,41 @@ def list_runs(
     _print_runs(index, index.runs(limit), f"no runs in {reg.root}")
 
 
+MAX_QUERY_CHARS = 4000
+"""Longest query accepted."""
+MAX_QUERY_DEPTH = 32
+"""Deepest nesting of parentheses and ``not`` in a query."""
+MAX_QUERY_OPERATORS = 64
+"""Most ``and``/``or``/``not`` in a query (SQLite refuses deep expression trees)."""
+
+
+def query_limit_error(text: str) -> str | None:
+    """Why ``text`` is too large or deep to compile, naming the column; ``None`` if it is within bounds
+    (malformed queries are left to the query compiler, which reports them)."""
+    from eosdsl.registry.query import QueryError, tokenize
+
+    if len(text) > MAX_QUERY_CHARS:
+        return f"the query is longer than {MAX_QUERY_CHARS} characters (at column {MAX_QUERY_CHARS + 1})"
+    try:
+        tokens = tokenize(text)
+    except QueryError:
+        return None
+    nots, operators = [0], 0
+    for token in tokens:
+        if token.kind == "lparen":
+            nots.append(0)
+        elif token.kind == "rparen" and len(nots) > 1:
+            nots.pop()
+        elif token.kind == "keyword" and token.value in ("and", "or", "not"):
+            operators += 1
+            if operators > MAX_QUERY_OPERATORS:
+                return f"more than {MAX_QUERY_OPERATORS} and/or/not operators (at column {token.column})"
+            nots[-1] = nots[-1] + 1 if token.value == "not" else 0
+        if len(nots) - 1 + sum(nots) > MAX_QUERY_DEPTH:
+            return f"parentheses and `not` nested deeper than {MAX_QUERY_DEPTH} (at column {token.column})"
+    return None
+
+
 @app.command()
 def query(
     expression: Annotated[
@@ -259,12 +294,20 @@ def query(
     """List the stored runs matching a query (spec fields, final./min./max. series values, checks)."""
     from eosdsl.registry.query import QueryError, compile_query
 
+    problem = query_limit_error(expression)
+    if problem is not None:
+        fail(f"query error: {problem}")
     try:
         compiled = compile_query(expression)
     except QueryError as error:
         fail(f"query error: {error}")
+    except RecursionError:  # not expected within the limits above
+        fail("query error: the query is nested too deeply")
     _, index = _open_index(registry)
-    rows = index.find(expression, limit)
+    try:
+        rows = index.find(expression, limit)
+    except (QueryError, sqlite3.OperationalError) as error:
+        fail(f"query error: {error}")
     for note in _hints(index, compiled):
         err.print(note, markup=False)
     _print_runs(index, rows, "no runs match")
@@ -381,7 +424,9 @@ def _show_run(run: Any) -> None:
     _print_status(run, info)
     _print_environment(env)
     _print_summaries(run)
-    _print_checks(info.get("checks") or [])
+    verdict = run.verdict
+    judged = f" — judged {verdict.get('evaluated_at')} by eosdsl {verdict.get('eosdsl')}" if verdict else ""
+    _print_checks(run.checks, title=f"checks{judged}")
     out.print("spec:", markup=False)
     out.print(_indent(_yaml(spec)), markup=False)
 
@@ -423,7 +468,59 @@ def _show_sweep(sweep: Sweep, summaries: Sequence[Summary]) -> None:
     for member in sweep.members:
         if member.error:
             out.print(f"note: {member.label} failed: {member.error}", markup=False)
-    _print_checks(sweep.checks, title="sweep checks")
+    checks = [c for c in sweep.checks if isinstance(c, dict)]
+    if checks:
+        passed = sum(bool(c.get("passed")) for c in checks)
+        out.print(f"sweep checks ({passed}/{len(checks)} passed):", markup=False)
+    for check in checks:
+        print_check({"name": "?", "passed": False, "detail": "", **check})
+        _print_check_values(check)
+
+
+_STAT_ORDER = ("first", "trend_margin", "rho", "slope", "intercept", "r2", "margin", "gap", "fraction")
+"""How a sweep check's statistics are listed (the record stores them sorted by name); then the rest,
+with the counts of missing and excluded points last."""
+
+
+def _stat_rank(key: str) -> tuple[int, int]:
+    stat = key.partition("[")[0]
+    order = _STAT_ORDER.index(stat) if stat in _STAT_ORDER else len(_STAT_ORDER)
+    return (stat in ("missing", "excluded"), order)
+
+
+def _group_rank(group: str) -> tuple:
+    """Groups (``phb,constants.eta_f=0.0015``) in the order of their labels and numeric axis values."""
+    ranked = []
+    for part in group.split(","):
+        name, _, value = part.partition("=")
+        try:
+            ranked.append((name, 0, float(value), ""))
+        except ValueError:
+            ranked.append((name, 1, 0.0, value))
+    return tuple(ranked)
+
+
+def _print_check_values(check: Mapping[str, Any]) -> None:
+    """A sweep check's stored statistics under it: ``stat[group]`` values as a table (a row per group,
+    a column per statistic), the others on one line, the counts of missing and excluded points last."""
+    values = check.get("values")
+    if not isinstance(values, Mapping) or not values:
+        return
+    table: dict[str, dict[str, Any]] = {}
+    plain = []
+    for key, value in sorted(values.items(), key=lambda kv: _stat_rank(str(kv[0]))):
+        stat, _, group = str(key).partition("[")
+        if group.endswith("]"):
+            table.setdefault(group[:-1], {})[stat] = value
+        else:
+            plain.append(f"{key} {_value(value)}")
+    if plain:
+        out.print(f"      {', '.join(plain)}", markup=False)
+    stats = list(dict.fromkeys(stat for row in table.values() for stat in row))
+    groups = sorted(table, key=_group_rank)
+    rows = [[f"      {group}", *(_value(table[group].get(stat)) for stat in stats)] for group in groups]
+    for line in _aligned(["      group", *stats], rows) if rows else []:
+        out.print(line, markup=False)
 
 
 def _aligned(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

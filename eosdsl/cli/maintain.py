@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Annotated
 
@@ -88,6 +90,26 @@ def gc_command(
         out.print(f"removed {len(items)} items, {total}", markup=False)
 
 
+def export_target_problem(target: Path, registry_root: Path) -> str | None:
+    """Why ``target`` may not receive an export, or ``None``: it must lie outside the registry (a zip
+    written there could replace a committed run's files) and, if it exists, be a regular file (not a
+    device, directory, FIFO or symbolic link, which ``--overwrite`` would replace)."""
+    root = registry_root.resolve()
+    where = target.resolve()
+    if where == root or root in where.parents:
+        return f"{target} is inside the registry {registry_root}; export to a path outside it"
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"cannot check {target}: {error.strerror or error}"
+    if not stat.S_ISREG(mode):
+        what = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        return f"{target} is {what}; export writes regular files only"
+    return None
+
+
 @app.command(name="export")
 def export_command(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix).")],
@@ -100,6 +122,9 @@ def export_command(
     from eosdsl.registry.integrity import export_zip
 
     run = resolve_run(run_id, registry)
+    problem = export_target_problem(zip_path, open_registry(registry).root)
+    if problem is not None:
+        fail(f"cannot export {run.short_id}: {problem}")
     try:
         path = export_zip(run, zip_path, overwrite=overwrite)
     except FileExistsError:

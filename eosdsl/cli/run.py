@@ -84,7 +84,7 @@ def run(
     """
     if reuse not in ("exact", "compatible"):
         fail(f"--reuse must be 'exact' or 'compatible', got {reuse!r}")
-    from eosdsl.data import DatasetNotFoundError, IDXFormatError, UnsafePickleError
+    from eosdsl.data import DataFormatError, DatasetNotFoundError, UnsafePickleError
     from eosdsl.spec.load import load
 
     try:
@@ -100,7 +100,7 @@ def run(
             outcomes, sweep_checks, sweep = _run_points(
                 loaded, reg, "never" if force else reuse, pack, fail_fast, None if executor == "local" else ex
             )
-    except (DatasetNotFoundError, IDXFormatError, UnsafePickleError) as error:
+    except (DatasetNotFoundError, DataFormatError, UnsafePickleError) as error:
         fail(f"{loaded.filename}: problem.data: {error}")
     _report(outcomes, sweep_checks, sweep, reg)
 

@@ -30,6 +30,8 @@ import io
 import math
 import os
 import pickle
+import pickletools
+import struct
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +43,9 @@ from eosdsl.data.dataset import Dataset, make_dataset
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "MAX_PICKLE_BYTES",
+    "CifarFormatError",
+    "DataFormatError",
     "CIFAR10_FILES",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DEFAULT_DIR",
@@ -66,8 +71,16 @@ class DatasetNotFoundError(FileNotFoundError):
     """Data files are missing; the message lists the expected file names and where to get them."""
 
 
-class IDXFormatError(ValueError):
+class DataFormatError(ValueError):
+    """A data file is malformed (the message names the file)."""
+
+
+class IDXFormatError(DataFormatError):
     """A file is not a valid IDX file (bad magic, unknown type, truncated or oversized payload)."""
+
+
+class CifarFormatError(DataFormatError):
+    """A CIFAR-10 batch is unreadable or is not the expected dict of arrays (truncated, wrong shape, ...)."""
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -337,6 +350,8 @@ class _DtypeBuilder:
         self.dtype: np.dtype | None = None
 
     def __setstate__(self, state: Any) -> None:
+        if self.dtype is not None:
+            raise UnsafePickleError("refusing a second BUILD of one numpy dtype")
         if not isinstance(state, tuple) or len(state) < 5 or any(v is not None for v in state[2:5]):
             raise UnsafePickleError(f"refusing numpy dtype state {state!r} (only simple numeric dtypes)")
         order = _text(state[1])
@@ -360,34 +375,54 @@ class _ArrayBuilder:
         self.array: np.ndarray | None = None
 
     def __setstate__(self, state: Any) -> None:
+        if self.array is not None:
+            raise UnsafePickleError("refusing a second BUILD of one numpy array")
         if not isinstance(state, tuple) or len(state) not in (4, 5):
             raise UnsafePickleError(
                 "refusing numpy array state that is not (version, shape, dtype, fortran, data)"
             )
         shape, dtype, fortran, raw = state[-4:]
-        if not isinstance(dtype, _DtypeBuilder):
-            raise UnsafePickleError(f"refusing numpy array state with dtype {type(dtype).__name__}")
-        if not isinstance(shape, tuple) or not all(isinstance(v, int) and v >= 0 for v in shape):
-            raise UnsafePickleError(f"refusing numpy array shape {shape!r}")
-        if isinstance(raw, str):  # Python-2 pickles loaded with encoding="latin1"
-            raw = raw.encode("latin-1")
-        if not isinstance(raw, bytes | bytearray):
-            raise UnsafePickleError(f"refusing numpy array data of type {type(raw).__name__} (object arrays)")
-        dt = dtype.resolve()
-        count = math.prod(shape)
-        if len(raw) != count * dt.itemsize:
-            raise UnsafePickleError(
-                f"numpy array data has {len(raw)} bytes; shape {shape} of {dt} needs {count * dt.itemsize}"
-            )
-        flat = np.frombuffer(bytes(raw), dtype=dt, count=count) if count else np.empty(0, dtype=dt)
-        arr = flat.reshape(shape, order="F" if fortran else "C")
-        self.array = np.array(arr, dtype=dt.newbyteorder("="), order="K")  # own, writable, native order
+        self.array = _array_from_bytes(raw, dtype, shape, "F" if fortran else "C")
+
+
+def _array_from_bytes(raw: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """A new numpy array from plain bytes with a whitelisted dtype, its shape checked against the data
+    length before anything is allocated."""
+    if not isinstance(dtype, _DtypeBuilder):
+        raise UnsafePickleError(f"refusing numpy array state with dtype {type(dtype).__name__}")
+    if (
+        not isinstance(shape, tuple)
+        or len(shape) > _MAX_NDIM
+        or not all(type(v) is int and 0 <= v <= MAX_PICKLE_BYTES for v in shape)
+    ):
+        raise UnsafePickleError(f"refusing numpy array shape {str(shape)[:80]}")
+    if order not in ("C", "F"):
+        raise UnsafePickleError(f"refusing numpy array order {str(order)[:20]!r}")
+    if isinstance(raw, str):  # Python-2 pickles loaded with encoding="latin1"
+        raw = raw.encode("latin-1")
+    if not isinstance(raw, bytes | bytearray):
+        raise UnsafePickleError(f"refusing numpy array data of type {type(raw).__name__} (object arrays)")
+    dt = dtype.resolve()
+    count = math.prod(shape)
+    if len(raw) != count * dt.itemsize:
+        raise UnsafePickleError(
+            f"numpy array data has {len(raw)} bytes; shape {shape} of {dt} needs {count * dt.itemsize}"
+        )
+    flat = np.frombuffer(bytes(raw), dtype=dt, count=count) if count else np.empty(0, dtype=dt)
+    arr = flat.reshape(shape, order=order)
+    return np.array(arr, dtype=dt.newbyteorder("="), order="K")  # own, writable, native order
 
 
 def _reconstruct(subtype: Any, shape: Any = (0,), typecode: Any = b"b") -> _ArrayBuilder:
     if subtype is not _NDARRAY:
         raise UnsafePickleError(f"refusing _reconstruct of {type(subtype).__name__} (only numpy.ndarray)")
     return _ArrayBuilder()
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """Stand-in for numpy's ``_frombuffer(buffer, dtype, shape, order)`` (arrays at protocol 5, data
+    in-band as BYTEARRAY8): a new array from the bytes, never a view of them."""
+    return _array_from_bytes(buf, dtype, shape, _text(order))
 
 
 def _latin1_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
@@ -404,85 +439,242 @@ def _latin1_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") ->
     return codecs.encode(obj, "latin-1")
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    """``bytes()``: how Python writes an empty ``bytes`` at protocol <= 2 (e.g. an empty array's data)."""
+    if args:
+        raise UnsafePickleError("pickle calls bytes with arguments; only bytes() is admitted")
+    return b""
+
+
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
     ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _DtypeBuilder,
     ("_codecs", "encode"): _latin1_encode,
 }
 
 
-def _finalize(obj: Any, seen: dict[int, Any]) -> Any:
-    """Replace the builders in a freshly unpickled object tree by numpy arrays (lists/dicts in place)."""
+_CALLABLES = (_reconstruct, _frombuffer, _DtypeBuilder, _latin1_encode, _empty_bytes)
+_BUILDERS = (_ArrayBuilder, _DtypeBuilder)
+_ATOMS = (str, bytes, int, float, bool, type(None))
+
+#: The pickle opcodes a restricted load may use: data, memo, framing, and GLOBAL/REDUCE/BUILD under the
+#: checks of :class:`RestrictedUnpickler`. Object construction (INST, OBJ, NEWOBJ), extensions,
+#: persistent ids, out-of-band buffers and DUP (a shared reference) are refused.
+_ALLOWED_OPCODES = frozenset(
+    (
+        *("PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "NONE", "NEWTRUE", "NEWFALSE"),
+        *("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT"),
+        *("STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"),
+        *("UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"),
+        *("EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_LIST", "LIST", "APPEND", "APPENDS"),
+        *("EMPTY_DICT", "DICT", "SETITEM", "SETITEMS", "EMPTY_SET", "ADDITEMS", "FROZENSET"),
+        *("GET", "BINGET", "LONG_BINGET", "PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"),
+        *("GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD"),
+    )
+)
+_OPCODE_NAMES = {op.code.encode("latin-1")[0]: op.name for op in pickletools.opcodes}
+
+MAX_PICKLE_BYTES = 512 * 1024 * 1024
+"""Largest pickle read (a CIFAR-10 batch has about 31 MB)."""
+_MAX_OPCODES = 4_000_000  # a CIFAR-10 batch needs about 60,000
+_MAX_DEPTH = 32
+_MAX_NDIM = 32
+
+
+def _counted(fn: Any) -> Any:
+    """An opcode handler that first spends one unit of the unpickler's opcode budget."""
+
+    def handle(self: Any) -> None:
+        self._spend()
+        fn(self)
+
+    return handle
+
+
+def _refuse_opcode(code: int) -> Any:
+    def refuse(self: Any) -> None:
+        name = _OPCODE_NAMES.get(code, f"0x{code:02x}")
+        raise UnsafePickleError(f"refusing pickle opcode {name} (only plain data and numpy arrays)")
+
+    return refuse
+
+
+def _shareable(value: Any) -> bool:
+    """May a memoized value be referenced twice? Immutable atoms, admitted globals, finished dtypes,
+    and tuples of those; never a list, dict, set, array or anything that holds one."""
+    if isinstance(value, _ATOMS) or value is _NDARRAY or any(value is c for c in _CALLABLES):
+        return True
+    if isinstance(value, _DtypeBuilder):
+        return value.dtype is not None
+    if isinstance(value, tuple):
+        return len(value) <= 64 and all(_shareable(v) for v in value if not isinstance(v, tuple))
+    return False
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """An unpickler that admits only plain data and numeric numpy arrays, within bounds.
+
+    Plain containers (dict, list, tuple; sets at protocol >= 4), strings, bytes, numbers, booleans and None
+    are built by pickle opcodes without any global lookup. The only globals resolved are the names numpy
+    uses to pickle arrays — ``numpy.core.multiarray._reconstruct`` (numpy 1.x / Python 2, e.g. the CIFAR
+    batches), ``numpy._core.multiarray._reconstruct`` (numpy 2), ``numpy.ndarray``, ``numpy.dtype``,
+    ``numpy[._]core.numeric._frombuffer`` (protocol 5) — ``_codecs.encode`` restricted to latin-1
+    (Python 3 writes ``bytes`` that way under protocol 2) and ``bytes()`` without arguments. The numpy
+    names map to inert stand-ins (see the comment above), so arrays are rebuilt with ``np.frombuffer``
+    from validated states with a numeric dtype; call :meth:`load`. Everything else — ``os.system``,
+    ``builtins.eval``, ``subprocess.Popen``, class instances, numpy scalars, object arrays, persistent
+    ids — raises :class:`UnsafePickleError` before anything is called.
+
+    It runs Python's own opcode interpreter (``pickle._Unpickler``) with a reduced opcode table: REDUCE
+    calls only the admitted stand-ins, BUILD applies only to the array and dtype stand-ins (never sets
+    attributes, e.g. on a function), a memo reference may not fetch a list, dict, set or array (no shared
+    or recursive structures, so nothing can expand exponentially), and the number of opcodes and the
+    nesting depth are bounded.
+    """
+
+    dispatch = {code: _refuse_opcode(code) for code in range(256)}
+    dispatch.update(
+        {
+            code: _counted(fn)
+            for code, fn in pickle._Unpickler.dispatch.items()
+            if _OPCODE_NAMES.get(code) in _ALLOWED_OPCODES
+        }
+    )
+
+    def __init__(self, file: BinaryIO, *, encoding: str = "ASCII") -> None:
+        super().__init__(file, encoding=encoding)
+        self._budget = _MAX_OPCODES
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except (KeyError, TypeError):
+            allowed = ", ".join(f"{m}.{n}" for m, n in _ALLOWED_GLOBALS)
+            raise UnsafePickleError(
+                f"refusing to load global {str(module)[:80]}.{str(name)[:80]} from a pickle: only plain data "
+                f"and numpy arrays are admitted ({allowed})"
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError(f"refusing persistent id {str(pid)[:80]!r} in a pickle")
+
+    def _spend(self) -> None:
+        self._budget -= 1
+        if self._budget < 0:
+            raise UnsafePickleError(f"refusing a pickle of more than {_MAX_OPCODES} opcodes")
+
+    def load_reduce(self) -> None:
+        args = self.stack.pop()
+        func = self.stack[-1]
+        if not any(func is c for c in _CALLABLES) and func is not _NDARRAY:
+            raise UnsafePickleError(f"refusing to call {type(func).__name__} from a pickle")
+        if not isinstance(args, tuple):
+            raise UnsafePickleError("refusing REDUCE with arguments that are not a tuple")
+        self.stack[-1] = func(*args)
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if not isinstance(inst, _BUILDERS):
+            raise UnsafePickleError(f"refusing to set the state of {type(inst).__name__} from a pickle")
+        inst.__setstate__(state)
+
+    def _fetch(self, index: int) -> None:
+        try:
+            value = self.memo[index]
+        except KeyError:
+            raise pickle.UnpicklingError(f"memo value not found at index {index}") from None
+        if not _shareable(value):
+            raise UnsafePickleError(
+                f"refusing a second reference to a {type(value).__name__} (shared or recursive structure)"
+            )
+        self.append(value)
+
+    def load_get(self) -> None:
+        self._fetch(int(self.readline()[:-1]))
+
+    def load_binget(self) -> None:
+        self._fetch(self.read(1)[0])
+
+    def load_long_binget(self) -> None:
+        (index,) = struct.unpack("<I", self.read(4))
+        self._fetch(index)
+
+    dispatch[pickle.GET[0]] = _counted(load_get)
+    dispatch[pickle.BINGET[0]] = _counted(load_binget)
+    dispatch[pickle.LONG_BINGET[0]] = _counted(load_long_binget)
+    dispatch[pickle.REDUCE[0]] = _counted(load_reduce)
+    dispatch[pickle.BUILD[0]] = _counted(load_build)
+
+    def load(self) -> Any:
+        return _finalize(super().load(), 0)
+
+
+def _finalize(obj: Any, depth: int) -> Any:
+    """Replace the builders in a freshly unpickled tree (no shared parts) by numpy arrays; refuse nesting
+    deeper than :data:`_MAX_DEPTH`."""
+    if depth > _MAX_DEPTH:
+        raise UnsafePickleError(f"refusing data nested deeper than {_MAX_DEPTH} levels")
     if isinstance(obj, _ArrayBuilder):
         if obj.array is None:
             raise UnsafePickleError("numpy array in pickle has no state")
         return obj.array
     if isinstance(obj, _DtypeBuilder):
         return obj.resolve()
-    if isinstance(obj, _NdarrayToken):
-        raise UnsafePickleError("bare numpy.ndarray reference in pickle")
-    if not isinstance(obj, list | dict | tuple) or id(obj) in seen:
-        return seen.get(id(obj), obj)
-    seen[id(obj)] = obj
+    if obj is _NDARRAY or any(obj is c for c in _CALLABLES):
+        raise UnsafePickleError("bare numpy or codec global in pickle data")
     if isinstance(obj, list):
-        obj[:] = [_finalize(v, seen) for v in obj]
+        obj[:] = [_finalize(v, depth + 1) for v in obj]
     elif isinstance(obj, dict):
-        for k in obj:
-            obj[k] = _finalize(obj[k], seen)
-    else:
-        items = tuple(_finalize(v, seen) for v in obj)
-        if any(a is not b for a, b in zip(items, obj, strict=True)):
-            seen[id(obj)] = items
-            return items
+        for k in list(obj):
+            obj[k] = _finalize(obj[k], depth + 1)
+    elif isinstance(obj, tuple):
+        return tuple(_finalize(v, depth + 1) for v in obj)
+    elif isinstance(obj, set | frozenset):
+        for v in obj:
+            _finalize(v, depth + 1)
     return obj
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that admits only plain data and numeric numpy arrays.
-
-    Plain containers (dict, list, tuple; sets at protocol >= 4), strings, bytes, numbers, booleans and None
-    are built by pickle opcodes without any global lookup. The only globals resolved are the names numpy
-    uses to pickle arrays — ``numpy.core.multiarray._reconstruct`` (numpy 1.x / Python 2, e.g. the CIFAR
-    batches), ``numpy._core.multiarray._reconstruct`` (numpy 2), ``numpy.ndarray``, ``numpy.dtype`` — and
-    ``_codecs.encode`` restricted to latin-1 (Python 3 writes ``bytes`` that way under protocol 2). The
-    numpy names map to inert stand-ins (see the comment above), so arrays are rebuilt with
-    ``np.frombuffer`` from validated states with a numeric dtype; call :meth:`load`. Everything else —
-    ``os.system``, ``builtins.eval``, ``subprocess.Popen``, class instances, numpy scalars, object arrays,
-    persistent ids — raises :class:`UnsafePickleError` before anything is called.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            allowed = ", ".join(f"{m}.{n}" for m, n in _ALLOWED_GLOBALS)
-            raise UnsafePickleError(
-                f"refusing to load global {module}.{name} from a pickle: only plain data and numpy arrays "
-                f"are admitted ({allowed})"
-            ) from None
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError(f"refusing persistent id {pid!r} in a pickle")
-
-    def load(self) -> Any:
-        return _finalize(super().load(), {})
 
 
 def safe_load_pickle(source: PathLike | BinaryIO, *, encoding: str = "bytes") -> Any:
     """Unpickle ``source`` (a path or binary file) with :class:`RestrictedUnpickler`.
 
-    ``encoding="bytes"`` (the CIFAR convention) loads Python-2 ``str`` objects as ``bytes``.
+    ``encoding="bytes"`` (the CIFAR convention) loads Python-2 ``str`` objects as ``bytes``. At most
+    :data:`MAX_PICKLE_BYTES` are read; a longer file is refused. Refusals raise :class:`UnsafePickleError`
+    (naming the file for a path); a truncated or garbled pickle raises ``pickle.UnpicklingError``.
     """
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         with path.open("rb") as f:
-            try:
-                return RestrictedUnpickler(f, encoding=encoding).load()
-            except UnsafePickleError as e:
-                raise UnsafePickleError(f"{path}: {e}") from None
-    return RestrictedUnpickler(source, encoding=encoding).load()
+            raw = f.read(MAX_PICKLE_BYTES + 1)
+        try:
+            return _load_bytes(raw, encoding)
+        except UnsafePickleError as e:
+            raise UnsafePickleError(f"{path}: {e}") from None
+    return _load_bytes(source.read(MAX_PICKLE_BYTES + 1), encoding)
+
+
+def _load_bytes(raw: bytes, encoding: str) -> Any:
+    if len(raw) > MAX_PICKLE_BYTES:
+        raise UnsafePickleError(f"refusing a pickle larger than {MAX_PICKLE_BYTES} bytes")
+    try:
+        return RestrictedUnpickler(io.BytesIO(raw), encoding=encoding).load()
+    except (UnsafePickleError, pickle.UnpicklingError):
+        raise
+    except RecursionError:
+        raise UnsafePickleError(f"refusing data nested deeper than {_MAX_DEPTH} levels") from None
+    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, struct.error,
+            OverflowError, UnicodeDecodeError, MemoryError) as e:
+        if isinstance(e, EOFError):
+            raise pickle.UnpicklingError("truncated pickle (the data ends before its STOP opcode)") from None
+        detail = " ".join(str(e).split())[:200] or type(e).__name__
+        raise pickle.UnpicklingError(f"truncated or garbled pickle ({type(e).__name__}: {detail})") from None
 
 
 # ------------------------------------------------------------------------------------------- CIFAR-10
@@ -507,49 +699,73 @@ _CIFAR_HELP = (
 )
 
 
-def _get(d: dict, key: str) -> Any:
-    for k in (key.encode(), key):
-        if k in d:
-            return d[k]
-    raise KeyError(key)
+_CIFAR_KEYS = ("data", "labels", "batch_label", "filenames")
+_CIFAR_ROW = 3072
+
+
+def _cifar_entries(obj: Any, path: Path) -> dict[str, Any]:
+    """The batch's entries by text key: a dict whose keys are among ``data``, ``labels``, ``batch_label``,
+    ``filenames`` (bytes or str), with ``data`` and ``labels`` present."""
+    if not isinstance(obj, dict):
+        got = type(obj).__name__
+        raise CifarFormatError(f"{path}: expected a pickled dict (CIFAR-10 python batch), got {got}")
+    entries: dict[str, Any] = {}
+    for key, value in obj.items():
+        text = key.decode("latin-1") if isinstance(key, bytes) else key
+        if not isinstance(text, str) or text not in _CIFAR_KEYS or text in entries:
+            expected = ", ".join(_CIFAR_KEYS)
+            raise CifarFormatError(
+                f"{path}: unexpected entry {str(key)[:40]!r} in a CIFAR-10 batch (expected {expected})"
+            )
+        entries[text] = value
+    missing = [k for k in ("data", "labels") if k not in entries]
+    if missing:
+        keys = ", ".join(sorted(map(repr, obj)))[:200]
+        raise CifarFormatError(f"{path}: CIFAR-10 batch lacks the {missing[0]!r} entry (keys: {keys})")
+    return entries
+
+
+def _cifar_labels(labels: Any, n: int, path: Path) -> np.ndarray:
+    """``labels``: ``n`` Python ints in 0..9 in a list (or an integer array), checked before conversion."""
+    if isinstance(labels, list):
+        if len(labels) != n or not all(type(v) is int for v in labels):
+            raise CifarFormatError(f"{path}: CIFAR-10 'labels' must be a list of {n} integers")
+        labels = np.asarray(labels, dtype=np.int64) if n else np.zeros(0, np.int64)
+    if not isinstance(labels, np.ndarray) or labels.shape != (n,) or labels.dtype.kind not in "iu":
+        shown = f"{labels.dtype}{labels.shape}" if isinstance(labels, np.ndarray) else type(labels).__name__
+        raise CifarFormatError(f"{path}: CIFAR-10 'labels' must be {n} integers, got {shown}")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise CifarFormatError(f"{path}: CIFAR-10 labels outside 0..9")
+    return labels.astype(np.int64)
 
 
 def read_cifar10_batch(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 batch file -> ``(data uint8 (N, 3072), labels int64 (N,))``, via :func:`safe_load_pickle`.
 
-    Checks: the pickle is a dict with ``data`` and ``labels`` (bytes or str keys); ``data`` is a 2-d
-    array with 3072 columns and values in 0..255; ``labels`` has N entries in 0..9.
+    Checks: the pickle is a dict with ``data`` and ``labels`` (bytes or str keys; ``batch_label`` and
+    ``filenames`` may also appear, nothing else); ``data`` is a numpy integer array (N, 3072) with values in
+    0..255, N ≥ 1; ``labels`` has N integers in 0..9. A tampered pickle raises :class:`UnsafePickleError`,
+    anything else wrong a one-line :class:`CifarFormatError` naming the file.
     """
     path = Path(path)
     try:
         obj = safe_load_pickle(path, encoding="bytes")
     except (UnsafePickleError, OSError):
         raise
-    except Exception as e:  # truncated/garbled pickles raise assorted errors (EOFError, ValueError, ...)
-        raise ValueError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from e
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a pickled dict (CIFAR-10 python batch), got {type(obj).__name__}")
-    try:
-        data, labels = _get(obj, "data"), _get(obj, "labels")
-    except KeyError as e:
-        raise ValueError(
-            f"{path}: CIFAR-10 batch lacks the {e} entry (keys: {sorted(map(repr, obj))})"
-        ) from None
-    data = np.asarray(data)
-    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype.kind not in "iu":
-        raise ValueError(
-            f"{path}: CIFAR-10 'data' must be an integer array (N, 3072), got {data.dtype}{data.shape}"
-        )
-    if data.size and (data.min() < 0 or data.max() > 255):
-        raise ValueError(f"{path}: CIFAR-10 'data' values outside 0..255")
-    labels = np.asarray(labels)
-    if labels.shape != (data.shape[0],) or labels.dtype.kind not in "iu":
-        raise ValueError(
-            f"{path}: CIFAR-10 'labels' must be {data.shape[0]} integers, got {labels.dtype}{labels.shape}"
-        )
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{path}: CIFAR-10 labels outside 0..9")
-    return data.astype(np.uint8), labels.astype(np.int64)
+    except pickle.UnpicklingError as e:
+        raise CifarFormatError(f"{path}: not a readable CIFAR-10 python batch ({e})") from None
+    entries = _cifar_entries(obj, path)
+    data = entries["data"]
+    shape_ok = isinstance(data, np.ndarray) and data.ndim == 2 and data.shape[1] == _CIFAR_ROW
+    if not shape_ok or data.dtype.kind not in "iu":
+        shown = f"{data.dtype}{data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise CifarFormatError(f"{path}: CIFAR-10 'data' must be an integer array (N, 3072), got {shown}")
+    if data.shape[0] == 0:
+        raise CifarFormatError(f"{path}: CIFAR-10 batch holds no images")
+    if data.min() < 0 or data.max() > 255:
+        raise CifarFormatError(f"{path}: CIFAR-10 'data' values outside 0..255")
+    labels = _cifar_labels(entries["labels"], data.shape[0], path)
+    return data.astype(np.uint8), labels
 
 
 def _cifar_dir(path: PathLike) -> Path:

@@ -33,8 +33,8 @@ from eosdsl.engine.traced import float_leaves, replace_floats, structure_key
 from eosdsl.optim.optimizers import StepInputs, build_rule
 from eosdsl.optim.schedules import build_schedule
 from eosdsl.problems.build import problem_fns
-from eosdsl.problems.supervised import series_names as supervised_series
 from eosdsl.spec import models as m
+from eosdsl.spec.recorded import recorded_series
 from eosdsl.spec.scope import Scope, parse
 
 RUNNING, COMPLETED, STOPPED, DIVERGED = 0, 1, 2, 3
@@ -117,21 +117,19 @@ class Layout(NamedTuple):
 
 
 def series_of(spec: m.Spec, layout: Layout) -> dict[str, int]:
-    """Recorded series → cadence (0 for curvature series, whose steps the program decides)."""
-    network = dict(layout.network or ())
+    """Recorded series → cadence (0 for curvature series, whose steps the program decides).
+
+    The names come from the spec layer's one table (:func:`eosdsl.spec.recorded.recorded_series`);
+    a series two simple measures record is recorded at the smaller cadence.
+    """
     out: dict[str, int] = {}
-    for meas in spec.measure:
-        if isinstance(meas, m.DerivedMeasure):
+    table = recorded_series(
+        spec, params=layout.param_names, groups=layout.groups, network=dict(layout.network or ())
+    )
+    for rec in table:
+        if rec.derived:
             continue
-        if isinstance(meas, m.CurvatureMeasure):
-            out.update(dict.fromkeys(meas.series(), 0))
-            continue
-        names = {
-            "params": [f"params.{p}" for p in layout.param_names],
-            "lr": ["lr", "lr_applied"],
-        }.get(meas.kind) or supervised_series(meas.kind, network, list(layout.groups))
-        for name in names:
-            out[name] = min(out.get(name, meas.every), meas.every)
+        out[rec.name] = 0 if rec.every == 0 else min(out.get(rec.name, rec.every), rec.every)
     return out
 
 

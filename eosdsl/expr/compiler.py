@@ -7,8 +7,13 @@ Nothing is ever passed to ``eval`` or ``exec``.  The resulting :class:`Expr` is 
 environment and can be used under ``jax.jit``, ``jax.grad``, ``jax.hessian`` and ``jax.vmap``.
 
 Numeric literals stay Python scalars (weakly typed), so a float32 environment evaluates in float32
-and a float64 environment in float64.  Error messages are plain sentences without location; the
-0-based character offset of the offending node is carried by :class:`ExprError`.
+and a float64 environment in float64.  Arithmetic among integer literals alone (``2**10``, ``7 // 2``,
+``-3 % 2``) is done at compile time with Python's integers, exactly: a result beyond ±(2⁶³−1) and a
+division, floor division or remainder by a zero literal are errors located at the operation, never a
+silently wrapped value; an expression that is an integer as a whole evaluates as a float (``"(1)"`` is
+``1.0``), so it can be a learning rate or a differentiable objective.  Error messages are plain
+sentences without location; the 0-based character offset of the offending node is carried by
+:class:`ExprError`.
 """
 
 from __future__ import annotations
@@ -93,9 +98,13 @@ def compile_expr(source: str, names: Iterable[str] | None = None) -> Expr:
     tree, lead = _parse(source)
     compiler = _Compiler(source, lead, known)
     try:
+        folded = compiler.fold(tree.body, 0)
         fn = compiler.compile(tree.body, 0)
     except RecursionError:
         raise ExprError("expression is nested too deeply", source, None) from None
+    if type(folded) is int:  # an integer as a whole is a number: 1.0, weakly typed like a float literal
+        number = float(folded)
+        return Expr(source, frozenset(compiler.free), lambda env: number)
     return Expr(source, frozenset(compiler.free), fn)
 
 
@@ -199,6 +208,10 @@ def _unknown_function_message(name: str) -> str:
     """``unknown function 'foo'`` with a did-you-mean or the list of available functions."""
     if name in ("pow", "power"):
         return f"unknown function '{name}'; use the `**` operator"
+    from eosdsl.expr.across import OPERATORS, operator_help  # across-step operators (checks only)
+
+    if name in OPERATORS:
+        return operator_help(name)
     matches = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
     match = _FUNCTION_ALIASES.get(name) or (matches[0] if matches else None)
     if match:
@@ -421,7 +434,61 @@ class _Compiler:
             return self.guarded(node, lambda x: jnp.negative(*coerce(x)), [operand])
         return self.guarded(node, lambda x: coerce(x)[0], [operand])
 
+    def fold(self, node: ast.AST, depth: int) -> int | float | None:
+        """The value of ``node`` if it is arithmetic among integer literals only (Python semantics,
+        exact), else ``None``; raises :class:`ExprError` at the operation for a division by zero or a
+        result beyond ±(2⁶³−1). Booleans are not folded (they follow the float rules)."""
+        if depth > MAX_DEPTH:
+            return None
+        if isinstance(node, ast.Constant):
+            return node.value if type(node.value) is int and abs(node.value) <= _INT64_MAX else None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            value = self.fold(node.operand, depth + 1)
+            if type(value) is not int:
+                return None
+            return -value if isinstance(node.op, ast.USub) else value
+        if not isinstance(node, ast.BinOp) or type(node.op) not in _BINARY:
+            return None
+        left = self.fold(node.left, depth + 1)
+        right = self.fold(node.right, depth + 1) if type(left) is int else None
+        if type(left) is not int or type(right) is not int:
+            return None
+        value = self._integer_op(node, left, right)
+        if type(value) is int and abs(value) > _INT64_MAX:
+            msg = f"`{self.snippet(node)}` is beyond ±(2**63 - 1); write a float literal (e.g. 2.0**100)"
+            raise self.error(msg, node)
+        return value
+
+    def _integer_op(self, node: ast.BinOp, a: int, b: int) -> int | float:
+        """``a op b`` for two integer literals, with Python's semantics and bounds checked first."""
+        op = type(node.op)
+        if op in (ast.Div, ast.FloorDiv, ast.Mod) and b == 0:
+            symbol = {ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%"}[op]
+            offset = self.token_offset(node.left, node.right, symbol)
+            raise self.error(f"division by zero in `{self.snippet(node)}`", offset=offset)
+        if op is ast.Pow:
+            if b < 0:
+                if a == 0:
+                    raise self.error(f"zero to a negative power in `{self.snippet(node)}`", node)
+                return float(a) ** b
+            if abs(a) > 1 and (abs(a).bit_length() - 1) * b > 64:  # surely beyond 2**63: do not compute
+                msg = f"`{self.snippet(node)}` is beyond ±(2**63 - 1); write a float literal (e.g. 2.0**100)"
+                raise self.error(msg, node)
+            return a**b
+        table: dict[type[ast.operator], Callable[[int, int], int | float]] = {
+            ast.Add: lambda x, y: x + y,
+            ast.Sub: lambda x, y: x - y,
+            ast.Mult: lambda x, y: x * y,
+            ast.Div: lambda x, y: x / y,
+            ast.FloorDiv: lambda x, y: x // y,
+            ast.Mod: lambda x, y: x % y,
+        }
+        return table[op](a, b)
+
     def _compile_BinOp(self, node: ast.BinOp, depth: int) -> Evaluator:
+        folded = self.fold(node, depth)
+        if folded is not None:
+            return lambda env: folded
         op = type(node.op)
         if op is ast.MatMult:
             offset = self.token_offset(node.left, node.right, "@")

@@ -314,11 +314,7 @@ def group_names(model: n.Network) -> list[str]:
 
 
 def series_names(kind: str, config: dict[str, Any], group_names: list[str]) -> list[str]:
-    """Series a supervised measure records (known before tracing)."""
-    if kind == "group_norms":
-        return [f"{p}.{g}" for g in group_names for p in ("norm2", "grad_norm2")]
-    if kind == "dead_units":
-        return [f"dead_units.layer{i}" for i in range(len(config.get("widths") or ()))]
-    if kind == "residual":
-        return ["residual.norm", "residual.dot"]
-    return [kind]
+    """Series a supervised measure records (known before tracing); the table is in the spec layer."""
+    from eosdsl.spec.recorded import supervised_series
+
+    return supervised_series(kind, config, group_names)

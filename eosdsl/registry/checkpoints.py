@@ -50,22 +50,56 @@ class RunCheckpoints:
         self.last_saved = self.manager.latest_step() or 0
 
     def position(self) -> int:
-        """Scan iterations covered by the latest checkpoint (0: none, the run starts from scratch)."""
-        return self.manager.latest_step() or 0
+        """Scan iterations covered by the latest usable checkpoint (0: none, the run starts from scratch;
+        checkpoints without the outputs before them are discarded, see :meth:`restore`)."""
+        position = self.manager.latest_step()
+        if position is None:
+            return 0
+        if self._outputs_before(position) is None:
+            self.discard()
+            return 0
+        return position
 
     def restore(self, template: Any) -> tuple[Any, int, list[dict[str, np.ndarray]]] | None:
-        """(state, position, outputs before position) of the latest checkpoint, or ``None``."""
+        """(state, position, outputs before position) of the latest checkpoint, or ``None``.
+
+        A checkpoint is only usable with the recorded outputs of every chunk before it: if they do not
+        tile [0, position) — a commit interrupted after it dropped ``scratch/``, or files lost — the
+        checkpoints are discarded and ``None`` says to start over (deterministic: the same bits).
+        """
         position = self.manager.latest_step()
         if position is None:
             return None
+        outputs = self._outputs_before(position)
+        if outputs is None:
+            self.discard()
+            return None
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         state = self.manager.restore(position, args=ocp.args.StandardRestore(abstract))
-        starts = sorted(int(p.stem) for p in self.parts.glob("*.npz"))
-        outputs = []
-        for start in (s for s in starts if s < position):
-            with np.load(self.parts / f"{start}.npz") as f:
-                outputs.append({_unescape(k): f[k] for k in f.files})
         return state, position, outputs
+
+    def _outputs_before(self, position: int) -> list[dict[str, np.ndarray]] | None:
+        """The saved outputs of the chunks in [0, position), in order; None unless they tile it."""
+        starts = sorted(int(p.stem) for p in self.parts.glob("*.npz") if p.stem.isdigit())
+        outputs, covered = [], 0
+        for start in (s for s in starts if s < position):
+            if start != covered:
+                return None
+            try:
+                with np.load(self.parts / f"{start}.npz") as f:
+                    outputs.append({_unescape(k): f[k] for k in f.files})
+            except (OSError, ValueError, EOFError):
+                return None
+            covered += len(outputs[-1].get("step", ()))
+        return outputs if covered == position else None
+
+    def discard(self) -> None:
+        """Delete every checkpoint and saved output: the run starts over from step 0."""
+        for step in list(self.manager.all_steps()):
+            self.manager.delete(step)
+        for part in self.parts.glob("*.npz"):
+            part.unlink(missing_ok=True)
+        self.pending, self.last_saved = [], 0
 
     def due(self, position: int) -> bool:
         """Whether a checkpoint is due at scan ``position``: ``every`` steps and ``min_seconds`` since the

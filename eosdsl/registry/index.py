@@ -9,7 +9,8 @@
   ``bool`` (``num`` 1/0) or ``null``. Empty lists and dicts have no leaf;
 * ``summaries``: per 1-D numeric series: count, final value and step, min/max (NaN ignored) and the
   steps where they occur (``argmin``/``argmax``); a NaN final value is NULL;
-* ``checks``: every check outcome of ``run.json`` with its margin (NULL when not applicable);
+* ``checks``: every check outcome of the run's current verdict (:mod:`eosdsl.registry.verdicts`)
+  with its margin (NULL when not applicable);
 * ``skipped``: committed-looking run directories whose JSON could not be read, with the reason, so
   they are reported instead of re-triggering a rebuild on every command.
 
@@ -262,7 +263,7 @@ def run_rows(run: Any) -> RunRows:
     if not isinstance(spec, dict) or not isinstance(info, dict):
         raise UnreadableRun("spec.json or run.json is not a JSON object")
     key = run.run_key
-    checks = _check_rows(key, info.get("checks"))
+    checks = _check_rows(key, run.checks if hasattr(run, "checks") else info.get("checks"))
     passed = sum(row[3] for row in checks)
     when = _timestamp(info.get("finished_at"))
     if when is None:

@@ -5,11 +5,13 @@ Layout under a registry root::
     objects/<ab>/<run_key>/{spec.json, env.json, run.json, results.zarr/, MANIFEST.json}   committed
     staging/<run_key>/                                      the work directory of a run being computed
     sweeps/<sweep_id>.json                                  sweep records
+    verdicts/<ab>/<run_key>/<verdict_id>.json               check results (eosdsl.registry.verdicts)
 
 A run is written into a private staging directory and published by ONE atomic ``os.rename`` into
 ``objects/``, so readers see either no run or a complete one, and two processes racing on the same key
 both end up with the same committed run (the loser discards its copy). Nothing under ``objects/`` is
-modified after commit. Ids are defined in :mod:`eosdsl.registry.identity`, never here.
+modified after commit (checks are judged into ``verdicts/``, beside it). Ids are defined in
+:mod:`eosdsl.registry.identity`, never here.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from eosdsl.registry import zarr_io
 from eosdsl.registry.atomic import atomic_write
 from eosdsl.registry.identity import jsonable
 from eosdsl.registry.manifest import read_manifest, write_manifest
+from eosdsl.registry.verdicts import current_verdict
 
 __all__ = [
     "AmbiguousRun",
@@ -214,8 +217,20 @@ class Run:
         return spec.get("name") if isinstance(spec, dict) else None
 
     @property
+    def root(self) -> Path:
+        """The registry root this run is committed in (``objects/<ab>/<run_key>`` below it)."""
+        return self.path.parents[2]
+
+    @property
+    def verdict(self) -> dict | None:
+        """The run's current verdict record (:mod:`eosdsl.registry.verdicts`), or None."""
+        return current_verdict(self.root, self.run_key)
+
+    @property
     def checks(self) -> list[dict]:
-        return list(self.info.get("checks", []))
+        """The results of the run's current verdict (before verdicts existed: those in ``run.json``)."""
+        verdict = self.verdict
+        return list(verdict["results"] if verdict is not None else self.info.get("checks", []))
 
     @property
     def results_path(self) -> Path:

@@ -8,9 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Model(BaseModel):
-    """Base of every spec model: closed (unknown keys are errors) and with every default validated."""
+    """Base of every spec model: closed (unknown keys are errors), with every default validated, and
+    finite numbers only (``.nan``, ``.inf`` and ``1e400`` are errors where a float is expected)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, populate_by_name=False, allow_inf_nan=False
+    )
 
 
 Scalar = Annotated[

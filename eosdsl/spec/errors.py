@@ -32,6 +32,7 @@ import enum
 import re
 import types
 import typing
+import unicodedata
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 __all__ = [
+    "MAX_MESSAGE_CHARS",
+    "MAX_REPORTED",
     "LocatedError",
     "SpecError",
     "TypeName",
@@ -49,6 +52,7 @@ __all__ = [
     "from_validation_error",
     "locate",
     "resolve_loc",
+    "safe_text",
     "validate_model",
 ]
 
@@ -56,6 +60,36 @@ Path_ = tuple[Any, ...]
 
 _GOT_MAX = 60
 _MAX_LISTED = 25
+
+MAX_REPORTED = 50
+"""Most errors a :class:`SpecError` prints; a last line says how many more were found."""
+MAX_MESSAGE_CHARS = 400
+"""Longest printed message (and, separately, key path) of one error."""
+
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(ch: str) -> str:
+    """A control (Cc) or format (Cf: bidi overrides, zero-width) character as an escape, else itself."""
+    if ch.isprintable() or ch == " ":
+        return ch
+    if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"):
+        return ch
+    code = ord(ch)
+    return _ESCAPES.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def safe_text(text: object, limit: int | None = None) -> str:
+    """``text`` fit for a terminal: control characters (ESC, BEL, CR, newlines, C1) and format characters
+    (bidi overrides, zero-width) shown as escapes like ``\\x1b``, cut to ``limit`` characters (ending
+    ``...``) when given."""
+    raw = str(text)
+    if limit is not None and len(raw) > 4 * limit:
+        raw = raw[: 4 * limit]  # escaping at most quadruples a character: enough to fill ``limit``
+    out = raw if raw.isprintable() else "".join(_escape(ch) for ch in raw)
+    if limit is not None and len(out) > limit:
+        out = out[: max(limit - 3, 0)] + "..."
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -85,7 +119,8 @@ class LocatedError:
             where = f"{filename}:{self.line}"
         else:
             where = f"{filename}:{self.line}:{self.col}"
-        return f"{where} {format_key_path(self.path)}: {self.message}"
+        path = safe_text(format_key_path(self.path), MAX_MESSAGE_CHARS)
+        return f"{safe_text(where)} {path}: {safe_text(self.message, MAX_MESSAGE_CHARS)}"
 
     def sort_key(self) -> tuple[int, int, int, str]:
         """Key ordering errors by position (unlocated errors last)."""
@@ -107,7 +142,13 @@ class SpecError(Exception):
         return sorted(self.errors, key=LocatedError.sort_key)
 
     def __str__(self) -> str:
-        return "\n".join(e.format(self.filename) for e in self.sorted_errors())
+        errors = self.sorted_errors()
+        lines = [e.format(self.filename) for e in errors[:MAX_REPORTED]]
+        if len(errors) > MAX_REPORTED:
+            left = len(errors) - MAX_REPORTED
+            shown = safe_text(self.filename)
+            lines.append(f"{shown}: ... and {left} more errors not shown ({len(errors)} in all)")
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)

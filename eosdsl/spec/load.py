@@ -17,6 +17,7 @@ from eosdsl.spec.errors import LocatedError, SpecError, from_validation_error, l
 from eosdsl.spec.overrides import OverrideError, apply_overrides, parse_multirun, parse_override
 from eosdsl.spec.semantic import semantic_errors
 from eosdsl.spec.sweep import Point, expand
+from eosdsl.spec.sweep_checks import spec_claim_errors
 from eosdsl.spec.yamlio import load_yaml, load_yaml_file
 
 Positions = dict[tuple[str | int, ...], tuple[int, int]]
@@ -102,6 +103,10 @@ def load(
         except OverrideError as err:
             raise _command_line_error(" ".join(overrides), err) from None
     spec = validate(data, positions, filename)
+    claims = spec_claim_errors(spec, axes)  # sweep.checks name swept axes and case labels
+    if claims:
+        located = [LocatedError(e.path, e.message, *locate(e.path, positions)) for e in claims]
+        raise SpecError(located, filename)
     try:
         points = expand(spec, data, axes, lambda raw, label: validate(raw, positions, filename, label))
     except OverrideError as err:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_serializer, model_validator
 
 from eosdsl.spec.base import Model, Scalar
+from eosdsl.spec.checks import ClaimCheck  # noqa: F401  (re-exported: per-run claims in the series algebra)
 from eosdsl.spec.measures import (  # noqa: F401  (re-exported: the spec language in one namespace)
     CURVATURE_KINDS,
     Cadence,
@@ -37,6 +38,7 @@ from eosdsl.spec.measures import (  # noqa: F401  (re-exported: the spec languag
     Solver,
 )
 from eosdsl.spec.networks import SupervisedProblem
+from eosdsl.spec.sweep_checks import SweepClaim
 
 # --------------------------------------------------------------------------------------------- problems
 
@@ -573,7 +575,8 @@ Check = Annotated[
     | EigengapCheck
     | TracksConstrainedCheck
     | PredictionCheck
-    | ProductChainIdentitiesCheck,
+    | ProductChainIdentitiesCheck
+    | ClaimCheck,
     Field(discriminator="kind"),
 ]
 
@@ -592,6 +595,17 @@ class Sweep(Model):
 
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Dotted key path → values.")
     cases: list[Case] = Field(default_factory=list)
+    checks: list[SweepClaim] = Field(
+        default_factory=list, description="Claims across the points (eosdsl.spec.sweep_checks)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_checks(self, handler: Any) -> Any:
+        """No ``checks`` key when there are none: a sweep's dump (and id) is what it was before claims."""
+        data = handler(self)
+        if not self.checks and isinstance(data, dict):
+            data.pop("checks", None)
+        return data
 
 
 # ------------------------------------------------------------------------------------------------ spec
@@ -635,7 +649,8 @@ class Spec(Model):
             return data
         filled = []
         for event in events:
-            target = event.get("do", {}).get("switch_optimizer") if isinstance(event, dict) else None
+            do = event.get("do") if isinstance(event, dict) else None
+            target = do.get("switch_optimizer") if isinstance(do, dict) else None  # do: null fails later
             if isinstance(target, dict) and "lr" not in target:
                 event = {**event, "do": {**event["do"], "switch_optimizer": {**target, "lr": lr}}}
             filled.append(event)

@@ -9,10 +9,12 @@ dtype (from ``precision``). Their numbers are baked into the compiled network, s
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, create_model, field_validator, model_validator
 
 from eosdsl.models.build import _CONFIGS, make_config
 from eosdsl.spec.base import Model
@@ -175,6 +177,42 @@ MSELoss.__static_floats__ = True  # the numbers of a loss are baked into the com
 HuberLoss.__static_floats__ = True
 Loss = Annotated[MSELoss | HuberLoss | CrossEntropyLoss, Field(discriminator="kind")]
 
+# --------------------------------------------------------------------------------------------- pipeline
+
+
+def _close(word: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _known_step(step: str | dict[str, Any]) -> str | dict[str, Any]:
+    """A pipeline step names a step of :data:`eosdsl.data.preprocess.STEPS` with arguments it takes
+    (and every argument it needs), so a misspelling fails validation rather than the run."""
+    from eosdsl.data.preprocess import STEPS, _parse_step
+
+    try:
+        name, params = _parse_step(step)
+    except ValueError as err:
+        raise ValueError(str(err)[:300]) from None
+    if name not in STEPS:
+        hint = _close(name, list(STEPS))
+        raise ValueError(f"unknown pipeline step '{name}'{hint} (known: {', '.join(STEPS)})")
+    parameters = list(inspect.signature(STEPS[name]).parameters.values())[1:]  # after the dataset
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return step
+    names = [p.name for p in parameters]
+    for key in params:
+        if key not in names:
+            listed, hint = ", ".join(names) or "none", _close(str(key), names)
+            raise ValueError(f"pipeline step '{name}' has no argument '{key}'{hint} (arguments: {listed})")
+    missing = [p.name for p in parameters if p.default is inspect.Parameter.empty and p.name not in params]
+    if missing:
+        raise ValueError(f"pipeline step '{name}' needs the argument(s) {', '.join(missing)}")
+    return step
+
+
+PipelineStep = Annotated[str | dict[str, Any], AfterValidator(_known_step)]
+
 # ---------------------------------------------------------------------------------------------- problem
 
 
@@ -188,7 +226,7 @@ class SupervisedProblem(Model):
 
     kind: Literal["supervised"]
     data: DataSource
-    pipeline: list[str | dict[str, Any]] = Field(default_factory=list)
+    pipeline: list[PipelineStep] = Field(default_factory=list)
     model: Network
     loss: Loss
     batch_chunk: int | None = Field(

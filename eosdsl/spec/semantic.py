@@ -7,20 +7,31 @@ Scopes, by where an expression appears:
 - event thresholds: constants and ``mss``, ``lr``, ``lr_applied``, ``step``;
 - ``expr`` triggers: those plus the parameters, ``loss`` and ``sharpness``;
 - derived measures and checks: the recorded series (by expression name), references, constants.
+
+An expression over constants alone is also evaluated (in float64) with the spec's constants: it must
+give one finite number (and one float32 can hold, for ``precision: float32``), so ``"1e400"``,
+``"-inf"``, ``"eps[0]"`` are refused here rather than failing (or running with a NaN) later.
 """
 
 from __future__ import annotations
 
+import ast
+import math
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from eosdsl.expr import ExprError, compile_expr
-from eosdsl.problems import supervised
+import jax
+import numpy as np
+
+from eosdsl.expr import CONSTANTS, FUNCTIONS, Expr, ExprError, compile_expr
+from eosdsl.expr.across import OPERATORS, STEP, Typed, check_series_expression, uses_across
 from eosdsl.problems.toy import as_toy
 from eosdsl.spec import models as m
+from eosdsl.spec.checks import CLAIM_OPS
 from eosdsl.spec.errors import LocatedError
 from eosdsl.spec.networks import SupervisedProblem
+from eosdsl.spec.recorded import param_names, recorded_series
 
 Path = tuple[str | int, ...]
 
@@ -30,35 +41,53 @@ HAS_TEST_LOSS = frozenset({"ldn_regression", "supervised"})
 SUPERVISED_MEASURES = frozenset({"accuracy", "test_accuracy", "group_norms", "dead_units", "residual"})
 
 
-def param_names(problem: m.Problem) -> list[str]:
-    """Names of the problem's parameters (as expressions see them)."""
-    toy = as_toy(problem)
-    if toy is not None:
-        return list(toy.params)
-    if isinstance(problem, m.LdnRegression):
-        return ["u", "v"]
-    return []
-
-
 def series_names(spec: m.Spec) -> list[str]:
-    """Expression names of the series a run of ``spec`` records (derived ones included)."""
-    names: list[str] = []
-    for meas in spec.measure:
-        if isinstance(meas, m.DerivedMeasure):
-            names.append(meas.name)
-        elif meas.kind == "params":
-            names += param_names(spec.problem)
-        elif meas.kind == "lr":
-            names += ["lr", "lr_applied"]
-        elif isinstance(meas, m.CurvatureMeasure):
-            names += [n.replace(".", "_") for n in meas.series()]
-        elif meas.kind in SUPERVISED_MEASURES and isinstance(spec.problem, SupervisedProblem):
-            config = spec.problem.model.model_dump()
-            groups = supervised.group_names(spec.problem.model)
-            names += [n.replace(".", "_") for n in supervised.series_names(meas.kind, config, groups)]
-        else:
-            names.append(meas.kind)
-    return names
+    """Expression names of the series a run of ``spec`` records (derived ones included), from the one
+    table :func:`eosdsl.spec.recorded.recorded_series` (re-exported here with ``param_names``)."""
+    return list(dict.fromkeys(rec.expression for rec in recorded_series(spec)))
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _where(err: ExprError) -> str:
+    return f" (at column {err.offset + 1} of the expression)" if err.offset is not None else ""
+
+
+def constant_value_problem(expr: Expr, constants: Mapping[str, float], precision: str) -> str | None:
+    """Why ``expr``, evaluated (float64) with ``constants``, is not one finite number; ``None`` if it is."""
+    try:
+        with jax.enable_x64(True):
+            value = np.asarray(expr(dict(constants)))
+    except ExprError as err:
+        return f"{err.message}{_where(err)}"
+    shown = f"`{expr.source[:60]}`"
+    if value.shape != ():
+        return f"{shown} must be one number, but evaluates to an array of shape {value.shape}"
+    if value.dtype.kind not in "biuf":
+        return f"{shown} must be a real number, but evaluates to {value.dtype}"
+    number = float(value)
+    if not math.isfinite(number):
+        return f"{shown} evaluates to {number}; a number here must be finite"
+    if precision == "float32" and abs(number) > _FLOAT32_MAX:
+        return f"{shown} evaluates to {number:.6g}, beyond the largest float32 (precision: float32)"
+    return None
+
+
+def initial_objective_problem(problem: m.ToyProblem, constants: Mapping[str, float]) -> str | None:
+    """Why a hand-written toy objective (with its definitions) cannot be evaluated at the initial
+    parameters, e.g. ``u[0]`` of a scalar ``u``; ``None`` if it can. Evaluated (float64) as the run does."""
+    from eosdsl.problems.build import host_problem, problem_fns
+    from eosdsl.spec.scope import Scope
+
+    scope = Scope(constants, np.float64)
+    try:
+        with jax.enable_x64(True):
+            host = host_problem(problem, scope)
+            problem_fns(problem, scope).loss(host.params, {})
+    except ExprError as err:
+        return f"cannot be evaluated at the initial parameters: {err.message}{_where(err)}"
+    return None
 
 
 class _Checker:
@@ -67,14 +96,20 @@ class _Checker:
         self.errors: list[LocatedError] = []
         self.constants = list(spec.constants)
 
-    def expr(self, source: Any, path: Path, names: Iterable[str]) -> None:
+    def expr(self, source: Any, path: Path, names: Iterable[str], evaluate: bool = False) -> None:
+        """``source`` (if a string) compiles over ``names``; with ``evaluate``, it is an expression over
+        the constants that must give one finite number."""
         if not isinstance(source, str):
             return
         try:
-            compile_expr(source, names=list(names))
+            compiled = compile_expr(source, names=list(names))
         except ExprError as err:
-            where = f" (at column {err.offset + 1} of the expression)" if err.offset is not None else ""
-            self.errors.append(LocatedError(path, f"{err.message}{where}"))
+            self.errors.append(LocatedError(path, f"{err.message}{_where(err)}"))
+            return
+        if evaluate:
+            problem = constant_value_problem(compiled, self.spec.constants, self.spec.precision)
+            if problem is not None:
+                self.errors.append(LocatedError(path, problem))
 
     def scalars(self, model: Any, path: Path, names: Iterable[str]) -> None:
         """Every string in a numeric field of ``model`` (recursively) is an expression over ``names``."""
@@ -86,7 +121,7 @@ class _Checker:
             for i, item in enumerate(model):
                 self.scalars(item, (*path, i), names)
         elif isinstance(model, str) and path and path[-1] not in {"kind", "lr_convention", "form"}:
-            self.expr(model, path, names)
+            self.expr(model, path, names, evaluate=set(names) <= set(self.constants))
 
     def run(self) -> list[LocatedError]:
         spec, const = self.spec, self.constants
@@ -112,7 +147,7 @@ class _Checker:
             for name, value in problem.params.items():
                 self.scalars(value, ("problem", "params", name), const)
             for name, value in problem.coefficients.items():
-                self.expr(value, ("problem", "coefficients", name), const)
+                self.expr(value, ("problem", "coefficients", name), const, evaluate=True)
             clash = set(problem.params) & (set(problem.coefficients) | set(problem.definitions) | set(const))
             for name in sorted(clash):
                 self.errors.append(
@@ -121,8 +156,10 @@ class _Checker:
                         f"'{name}' is both a parameter and a coefficient/definition/constant",
                     )
                 )
-        else:
-            self.scalars(problem, ("problem",), const)
+        else:  # every string field is a number over constants, except scalar_product's g(s) (below)
+            for field in type(problem).model_fields:
+                if not (isinstance(problem, m.ScalarProduct) and field == "g"):
+                    self.scalars(getattr(problem, field), ("problem", field), const)
         if toy is None:
             return
         # Shortcut problems expand to a toy whose own expressions are valid by construction, except
@@ -135,6 +172,10 @@ class _Checker:
             known.append(name)
         if written:
             self.expr(toy.objective, ("problem", "objective"), known)
+            if not self.errors:
+                problem_at_start = initial_objective_problem(problem, self.spec.constants)
+                if problem_at_start is not None:
+                    self.errors.append(LocatedError(("problem", "objective"), problem_at_start))
         elif isinstance(problem, m.ScalarProduct):
             self.expr(problem.g, ("problem", "g"), known)
 
@@ -142,9 +183,9 @@ class _Checker:
         if trig.sharpness is not None:
             self.expr(trig.sharpness.threshold, (*path, "sharpness", "threshold"), runtime)
         if trig.loss is not None:
-            self.expr(trig.loss.below, (*path, "loss", "below"), self.constants)
+            self.expr(trig.loss.below, (*path, "loss", "below"), self.constants, evaluate=True)
         if trig.accuracy is not None:
-            self.expr(trig.accuracy.at_least, (*path, "accuracy", "at_least"), self.constants)
+            self.expr(trig.accuracy.at_least, (*path, "accuracy", "at_least"), self.constants, evaluate=True)
             if not isinstance(self.spec.problem, SupervisedProblem):
                 self.errors.append(
                     LocatedError((*path, "accuracy"), "an accuracy trigger needs a supervised problem")
@@ -243,23 +284,30 @@ class _Checker:
                     )
                 )
         self.curvature_measures()
-        known = [*self.constants, *REFERENCES.get(spec.problem.kind, ())]
-        recorded = [
-            n
-            for n in series_names(spec)
-            if n not in {x.name for x in spec.measure if isinstance(x, m.DerivedMeasure)}
-        ]
-        known += recorded
+        scalars = [*self.constants, *REFERENCES.get(spec.problem.kind, ())]
+        self.cadence = _cadences(spec)
+        derived = {x.name for x in spec.measure if isinstance(x, m.DerivedMeasure)}
+        series = [n for n in series_names(spec) if n not in derived]
         for i, meas in enumerate(spec.measure):
             if isinstance(meas, m.DerivedMeasure):
-                self.expr(meas.expr, ("measure", i, "expr"), known)
-                known.append(meas.name)
+                typed = self.algebra(meas.expr, ("measure", i, "expr"), series, scalars, "derived")
+                if typed is not None and not typed.series and uses_across(meas.expr):
+                    message = (
+                        f"a derived measure is a series, but `{meas.expr[:60]}` is a single number for the "
+                        "run; state it in a `claim` check (or bind it with the claim's `let`)"
+                    )
+                    self.errors.append(LocatedError(("measure", i, "expr"), message))
+                series.append(meas.name)
+        known = [*scalars, *series]
         for i, check in enumerate(spec.checks):
+            if isinstance(check, m.ClaimCheck):
+                self.claim(check, ("checks", i), series, scalars)
+                continue
             if isinstance(check, NAMED_SERIES_CHECKS):
                 self.named_check(check, ("checks", i), known)
                 continue
             for field in ("of", "lhs", "rhs", "below", "above"):
-                self.expr(getattr(check, field, None), ("checks", i, field), known)
+                self.algebra(getattr(check, field, None), ("checks", i, field), series, scalars, check.kind)
             if isinstance(check, m.Lemma6Check | m.Theorem2Check) and not isinstance(
                 spec.problem, m.ReluScalar
             ):
@@ -268,6 +316,80 @@ class _Checker:
                         ("checks", i, "kind"), f"{check.kind} is a theorem about the relu_scalar problem"
                     )
                 )
+
+    def algebra(
+        self,
+        source: Any,
+        path: Path,
+        series: list[str],
+        scalars: list[str],
+        kind: str,
+        conditions: Iterable[str] = (),
+    ) -> Typed | None:
+        """An expression of a check or derived measure: names, operations across steps and their
+        arguments (:func:`eosdsl.expr.across.check_series_expression`); its static type, or ``None`` after
+        recording an error. A name some measure records but this spec does not says which measure."""
+        if not isinstance(source, str):
+            return None
+        try:
+            used = {n.id for n in ast.walk(ast.parse(source.strip(), mode="eval")) if isinstance(n, ast.Name)}
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            used = set()
+        missing = sorted(n for n in used if n not in series and n not in scalars and n in RECORDED_BY)
+        if missing:
+            self.errors.append(LocatedError(path, _needs(kind, missing)))
+            return None
+        try:
+            cadence = getattr(self, "cadence", {})
+            return check_series_expression(source, series, scalars, conditions, cadence)[1]
+        except ExprError as err:
+            self.errors.append(LocatedError(path, f"{err.message}{_where(err)}"))
+            return None
+
+    def claim(self, check: m.ClaimCheck, where: Path, series: list[str], scalars: list[str]) -> None:
+        """A claim: its ``let`` names in order (each a series or a single number), then ``that``, which must
+        be one comparison ``lhs op rhs``."""
+        series, scalars, conditions, failed = list(series), list(scalars), [], False
+        for name, source in check.let.items():
+            path = (*where, "let", name)
+            if not name.isidentifier() or name.startswith("__"):
+                self.errors.append(LocatedError(path, f"'{name}' is not a name (letters, digits, _)"))
+                failed = True
+                continue
+            if {name} & {*series, *scalars, *FUNCTIONS, *OPERATORS, *CONSTANTS, STEP}:
+                message = f"'{name}' is already a series, constant or function; choose another name"
+                self.errors.append(LocatedError(path, message))
+                failed = True
+                continue
+            typed = self.algebra(source, path, series, scalars, "claim", conditions)
+            failed = failed or typed is None
+            (series if typed is None or typed.series else scalars).append(name)
+            if typed is not None and typed.condition:
+                conditions.append(name)
+        if failed:
+            return  # `that` would repeat the error of the name it uses
+        path = (*where, "that")
+        try:
+            body = ast.parse(check.that.strip(), mode="eval").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            self.algebra(check.that, path, series, scalars, "claim")  # reports the syntax error
+            return
+        ops = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+        if not (isinstance(body, ast.Compare) and len(body.ops) == 1 and type(body.ops[0]) in ops):
+            message = (
+                f"a claim states one comparison `lhs op rhs` with op one of {', '.join(CLAIM_OPS)}, "
+                f"e.g. `fraction(alpha < 0) >= 0.5`; got `{check.that[:60]}`"
+            )
+            self.errors.append(LocatedError(path, message))
+            return
+        typed = self.algebra(check.that, path, series, scalars, "claim", conditions)
+        if typed is not None:
+            for side in (body.left, body.comparators[0]):
+                if _is_condition_node(side):
+                    text = ast.get_source_segment(check.that.strip(), side)
+                    message = f"the sides of a claim are numbers; `{text}` is a condition"
+                    self.errors.append(LocatedError(path, message))
+                    return
 
     def series_expr(self, kind: str, source: str, path: Path, known: list[str]) -> None:
         """An expression over series; an unknown name that a measure records says which measure."""
@@ -317,6 +439,27 @@ class _Checker:
                 )
                 return
             self.needs_series(check.kind, ["theta", "sharpness"], kind, known)
+
+
+def _cadences(spec: m.Spec) -> dict[str, int]:
+    """Expression name → ``every`` of the series simple measures record at a fixed cadence (the smallest,
+    when two measures record it); curvature and derived series have none."""
+    table = recorded_series(spec)
+    fixed = {r.expression for r in table if r.every == 0}
+    out: dict[str, int] = {}
+    for rec in table:
+        if rec.expression not in fixed:
+            out[rec.expression] = min(out.get(rec.expression, rec.every), rec.every)
+    return out
+
+
+def _is_condition_node(node: ast.AST) -> bool:
+    """A comparison, ``and``/``or``/``not``, or an ``any``/``all`` of steps: a condition, not a number."""
+    if isinstance(node, ast.Compare | ast.BoolOp):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return True
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("any", "all")
 
 
 NAMED_SERIES_CHECKS = (

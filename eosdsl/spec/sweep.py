@@ -7,14 +7,18 @@ the base with the point's assignments applied, without ``sweep`` and without the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eosdsl.spec import models as m
-from eosdsl.spec.overrides import apply_overrides, expand_grid, format_path, split_dotted
+from eosdsl.spec.overrides import OverrideError, apply_overrides, expand_grid, format_path, split_dotted
 
 Path_ = tuple[str | int, ...]
+
+MAX_POINTS = 10_000
+"""Most points one sweep may expand to (each is validated, then run)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ def expand(
     if not axes and not sweep.cases:
         return [Point(None, base, {})]
     cases: list[m.Case | None] = list(sweep.cases) or [None]
+    count = len(cases) * math.prod(len(values) for _, values in axes)
+    if count > MAX_POINTS:
+        raise OverrideError(f"the sweep has {count} points; the limit is {MAX_POINTS}")
     points = []
     for case in cases:
         for grid_point in expand_grid(axes) if axes else [{}]:
