@@ -43,7 +43,7 @@ from eosdsl.registry.checkpoints import RunCheckpoints
 from eosdsl.registry.claims import STALE_AFTER, claim_is_live, try_claim
 from eosdsl.registry.identity import environment_difference
 from eosdsl.registry.index import update_index
-from eosdsl.registry.integrity import verify_run
+from eosdsl.registry.integrity import serve, verify_run
 from eosdsl.registry.manifest import MANIFEST
 from eosdsl.registry.store import RESULTS
 from eosdsl.registry.verdicts import find_verdict, write_verdict
@@ -169,6 +169,7 @@ def run_one(
     progress: Progress | None = None,
     reuse: Reuse = "exact",
     poll: float = 0.5,
+    deep: bool = False,
 ) -> Outcome:
     """The stored run of ``spec``: found by its identity, or computed now and committed.
 
@@ -178,7 +179,7 @@ def run_one(
     """
     enable_x64()
     job = Job.of(spec)
-    found = job.lookup(registry, reuse)
+    found = job.lookup(registry, reuse, deep)
     if found is not None:
         return found
     if job.stored is not None:  # reuse == "never": recompute in memory, compare, keep the stored run
@@ -199,6 +200,7 @@ class Job:
     env: dict[str, Any]
     stored: Run | None = None
     point: Point | None = None
+    notice: str | None = None  # what reuse found (a damaged stored run, quarantined)
 
     @classmethod
     def of(cls, spec: m.Spec, point: Point | None = None) -> Job:
@@ -209,9 +211,13 @@ class Job:
         key = run_key(sid, env, host.fingerprints)
         return cls(spec, host, sid, key, env, None, point)
 
-    def lookup(self, registry: Registry, reuse: Reuse) -> Outcome | None:
-        """The outcome of reusing a stored run, if ``reuse`` allows one (sets :attr:`stored`)."""
-        self.stored = registry.get(self.key)
+    def lookup(self, registry: Registry, reuse: Reuse, deep: bool = False) -> Outcome | None:
+        """The outcome of reusing a stored run, if ``reuse`` allows one (sets :attr:`stored`).
+
+        What is served is verified first (``registry.integrity.serve``: manifest and sizes, ids; with
+        ``deep`` also hashes and every series): a damaged run is quarantined and computed again.
+        """
+        self.stored, self.notice = serve(registry, self.key, deep)
         if self.stored is not None and reuse != "never":
             judge(self.stored, self.spec, registry)
             return Outcome(self.stored, self.spec, reused=True)
@@ -366,7 +372,7 @@ def _commit(c: _Claimed, out: RunOutput, registry: Registry) -> Outcome:
     staged.write_series(series, attrs={"references": out.references})
     run = staged.commit()
     judge(run, job.spec, registry, series)  # indexes the run with its verdict
-    notice = None
+    notice = job.notice
     if out.resumed_from is not None:
         notice = f"resumed from the checkpoint at step {out.resumed_from}"
     elif c.claim.took_over:
@@ -511,7 +517,11 @@ conditional: it ranks programs, it does not time them."""
 
 
 def plan_points(
-    points: Sequence[Point], registry: Registry, reuse: Reuse = "exact", pack: int | None = None
+    points: Sequence[Point],
+    registry: Registry,
+    reuse: Reuse = "exact",
+    pack: int | None = None,
+    deep: bool = False,
 ) -> Plan:
     """Identify every point, find the stored ones, and pack the rest (``pack``: members per pack; None:
     as many as fit in :data:`DEFAULT_PACK_BYTES`, at most :data:`MAX_PACK`; 1: no packing)."""
@@ -523,7 +533,7 @@ def plan_points(
     reused: dict[int, Outcome] = {}
     groups: dict[tuple, list[int]] = {}
     for i, job in enumerate(jobs):
-        found = job.lookup(registry, reuse)
+        found = job.lookup(registry, reuse, deep)
         if found is not None:
             reused[i] = found
         else:
@@ -607,6 +617,7 @@ def run_points(
     pack: int | None = None,
     fail_fast: bool = False,
     executor: Executor | None = None,
+    deep: bool = False,
 ) -> tuple[list[Outcome], list[CheckResult], str | None]:
     """Run every point of a sweep (or the one point of a plain spec), then the sweep-level checks.
 
@@ -614,12 +625,13 @@ def run_points(
     ``executor``. A pack that raises fails its members not yet committed and the sweep goes on
     (``fail_fast``: it stops launching packs). Re-running the same command reuses what was committed
     and resumes interrupted points from their checkpoints. ``reuse="never"`` recomputes every point
-    alone and compares it with the stored run.
+    alone and compares it with the stored run. A stored point is verified before reuse (``deep``:
+    hashes and every series too); a damaged one is quarantined and recomputed.
     """
     if reuse == "never":
         outcomes = [_recompute(p, registry) for p in points]
     else:
-        plan = plan_points(points, registry, reuse, pack)
+        plan = plan_points(points, registry, reuse, pack, deep)
         if reporter:
             reporter.planned(len(points), len(plan.reused), [len(p) for p in plan.packs])
             for o in plan.reused.values():

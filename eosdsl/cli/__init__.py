@@ -15,8 +15,16 @@ from eosdsl.cli.common import app
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. A registry failure no command handled (a stored run found damaged
+    while reading it) is one line and exit 1, never a traceback."""
+    from eosdsl.cli.common import err
+    from eosdsl.registry import RegistryError
+
+    try:
+        app()
+    except RegistryError as error:
+        err.print(f"error: {error}", markup=False)
+        raise SystemExit(1) from None
 
 
 __all__ = ["app", "main"]

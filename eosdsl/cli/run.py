@@ -74,6 +74,14 @@ def run(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Parallel Ray tasks of a local Ray instance.")
     ] = None,
+    verify_deep: Annotated[
+        bool,
+        typer.Option(
+            "--verify-deep",
+            help="Before reusing a stored run, re-hash its files and read every series (default: check "
+            "its manifest and file sizes). A damaged run is quarantined and recomputed either way.",
+        ),
+    ] = False,
     registry: RegistryOption = None,
 ) -> None:
     """Run a spec (every point of its sweep); reuse stored runs with the same identity.
@@ -98,7 +106,13 @@ def run(
             return
         with _executor(executor, address, workers) as ex:
             outcomes, sweep_checks, sweep = _run_points(
-                loaded, reg, "never" if force else reuse, pack, fail_fast, None if executor == "local" else ex
+                loaded,
+                reg,
+                "never" if force else reuse,
+                pack,
+                fail_fast,
+                None if executor == "local" else ex,
+                verify_deep,
             )
     except (DatasetNotFoundError, DataFormatError, UnsafePickleError) as error:
         fail(f"{loaded.filename}: problem.data: {error}")
@@ -114,7 +128,7 @@ def _executor(name: str, address: str | None, workers: int | None):
         fail(str(error))
 
 
-def _run_points(loaded, reg, reuse: str, pack: int | None, fail_fast: bool, executor):
+def _run_points(loaded, reg, reuse: str, pack: int | None, fail_fast: bool, executor, deep: bool):
     from eosdsl.runs import run_points
 
     with SweepProgress(loaded.spec.name) as progress:
@@ -127,6 +141,7 @@ def _run_points(loaded, reg, reuse: str, pack: int | None, fail_fast: bool, exec
             pack=pack,
             fail_fast=fail_fast,
             executor=executor,
+            deep=deep,
         )
 
 

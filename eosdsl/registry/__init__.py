@@ -20,6 +20,7 @@ from eosdsl.registry.identity import (
 )
 from eosdsl.registry.store import (
     AmbiguousRun,
+    DamagedRun,
     Registry,
     RegistryError,
     Run,
@@ -32,6 +33,7 @@ __all__ = [
     "NON_SEMANTIC_KEYS",
     "SEMANTICS_VERSION",
     "AmbiguousRun",
+    "DamagedRun",
     "Registry",
     "RegistryError",
     "Run",

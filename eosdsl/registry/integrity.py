@@ -25,14 +25,13 @@ import stat
 import time
 import zipfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from eosdsl.registry import claims, identity, zarr_io
 from eosdsl.registry.atomic import atomic_write
 from eosdsl.registry.manifest import manifest_problems, read_manifest
-from eosdsl.registry.store import RESULTS, Registry, RegistryError, Run
+from eosdsl.registry.store import QUARANTINE, QUARANTINE_INFO, RESULTS, Registry, RegistryError, Run
 
 __all__ = [
     "QUARANTINE",
@@ -40,13 +39,12 @@ __all__ = [
     "Finding",
     "export_zip",
     "gc",
+    "serve",
     "quarantine_dir",
     "verify",
     "verify_run",
 ]
 
-QUARANTINE = "quarantine"
-QUARANTINE_INFO = "QUARANTINE.json"
 IDENTITY_FILES = ("spec.json", "env.json", "run.json")
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -198,38 +196,31 @@ def _object_entries(registry: Registry) -> list[tuple[Path, list[str]]]:
     return entries
 
 
-def _unique_path(directory: Path, stem: str) -> Path:
-    """``directory/stem``, or ``stem-1``, ``stem-2``, ... if taken."""
-    candidate, n = directory / stem, 0
-    while candidate.exists():
-        n += 1
-        candidate = directory / f"{stem}-{n}"
-    return candidate
-
-
 def _quarantine(registry: Registry, path: Path, problems: list[str], deep: bool) -> Path | None:
-    """Move ``path`` out of ``objects/`` by one rename, then record why inside it.
+    """Move ``path`` out of ``objects/`` (:meth:`Registry.quarantine`); None if it vanished first."""
+    return registry.quarantine(path, problems, f"failed {'deep ' if deep else ''}verification")
 
-    Returns where it went, or None if ``path`` vanished before the rename.
+
+def serve(registry: Registry, run_key: str, deep: bool = False) -> tuple[Run | None, str | None]:
+    """The committed run ``run_key`` if it is sound enough to reuse, with a note on what was done.
+
+    Shallow (every reuse): the manifest lists exactly the files present with their sizes, and the ids
+    re-hash to the key — a few ``stat`` calls and three small JSON reads. ``deep``: also every file's
+    sha256 and a full read of every series. A run that fails is quarantined (so the caller recomputes
+    it) and the note says so; ``(None, None)`` when nothing is stored under the key at all.
     """
-    target_dir = quarantine_dir(registry)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
-    target = _unique_path(target_dir, f"{path.name}.{now.strftime('%Y%m%dT%H%M%SZ')}")
-    try:
-        os.rename(path, target)
-    except FileNotFoundError:
-        if os.path.lexists(path):
-            raise
-        return None
-    record = {
-        "reason": f"failed {'deep ' if deep else ''}verification",
-        "problems": problems,
-        "at": now.isoformat(timespec="seconds"),
-        "from": path.relative_to(registry.root).as_posix(),
-    }
-    (target / QUARANTINE_INFO).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", "utf-8")
-    return target
+    path = registry.object_path(run_key)
+    if not path.exists():
+        return None, None
+    problems = verify_run(path, deep)
+    if not problems:
+        run = registry.get(run_key)
+        if run is not None:
+            return run, None
+        problems = ["not a committed run"]
+    moved = registry.quarantine(path, problems, "failed verification before reuse")
+    where = f" to {moved.relative_to(registry.root)}" if moved is not None else ""
+    return None, f"the stored run was damaged ({'; '.join(problems[:3])}): quarantined{where} and recomputed"
 
 
 def verify(registry: Registry, deep: bool = False, quarantine: bool = True) -> list[Finding]:

@@ -40,6 +40,7 @@ from eosdsl.registry.verdicts import current_verdict
 
 __all__ = [
     "AmbiguousRun",
+    "DamagedRun",
     "Registry",
     "RegistryError",
     "Run",
@@ -52,6 +53,8 @@ ENV_VAR = "EOSDSL_REGISTRY"
 RESULTS = "results.zarr"
 SCRATCH = "scratch"
 REQUIRED_FILES = ("spec.json", "env.json", "run.json")
+QUARANTINE = "quarantine"
+QUARANTINE_INFO = "QUARANTINE.json"
 MIN_PREFIX = 4
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -61,6 +64,17 @@ _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 class RegistryError(Exception):
     """Base class of registry failures that a CLI should report rather than crash on."""
+
+
+class DamagedRun(RegistryError):
+    """A committed run whose stored files cannot be read back as written."""
+
+    def __init__(self, run: Run, problem: str) -> None:
+        super().__init__(
+            f"run {run.short_id} is damaged: {problem}; `eosdsl registry verify` quarantines it, and "
+            "running its spec again then recomputes it"
+        )
+        self.run = run
 
 
 class UnknownRun(RegistryError):
@@ -237,16 +251,23 @@ class Run:
         return self.path / RESULTS
 
     def series_names(self) -> list[str]:
-        """Names of the stored series; empty if the run stored none."""
+        """Names of the stored series; empty if the run stored none. :class:`DamagedRun` if unreadable."""
         if not self.results_path.is_dir():
             return []
-        return zarr_io.series_names(self.results_path)
+        try:
+            return zarr_io.series_names(self.results_path)
+        except zarr_io.UnreadableSeries as error:
+            raise DamagedRun(self, str(error)) from error
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(steps, values)`` of one series; ``KeyError`` listing the available names if missing."""
+        """``(steps, values)`` of one series; ``KeyError`` listing the available names if missing,
+        :class:`DamagedRun` if it cannot be read back as written (never zeros for a lost chunk)."""
         if not self.results_path.is_dir():
             raise KeyError(f"no series {name!r} in run {self.short_id}; it stored no series")
-        return zarr_io.read_series(self.results_path, name)
+        try:
+            return zarr_io.read_series(self.results_path, name)
+        except zarr_io.UnreadableSeries as error:
+            raise DamagedRun(self, str(error)) from error
 
 
 # --------------------------------------------------------------------------------------------- StagedRun
@@ -316,6 +337,8 @@ class StagedRun:
         write_manifest(self.path, self.run_key)
         target = self.registry.object_path(self.run_key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not _is_committed_dir(target):  # a damaged run under our key: set aside
+            self.registry.quarantine(target, ["not a committed run (files or manifest missing)"], "replaced")
         if not target.exists():
             try:
                 os.rename(self.path, target)
@@ -362,6 +385,38 @@ class Registry:
     @property
     def sweeps_dir(self) -> Path:
         return self.root / "sweeps"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / QUARANTINE
+
+    def quarantine(self, path: Path, problems: list[str], reason: str) -> Path | None:
+        """Move a damaged run directory out of ``objects/`` (or ``staging/``) by one rename into
+        ``quarantine/<name>.<UTC time>/``, then record why in its ``QUARANTINE.json``.
+
+        Returns where it went, or None if ``path`` vanished before the rename (someone else moved it).
+        """
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        now = datetime.now(UTC)
+        stem, n = f"{path.name}.{now.strftime('%Y%m%dT%H%M%SZ')}", 0
+        target = self.quarantine_dir / stem
+        while target.exists():
+            n += 1
+            target = self.quarantine_dir / f"{stem}-{n}"
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            if os.path.lexists(path):
+                raise
+            return None
+        record = {
+            "reason": reason,
+            "problems": problems,
+            "at": now.isoformat(timespec="seconds"),
+            "from": path.relative_to(self.root).as_posix(),
+        }
+        (target / QUARANTINE_INFO).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", "utf-8")
+        return target
 
     def object_path(self, run_key: str) -> Path:
         """Where the committed run ``run_key`` lives (whether or not it exists)."""

@@ -104,8 +104,16 @@ def write_series(
         sub.create_array("value", data=values)
 
 
+class UnreadableSeries(Exception):
+    """A stored series that cannot be read back as written: a missing or undecodable chunk, metadata
+    that does not parse. (zarr would serve a missing chunk as its fill value, i.e. zeros.)"""
+
+
 def _open(path: Path) -> zarr.Group:
-    return zarr.open_group(Path(path), mode="r", zarr_format=3)
+    try:
+        return zarr.open_group(Path(path), mode="r", zarr_format=3)
+    except Exception as error:  # zarr and its codecs raise many types
+        raise UnreadableSeries(f"{path} cannot be opened: {type(error).__name__}: {error}") from error
 
 
 def _index(group: zarr.Group) -> dict[str, str]:
@@ -127,8 +135,19 @@ def read_series(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     index = _index(group)
     if name not in index:
         raise KeyError(f"no series {name!r} in {path}; available: {sorted(index)}")
-    sub = group[index[name]]
-    return np.asarray(sub["step"][...]), np.asarray(sub["value"][...])
+    try:
+        sub = group[index[name]]
+        arrays = sub["step"], sub["value"]
+        for array in arrays:
+            missing = array.nchunks - array.nchunks_initialized
+            if missing:
+                what = f"{missing} chunk(s) of its {array.basename}"
+                raise UnreadableSeries(f"series {name!r}: {what} are missing")
+        return np.asarray(arrays[0][...]), np.asarray(arrays[1][...])
+    except UnreadableSeries:
+        raise
+    except Exception as error:  # a chunk that does not decode (truncated, flipped), bad metadata, ...
+        raise UnreadableSeries(f"series {name!r} cannot be read: {type(error).__name__}: {error}") from error
 
 
 def read_attrs(path: Path) -> dict[str, Any]:
