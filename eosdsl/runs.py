@@ -350,7 +350,7 @@ def _run_group(
 
     if len(group) == 1:
         c = group[0]
-        commit(0, execute(c.job.spec, c.job.host, progress, c.checkpoints))
+        execute(c.job.spec, c.job.host, progress, c.checkpoints, on_done=commit)
         return
     execute_pack(
         [c.job.spec for c in group],

@@ -30,6 +30,9 @@ class EigResult(NamedTuple):
     exactly those vectors); by ``residual_interval`` some eigenvalue of H lies in [θ_i − r_i, θ_i + r_i].
     ``iterations``: the solver's own iteration count (Lanczos steps, LOBPCG or power iterations, 0 for
     dense). ``hvps``: every application of the operator to one vector, certification included.
+    ``capped``: () bool, True when an iterative solver stopped at its ``max_iters`` cap without meeting its
+    tolerance and without detecting stagnation (``lobpcg_top``, ``power_top``); False for fixed-cost
+    solvers (dense, Lanczos). The residuals are true either way; the flag says the run did not converge.
     """
 
     values: Array  # (k,)
@@ -37,6 +40,7 @@ class EigResult(NamedTuple):
     residuals: Array  # (k,)
     iterations: Array  # () int
     hvps: Array  # () int
+    capped: Array | bool = False  # () bool
 
 
 def residual_interval(value: Array, residual: Array) -> tuple[Array, Array]:

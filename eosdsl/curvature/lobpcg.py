@@ -27,10 +27,26 @@ Near convergence R and (I − YYᵀ)E_X are round-off; their normalized directio
 harmless: any orthonormal direction with H applied exactly (W) or by orthonormal coefficients (P) is a
 valid Rayleigh–Ritz direction.
 
-Stopping (relative tolerance): every one of the top-k residuals ‖HX_i − θ_i X_i‖ ≤ tol·max_{j<k}|θ_j| (the
-scale of ``eig.relative_residuals``), or ``max_iters`` iterations. The test and the returned residuals use
-the carried HX (equal to H applied to the returned vectors up to O(ε‖H‖) round-off; no extra HVPs, so a warm
-start that is already converged costs exactly b HVPs). HVPs: b (initial block) + b per iteration.
+Stopping (relative tolerance, attainable in the working precision). The test uses the carried pairs'
+own Rayleigh quotients ρ_i = x_i·hx_i / x_i·x_i and residuals r_i = ‖hx_i − ρ_i x_i‖ / ‖x_i‖ (not the
+Rayleigh–Ritz θ_i of the symmetrized M: in float32 a length-P inner product carries a relative round-off
+of ~√P·ε, so ‖x_i‖² = 1 only to ~√P·ε and hx_i·x_i ≠ θ_i by as much; a residual formed with θ_i then
+stalls at ~√P·ε·θ however well x_i has converged — the float32 stall of issue 12). The loop stops at the
+first of
+
+* converged: max_{i<k} r_i ≤ tol_eff · max_{j<k} |ρ_j| with tol_eff = max(tol, √P·ε), the *floor* √P·ε
+  being the typical relative round-off of one length-P inner product (random-walk model of a float sum;
+  ≈ 9.7e-5 for P = 656,810 in float32, 1.8e-13 in float64): no residual test can be trusted below it;
+* stagnated: the best max_{i<k} r_i seen has not decreased by a factor ``STALL_FACTOR`` = 0.9 for
+  ``STALL_ITERS`` = 8 iterations (the residual is at the noise level of the operator, e.g. the round-off
+  of a float32 HVP, and further iterations only add HVPs; a genuinely converging iteration improves by
+  0.9 within 8 iterations unless its rate is slower than 0.9^(1/8) ≈ 0.987 per iteration);
+* capped: ``max_iters`` iterations (``EigResult.capped`` is then True).
+
+Certification: after the loop the k returned vectors v_i = x_i/‖x_i‖ get one *fresh* HVP each, and the
+returned value is their true Rayleigh quotient θ_i = v_i·Hv_i with the true residual ‖Hv_i − θ_i v_i‖ (the
+carried HX drifts from H·X by accumulated round-off, which biased the values low by ~1e-5 relative in
+float32 at network scale). HVPs: b (initial block) + b per iteration + k (certification).
 
 Everything is a ``lax.while_loop`` over fixed shapes set by x0's (b, P) and the static k: it traces under
 ``jax.jit``, ``jax.vmap`` (the loop runs until every batch member has stopped; stopped members are frozen
@@ -39,6 +55,7 @@ and report their own iteration and HVP counts), ``lax.scan`` and ``lax.cond``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -92,13 +109,34 @@ def _rayleigh_ritz(s: Array, hs: Array, live: Array, b: int) -> tuple[Array, Arr
     return theta[::-1][:b], y[:, ::-1][:, :b]
 
 
-def _converged(theta: Array, res: Array, k: int, tol: Array) -> Array:
-    """All top-k residuals ≤ tol · max_{j<k} |θ_j| — or some is not finite: iterating on non-finite values
-    (a diverged run's Hessian) cannot converge, so stop at once (under ``vmap`` a lane that never stops
-    would keep every other lane's loop running to ``max_iters``)."""
-    scale = jnp.max(jnp.abs(theta[:k]))
-    finite = jnp.all(jnp.isfinite(res[:k])) & jnp.isfinite(scale)
-    return jnp.all(res[:k] <= tol * scale) | ~finite
+STALL_ITERS = 8
+"""Iterations without a ``STALL_FACTOR`` improvement of the best residual after which LOBPCG stops."""
+STALL_FACTOR = 0.9
+
+
+def tolerance_floor(dim: int, dtype: jnp.dtype) -> float:
+    """√P·ε: the typical relative round-off of a length-P inner product in ``dtype`` (the smallest
+    relative residual the stopping test can resolve). ~9.7e-5 for P = 656,810 in float32."""
+    return math.sqrt(dim) * float(jnp.finfo(dtype).eps)
+
+
+def pair_residuals(x: Array, hx: Array) -> tuple[Array, Array]:
+    """(ρ, r) of the rows of x with HX ≈ hx: ρ_i = x_i·hx_i / x_i·x_i and r_i = ‖hx_i − ρ_i x_i‖ / ‖x_i‖.
+
+    ρ_i is the Rayleigh quotient of x_i (the θ minimizing ‖hx_i − θ x_i‖), so r_i is the smallest residual
+    the pair has, whatever the normalization of x_i drifted to.
+    """
+    xx = jnp.sum(x * x, axis=1)  # (b,)
+    xx = jnp.where(xx > 0, xx, 1.0)
+    rho = jnp.sum(x * hx, axis=1) / xx
+    return rho, jnp.linalg.norm(hx - rho[:, None] * x, axis=1) / jnp.sqrt(xx)
+
+
+def _relative_max(rho: Array, res: Array, k: int) -> Array:
+    """max_{i<k} r_i / max_{j<k} |ρ_j| (scale 1 where it is 0); +inf if anything is not finite."""
+    scale = jnp.max(jnp.abs(rho[:k]))
+    rel = jnp.max(res[:k]) / jnp.where(scale > 0, scale, 1.0)
+    return jnp.where(jnp.isfinite(rel), rel, jnp.inf)
 
 
 def lobpcg_top_block(
@@ -121,7 +159,7 @@ def lobpcg_top_block(
     if max_iters < 0:
         raise ValueError(f"max_iters must be ≥ 0; got {max_iters}")
     dtype = x0.dtype
-    tol = jnp.asarray(tol, dtype)
+    tol = jnp.maximum(jnp.asarray(tol, dtype), tolerance_floor(dim, dtype))
 
     # Start block: orthonormal; rows lost to dependence are refilled from a fixed pseudo-random block.
     x = orthonormalize_rows(x0)
@@ -132,24 +170,29 @@ def lobpcg_top_block(
     theta, y = _rayleigh_ritz(x, hx, jnp.ones((b,), bool), b)
     x, hx = _dot(y.T, x), _dot(y.T, hx)
 
-    def residual_norms(x: Array, hx: Array, theta: Array) -> Array:
-        return jnp.linalg.norm(hx - theta[:, None] * x, axis=1)  # (b,)
+    # State: it, X, HX, P, HP, rel (current max relative residual), best, since (iterations since best
+    # last improved by STALL_FACTOR).
+    State = tuple[Array, Array, Array, Array, Array, Array, Array, Array]
 
-    State = tuple[Array, Array, Array, Array, Array, Array, Array]
+    def converged(rel: Array) -> Array:
+        # A non-finite residual (a diverged run's Hessian) cannot converge: stop at once (under ``vmap``
+        # a lane that never stops would keep every other lane's loop running to ``max_iters``).
+        return (rel <= tol) | ~jnp.isfinite(rel)
 
     def cond(state: State) -> Array:
-        it, x, hx, theta, _, _, res = state
-        return (it < max_iters) & ~_converged(theta, res, k, tol)
+        it, _, _, _, _, rel, _, since = state
+        return (it < max_iters) & ~converged(rel) & (since < STALL_ITERS)
 
     def body(state: State) -> State:
-        it, x, hx, theta, p, hp, _ = state
-        r = hx - theta[:, None] * x  # (b, P)
+        it, x, hx, p, hp, _, best, since = state
+        rho, _ = pair_residuals(x, hx)
+        r = hx - rho[:, None] * x  # (b, P)
         w = orthonormalize_rows(r, jnp.concatenate([x, p]))  # (b, P) ⟂ X, P
         hw = apply_rows(matvec, w, dtype)  # b HVPs
         s = jnp.concatenate([x, p, w])  # S: (3b, P)
         hs = jnp.concatenate([hx, hp, hw])  # HS: (3b, P)
         live = jnp.linalg.norm(s, axis=1) > 0.5  # (3b,)
-        theta, y = _rayleigh_ritz(s, hs, live, b)  # (b,), (3b, b)
+        _, y = _rayleigh_ritz(s, hs, live, b)  # (3b, b)
         # P: coordinates of span{X_old, X_new} ⟂ X_new, orthonormal, and off the dead rows of S.
         ex = jnp.eye(3 * b, b, dtype=dtype)  # E_X: the old X's coordinates
         z = ex - _dot(y, y[:b].T)  # (I − YYᵀ)E_X: (3b, b)
@@ -157,18 +200,20 @@ def lobpcg_top_block(
         zc = orthonormalize_rows(z.T, jnp.concatenate([y.T, dead]))  # (b, 3b)
         x, hx = _dot(y.T, s), _dot(y.T, hs)
         p, hp = _dot(zc, s), _dot(zc, hs)
-        return it + 1, x, hx, theta, p, hp, residual_norms(x, hx, theta)
+        rel = _relative_max(*pair_residuals(x, hx), k)
+        improved = rel < STALL_FACTOR * best
+        return it + 1, x, hx, p, hp, rel, jnp.where(improved, rel, best), jnp.where(improved, 0, since + 1)
 
     zeros = jnp.zeros((b, dim), dtype)
-    state = (jnp.asarray(0), x, hx, theta, zeros, zeros, residual_norms(x, hx, theta))
-    it, x, hx, theta, _, _, _ = lax.while_loop(cond, body, state)
+    rel0 = _relative_max(*pair_residuals(x, hx), k)
+    state = (jnp.asarray(0), x, hx, zeros, zeros, rel0, rel0, jnp.asarray(0))
+    it, x, _, _, _, rel, _, since = lax.while_loop(cond, body, state)
+    capped = (it >= max_iters) & ~converged(rel) & (since < STALL_ITERS)
 
-    # The returned pairs come with the H·X the iteration maintains (no certification HVPs): rows are
-    # normalized, values are their Rayleigh quotients x·Hx/x·x, residuals ‖Hx − θx‖ from that Hx. It
-    # differs from H applied to the final x only by the round-off of forming the combinations
-    # X = YᵀS, HX = YᵀHS, O(ε·‖H‖) with ε the dtype's epsilon, far below any tolerance a caller can ask.
+    # Certification: one fresh HVP per returned vector (k HVPs); values are the true Rayleigh quotients.
     norms = jnp.linalg.norm(x[:k], axis=1)
-    vectors, hv = x[:k] / norms[:, None], hx[:k] / norms[:, None]  # (k, P)
+    vectors = x[:k] / jnp.where(norms > 0, norms, 1.0)[:, None]  # (k, P)
+    hv = apply_rows(matvec, vectors, dtype)  # k HVPs
     values = jnp.sum(vectors * hv, axis=1)  # (k,)
     order = jnp.argsort(-values)
     values, vectors, hv = values[order], vectors[order], hv[order]
@@ -178,7 +223,8 @@ def lobpcg_top_block(
         vectors=vectors,
         residuals=residuals,
         iterations=it,
-        hvps=b + b * it,
+        hvps=b + b * it + k,
+        capped=capped,
     )
     return result, x
 
@@ -194,11 +240,12 @@ def lobpcg_top(
 
     ``x0``: (b, P) start block, b ≥ k (b > k speeds up the k-th pair: its rate is set by the gap to λ_{b+1});
     any rows, orthonormalized here (dependent rows are refilled from a fixed pseudo-random block). Stops when
-    every top-k residual ≤ ``tol`` · max_{j<k}|θ_j| (relative), or after ``max_iters`` iterations (static
-    int; 0 gives the Rayleigh–Ritz of x0). Returns ``EigResult`` with the residuals of the returned vectors
-    (from the maintained H·X, equal to the true residuals up to O(ε‖H‖) round-off)
-    and ``hvps`` = b + b·iterations, the exact count of ``matvec`` calls (one vector at a time,
-    ``lax.map``). The block's dtype is the working dtype and must be what ``matvec`` accepts.
+    every top-k residual ≤ max(``tol``, √P·ε) · max_{j<k}|ρ_j| (relative, see ``tolerance_floor``), when the
+    residual stagnates (``STALL_ITERS``), or after ``max_iters`` iterations (static int; 0 gives the
+    Rayleigh–Ritz of x0; ``capped`` is then True). Returns ``EigResult`` with values the true Rayleigh
+    quotients v·Hv of the returned unit vectors and their true residuals ‖Hv − θv‖ (one fresh HVP each), and
+    ``hvps`` = b + b·iterations + k, the exact count of ``matvec`` calls (vectorized in batches,
+    ``apply_rows``). The block's dtype is the working dtype and must be what ``matvec`` accepts.
 
     Convergence of pair i is linear with a rate set by (λ_i − λ_{b+1}) relative to the spread of the
     spectrum (like Lanczos, but restarted every step, so slower from a cold start; its strength is the warm

@@ -35,7 +35,16 @@ from eosdsl.spec import models as m
 from eosdsl.spec.scope import Scope
 
 Progress = Callable[[int, int], None]
-"""Called after each chunk with (steps done, steps planned)."""
+"""Called after each chunk with (steps measured so far, steps planned).
+
+A progress callback may also have two optional methods, which the engine calls when present (see
+``eosdsl.cli.common.SweepProgress``):
+
+- ``writing(runs)``: ``runs`` runs have ended and their results are about to be handed to ``on_done``
+  (written to the registry); called after the chunk's ``progress(done, total)``;
+- ``ended(ends, total)``: the run or pack is over; ``ends`` holds ``(status, end step)`` per member
+  (``("stopped", 548)``), so a run that stopped early is not reported as done at ``total``.
+"""
 
 
 class Checkpoints(Protocol):
@@ -64,6 +73,20 @@ class Checkpoints(Protocol):
     ) -> None:
         """Called after every chunk; saves a checkpoint when due (or as ``save`` says) and always when the
         run ended."""
+
+
+def report_writing(progress: Progress | None, runs: int) -> None:
+    """Tell ``progress`` that the results of ``runs`` runs are being written (if it listens)."""
+    writing = getattr(progress, "writing", None)
+    if writing is not None and runs > 0:
+        writing(runs)
+
+
+def report_ended(progress: Progress | None, ends: Sequence[tuple[str, int]], total: int) -> None:
+    """Tell ``progress`` how each member of a finished run or pack ended (if it listens)."""
+    ended = getattr(progress, "ended", None)
+    if ended is not None:
+        ended(list(ends), total)
 
 
 def enable_x64() -> None:
@@ -113,10 +136,12 @@ def execute(
     host: HostProblem | None = None,
     progress: Progress | None = None,
     checkpoints: Checkpoints | None = None,
+    on_done: Callable[[int, RunOutput], None] | None = None,
 ) -> RunOutput:
     """Run ``spec`` to its end (completed, stopped by a rule or event, or diverged).
 
-    With ``checkpoints``, the run starts from the latest checkpoint if there is one.
+    With ``checkpoints``, the run starts from the latest checkpoint if there is one. ``on_done(0, out)``
+    (storing the run) is called before ``progress`` hears that the run ended, as in :func:`execute_pack`.
     """
     enable_x64()
     started = time.perf_counter()
@@ -146,11 +171,14 @@ def execute(
             checkpoints.after_chunk(state, position, output, ended)
         if progress:
             progress(int(state.t) + ended, total)  # steps measured so far
-    if progress:
-        progress(total, total)  # also when the run stopped early
     finished = time.perf_counter()
     timings = {"total_s": finished - started, "first_chunk_s": (compile_done or finished) - started}
-    return _output(spec, layout, host, chunks, jax.device_get(state), timings, resumed_from)
+    output = _output(spec, layout, host, chunks, jax.device_get(state), timings, resumed_from)
+    if on_done:
+        report_writing(progress, 1)
+        on_done(0, output)
+    report_ended(progress, [(output.status, output.end_step)], total)
+    return output
 
 
 def execute_pack(
@@ -210,9 +238,11 @@ def execute_pack(
         if on_done:
             on_done(i, outputs[i])
 
-    for i in range(n):
-        if int(host_state.status[i]) != 0:
-            finish(i)  # ended before the checkpoint it resumed from
+    resumed_ended = [i for i in range(n) if int(host_state.status[i]) != 0]
+    if on_done:
+        report_writing(progress, len(resumed_ended))
+    for i in resumed_ended:
+        finish(i)  # ended before the checkpoint it resumed from
     limit = math.ceil(total / length) * length
     while any(o is None for o in outputs) and position < limit:
         state, out = run_pack_chunk(structure, hparams, layout, length, state, data, data_axis)
@@ -221,6 +251,7 @@ def execute_pack(
         compile_done = compile_done or time.perf_counter()
         running = [i for i in range(n) if outputs[i] is None]
         save = checkpoints[running[0]].due(position) if checkpoints else False  # all members in step
+        ended_now = []
         for i in running:
             output = _member(out, i)
             chunks[i].append(output)
@@ -228,13 +259,16 @@ def execute_pack(
             if checkpoints:
                 checkpoints[i].after_chunk(_member(host_state, i), position, output, ended, save)
             if ended:
-                finish(i)
-        if progress:
-            progress(int(np.max(host_state.t)) + all(o is not None for o in outputs), total)  # steps measured
-    if progress:
-        progress(total, total)  # also when every member stopped early
+                ended_now.append(i)
+        if progress:  # steps measured, reported before the ended members are stored
+            progress(int(np.max(host_state.t)) + (len(ended_now) == len(running)), total)
+        if on_done:
+            report_writing(progress, len(ended_now))
+        for i in ended_now:
+            finish(i)
     if any(o is None for o in outputs):
         raise RuntimeError("execute_pack: a member neither ended nor reached the last step")
+    report_ended(progress, [(o.status, o.end_step) for o in outputs], total)
     return list(outputs)
 
 
@@ -388,5 +422,7 @@ __all__ = [
     "pack_key",
     "step_flops",
     "prepare",
+    "report_ended",
+    "report_writing",
     "triggers_of",
 ]

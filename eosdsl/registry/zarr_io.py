@@ -30,6 +30,8 @@ __all__ = ["encode_series_name", "read_attrs", "read_series", "series_names", "w
 
 NAME_ATTR = "series_name"
 SOURCE_DTYPE_ATTR = "source_dtype"
+ALL_CHUNKS_ATTR = "all_chunks_written"
+"""Set on series written with every chunk present: only there is a missing chunk file damage."""
 _VALUE_KINDS = frozenset("biuf")
 
 
@@ -96,12 +98,14 @@ def write_series(
     group = zarr.open_group(Path(path), mode="w-", zarr_format=3)
     group.attrs.update(root_attrs)
     for name, key, steps, values, source_dtype in prepared:
-        sub_attrs: dict[str, Any] = {NAME_ATTR: name}
+        sub_attrs: dict[str, Any] = {NAME_ATTR: name, ALL_CHUNKS_ATTR: True}
         if source_dtype is not None:
             sub_attrs[SOURCE_DTYPE_ATTR] = source_dtype
         sub = group.create_group(key, attributes=sub_attrs)
-        sub.create_array("step", data=steps)
-        sub.create_array("value", data=values)
+        # every chunk is written, all-zero ones too (zarr skips those by default and serves the fill
+        # value): a chunk file that is missing is then damage, which read_series reports
+        sub.create_array("step", data=steps, config={"write_empty_chunks": True})
+        sub.create_array("value", data=values, config={"write_empty_chunks": True})
 
 
 class UnreadableSeries(Exception):
@@ -138,7 +142,7 @@ def read_series(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         sub = group[index[name]]
         arrays = sub["step"], sub["value"]
-        for array in arrays:
+        for array in arrays if sub.attrs.get(ALL_CHUNKS_ATTR) else ():
             missing = array.nchunks - array.nchunks_initialized
             if missing:
                 what = f"{missing} chunk(s) of its {array.basename}"
