@@ -1,4 +1,5 @@
-"""Shared test setup: eosdsl always runs with 64-bit types, so the tests do too; a small stored sweep.
+"""Shared test setup: eosdsl always runs with 64-bit types, so the tests do too; caches off; a small stored
+sweep.
 
 ``eosdsl.engine.run.execute`` enables ``jax_enable_x64`` itself; tests that call the optimizer and
 schedule functions directly need it before they build their first array.
@@ -6,12 +7,17 @@ schedule functions directly need it before they build their first array.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+# Tests never write caches into the user's home (eosdsl.cache): JAX's compilation cache and the dataset
+# cache are off; tests of the caches point EOSDSL_CACHE_DIR at a temporary directory themselves.
+os.environ["EOSDSL_CACHE_DIR"] = "off"
 
 
 SMALL_SWEEP = """\

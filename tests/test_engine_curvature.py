@@ -296,3 +296,33 @@ def test_slices_along_the_gradient_and_the_top_eigenvector() -> None:
                 exp_l, exp_s = exp_l[::-1], exp_s[::-1]
             np.testing.assert_allclose(row_l, exp_l, rtol=1e-12)
             np.testing.assert_allclose(row_s, exp_s, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_capped_series_records_solver_cap_hits() -> None:
+    """``sharpness.capped`` is 1 at every measurement where LOBPCG stopped at ``max_iters`` short of its
+    tolerance (1 iteration, tol 1e-9, cold start of 2 Lanczos steps: never converged at the first step) and
+    0 when the solver has room (``max_iters`` 100) or is fixed-cost (dense); ``solver_notes`` (the line
+    ``eosdsl run``/``show`` print) counts them."""
+    from eosdsl.cli.solver_note import solver_notes
+
+    class Stored:  # the two methods of a stored run that ``solver_notes`` reads
+        def __init__(self, out) -> None:  # noqa: ANN001
+            self.out = out
+
+        def series_names(self) -> list[str]:
+            return list(self.out.series)
+
+        def series(self, name: str):  # noqa: ANN201
+            return self.out.series[name]
+
+    tight = {"kind": "sharpness", "method": "lobpcg", "k": 1, "iters": 2, "tol": 1e-9, "max_iters": 1}
+    out = run(toy_spec([tight], steps=10))
+    steps, capped = out.series["sharpness.capped"]
+    assert capped.dtype.kind == "i" and capped.shape == steps.shape and capped[0] == 1
+    assert set(np.unique(capped)) <= {0, 1}
+    note = solver_notes(Stored(out))
+    assert len(note) == 1 and f"{int(capped.sum())} of {capped.size} measurements" in note[0]
+    for measure in ({**tight, "max_iters": 100}, {"kind": "sharpness", "method": "dense"}):
+        out = run(toy_spec([measure], steps=10))
+        assert not np.any(out.series["sharpness.capped"][1]) and solver_notes(Stored(out)) == []

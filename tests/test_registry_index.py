@@ -149,6 +149,7 @@ def test_summaries_match_numpy_on_the_stored_series(shared):
         "sharpness.residual",
         "sharpness.hvps",
         "sharpness.iterations",
+        "sharpness.capped",
         "params.u",
         "params.v",
     }

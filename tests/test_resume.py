@@ -23,6 +23,7 @@ import numpy as np
 
 from eosdsl.engine.run import execute_pack, prepare
 from eosdsl.registry import Registry
+from eosdsl.registry.identity import environment_difference
 from eosdsl.registry.claims import claim_path
 from eosdsl.runs import run_one
 from eosdsl.spec.load import load
@@ -95,7 +96,8 @@ def test_killed_run_resumes_bit_identically(tmp_path):
     (run_dir,) = killed.glob("objects/*/*")
 
     reference = run_one(load(spec_file).spec, Registry(tmp_path / "uninterrupted")).run
-    assert reference.run_key == run_dir.name
+    resumed_env = Registry(killed).get(run_dir.name).env
+    assert reference.run_key == run_dir.name, environment_difference(resumed_env, reference.env)
     stored = _all_series(Registry(killed).get(run_dir.name))
     expected = _all_series(reference)
     assert stored.keys() == expected.keys()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -92,33 +93,164 @@ def print_check(check: dict) -> bool:
 
 # ------------------------------------------------------------------------------------------- progress
 
+LOG_EVERY_S = 10.0
+"""Without a terminal, a run or pack logs its steps at most this often (plus its first chunk and its end)."""
+
 
 def use_bar() -> bool:
+    """Whether progress is drawn as a rich display (stderr is a terminal and ``CI`` is not set)."""
     return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true", "yes")
+
+
+def format_rate(rate: float) -> str:
+    """Steps per second for a human: ``12,345`` from 100 up, three significant digits below."""
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
+def ends_text(ends: Sequence[tuple[str, int]], steps: int) -> str:
+    """How a run or pack ended: ``completed at step 5000``, ``stopped at step 548 of 3000``, or for a pack
+    ``3 completed at step 5000, 1 diverged at step 120`` (``at steps 120–900`` when they differ)."""
+    if len(ends) == 1:
+        status, end = ends[0]
+        return f"{status} at step {end}" + (f" of {steps}" if end < steps else "")
+    parts = []
+    for status in dict.fromkeys(s for s, _ in ends):
+        at = [e for s, e in ends if s == status]
+        where = f"step {at[0]}" if min(at) == max(at) else f"steps {min(at)}–{max(at)}"
+        parts.append(f"{len(at)} {status} at {where}")
+    return ", ".join(parts)
+
+
+def runs_text(runs: int) -> str:
+    """``1 run``, ``100 runs``."""
+    return f"{runs} run" + ("" if runs == 1 else "s")
+
+
+class RateClock:
+    """Steps per second of the computing phase of one run or pack, from the chunk callbacks.
+
+    The first chunk includes compilation, so the rate is measured from the end of the first chunk on;
+    an interval during which results were written (a pack storing members that ended early) is left out.
+    Until two chunks have been seen there is no rate (``None``), never a rate over a near-zero interval.
+    """
+
+    def __init__(self) -> None:
+        self.steps, self.seconds = 0, 0.0  # measured so far (closed intervals)
+        self.last: tuple[int, float] | None = None  # (steps, time) of the latest chunk callback
+        self.dirty = False  # results were written since ``last``: the next interval does not count
+
+    def chunk(self, done: int, now: float) -> None:
+        """A chunk ended with ``done`` steps measured, at ``now``."""
+        if self.last is not None and not self.dirty and done > self.last[0] and now > self.last[1]:
+            self.steps += done - self.last[0]
+            self.seconds += now - self.last[1]
+        self.last, self.dirty = (done, now), False
+
+    def writing(self) -> None:
+        """Results are being written: the time until the next chunk is not computing time."""
+        self.dirty = True
+
+    @property
+    def rate(self) -> float | None:
+        """Steps per second so far, or None before a full chunk after the first one has been timed."""
+        return self.steps / self.seconds if self.steps and self.seconds > 0 else None
+
+
+class RunProgress:
+    """The progress callback of one pack (a ``Progress`` of ``eosdsl.engine.run``): the steps of each
+    chunk, then ``writing`` and ``ended``. One callback may serve several runs in turn (points of a pack
+    resumed from different checkpoints run as separate groups): each ``ended`` starts afresh."""
+
+    def __init__(self, owner: SweepProgress, name: str) -> None:
+        self.owner, self.name = owner, name
+        self._reset(owner.clock())
+
+    def _reset(self, now: float) -> None:
+        self.started, self.rates, self.task = now, RateClock(), None
+        self.first_chunk_s: float | None = None
+        self.logged, self.written = -math.inf, 0
+        self.writing_since: float | None = None  # the writes after the last chunk began
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.owner.clock()
+        self.writing_since, self.written = None, 0  # a chunk ran since: the end reports its own writes
+        if self.first_chunk_s is None:
+            self.first_chunk_s = now - self.started
+        self.rates.chunk(done, now)
+        rate = self.rates.rate
+        eta = "" if rate is None else f"ETA {max(total - done, 0) / rate:.0f} s"
+        bar = self.owner.bar
+        if bar is not None:
+            rate_text = "compiling…" if rate is None else f"{format_rate(rate)} steps/s"
+            if self.task is None:
+                self.task = bar.add_task(self.name, total=total, rate="", eta="")
+            bar.update(self.task, description=self.name, completed=done, total=total, rate=rate_text, eta=eta)
+        elif now - self.logged >= LOG_EVERY_S:  # the first chunk always logs
+            self.logged = now
+            if rate is None:
+                speed = f"first chunk {self.first_chunk_s:.1f} s (incl. compilation)"
+            else:
+                speed = f"{format_rate(rate)} steps/s, {eta}"
+            self.owner.log(f"{self.name}: step {done}/{total}, {speed}{self.owner.points_text()}")
+
+    def writing(self, runs: int) -> None:
+        """``runs`` runs have ended; their results are being written."""
+        now = self.owner.clock()
+        self.rates.writing()
+        if self.writing_since is None:
+            self.writing_since = now
+        self.written += runs
+        text = f"{self.name}: writing results of {runs_text(runs)}…"
+        if self.owner.bar is not None and self.task is not None:
+            self.owner.bar.update(self.task, description=text)
+        elif self.owner.bar is None:
+            self.owner.log(text)
+
+    def ended(self, ends: Sequence[tuple[str, int]], total: int) -> None:
+        """The run or pack is over: ``(status, end step)`` per member."""
+        now = self.owner.clock()
+        if self.owner.bar is not None:
+            if self.task is not None:
+                self.owner.bar.remove_task(self.task)
+        else:
+            self.owner.log(self.summary(ends, total, now))
+        self._reset(now)
+
+    def summary(self, ends: Sequence[tuple[str, int]], total: int, now: float) -> str:
+        """The log line of a finished run or pack: how it ended, its rate, and how long writing took."""
+        rate = self.rates.rate
+        if rate is not None:
+            speed = f", {format_rate(rate)} steps/s"
+        elif self.first_chunk_s is not None:
+            speed = f" after {self.first_chunk_s:.1f} s (one chunk, incl. compilation)"
+        else:
+            speed = " (nothing left to compute)"
+        line = f"{self.name}: {ends_text(ends, total - 1)}{speed}"
+        if self.written and self.writing_since is not None:
+            line += f"; results of {runs_text(self.written)} written in {now - self.writing_since:.1f} s"
+        return line
 
 
 class SweepProgress:
     """Progress of a run or a sweep (an ``eosdsl.runs.SweepReporter``).
 
-    On a terminal: a rich display with the points done, the current pack's steps, steps/s and ETA.
-    Otherwise (not a terminal, or ``CI=true``): a log line on stderr at most every 10 s and at the end
-    of each pack.
+    On a terminal: a rich display with the points done, the current pack's steps, steps/s and ETA, and
+    "writing results of N runs…" while they are stored. Otherwise (not a terminal, or ``CI=true``): a
+    plan line for a sweep, a log line per run or pack after its first chunk (its time includes
+    compilation), at most every 10 s after that, one when results are written and one when it ends
+    (``stopped at step 548 of 3000``). Rates count the steps after the first chunk over their wall time.
+    ``clock`` and ``bar`` are for tests (a fake clock; ``bar=False`` forces log lines).
     """
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(
+        self, name: str, clock: Callable[[], float] = time.monotonic, bar: bool | None = None
+    ) -> None:
+        self.name, self.clock = name, clock
         self.bar = None
         self.points_task = None
         self.points, self.done, self.packs = 0, 0, 0
-        if use_bar():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+        if use_bar() if bar is None else bar:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 
             self.bar = Progress(
                 TextColumn("{task.description}"),
@@ -126,7 +258,7 @@ class SweepProgress:
                 MofNCompleteColumn(),
                 TaskProgressColumn(),
                 TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[eta]}"),
                 console=err,
                 transient=True,
             )
@@ -140,16 +272,23 @@ class SweepProgress:
         if self.bar:
             self.bar.__exit__(*exc)
 
+    def log(self, line: str) -> None:
+        """One log line on stderr (no markup)."""
+        err.print(line, markup=False)
+
+    def points_text(self) -> str:
+        """``; points 3/40`` for a sweep, else nothing."""
+        return f"; points {self.done}/{self.points}" if self.points > 1 else ""
+
     def planned(self, points: int, reused: int, packs: list[int]) -> None:
         self.points, self.packs = points, len(packs)
         if points > 1:
             if self.bar:
-                self.points_task = self.bar.add_task(f"{self.name}: points", total=points, rate="")
+                self.points_task = self.bar.add_task(f"{self.name}: points", total=points, rate="", eta="")
             else:
-                err.print(
+                self.log(
                     f"{self.name}: {points} points, {reused} stored, {points - reused} to run in "
-                    f"{len(packs)} packs",
-                    markup=False,
+                    f"{len(packs)} packs"
                 )
 
     def finished(self, outcome) -> None:
@@ -157,33 +296,6 @@ class SweepProgress:
         if self.bar and self.points_task is not None:
             self.bar.update(self.points_task, completed=self.done)
 
-    def pack(self, index: int, labels: list[str]):
+    def pack(self, index: int, labels: list[str]) -> RunProgress:
         name = labels[0] if len(labels) == 1 else f"pack {index + 1}/{self.packs} ({len(labels)} points)"
-        # One callback may serve several runs in turn (points of a pack resumed from different
-        # checkpoints run as separate groups): a bar (and the rate's clock) per run, each removed at its end.
-        now = {"task": None, "started": 0.0, "last": -1, "logged": 0.0}
-
-        def update(done: int, total: int) -> None:
-            if done == now["last"]:
-                return
-            if now["last"] < 0:
-                now["started"] = time.monotonic()
-                if self.bar:
-                    now["task"] = self.bar.add_task(name, total=total, rate="")
-            now["last"] = done
-            rate = done / max(time.monotonic() - now["started"], 1e-9)
-            if self.bar:
-                self.bar.update(now["task"], completed=done, total=total, rate=f"{rate:,.0f} steps/s")
-            elif time.monotonic() - now["logged"] > 10 or done >= total:
-                now["logged"] = time.monotonic()
-                eta = (total - done) / rate if rate > 0 else float("nan")
-                points = f"; points {self.done}/{self.points}" if self.points > 1 else ""
-                err.print(
-                    f"{name}: step {done}/{total}, {rate:,.0f} steps/s, ETA {eta:.0f} s{points}", markup=False
-                )
-            if done >= total:
-                if self.bar:
-                    self.bar.remove_task(now["task"])
-                now["last"] = -1
-
-        return update
+        return RunProgress(self, name)

@@ -326,15 +326,33 @@ def _kind_first(value: Any) -> Any:
     return value
 
 
+SPEC_FIELDS = (
+    "name",
+    "description",
+    "tags",
+    "seed",
+    "precision",
+    "constants",
+    "problem",
+    "optimizer",
+    "events",
+    "train",
+    "measure",
+    "checks",
+    "sweep",
+    "runtime",
+)
+"""The top-level fields of ``eosdsl.spec.models.Spec`` in its order (a test keeps them equal): ``show``
+prints a stored spec in this order without importing the spec models, which import jax and flax."""
+
+
 def _yaml(document: Any) -> str:
     """A spec as YAML: top-level keys in the spec model's order, ``kind`` first, leaf lists inline."""
     from ruamel.yaml import YAML
 
-    from eosdsl.spec.models import Spec
-
     document = _kind_first(document)
     if isinstance(document, dict):
-        rank = {key: i for i, key in enumerate(Spec.model_fields)}
+        rank = {key: i for i, key in enumerate(SPEC_FIELDS)}
         document = dict(sorted(document.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = None  # innermost collections inline: `- {kind: loss, every: 1}`
@@ -422,6 +440,11 @@ def _read_run(run: Any) -> tuple[dict, dict, dict]:
 def _show_run(run: Any) -> None:
     spec, env, info = _read_run(run)
     _print_status(run, info)
+    # issue 12: eigensolver cap hits (a separate note, kept apart from the status lines)
+    from eosdsl.cli.solver_note import solver_notes
+
+    for note in solver_notes(run):
+        out.print(f"  note: {note}", markup=False)
     _print_environment(env)
     _print_summaries(run)
     verdict = run.verdict

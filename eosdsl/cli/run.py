@@ -20,6 +20,7 @@ from eosdsl.cli.common import (
     print_check,
     spec_error,
 )
+from eosdsl.cli.solver_note import solver_notes
 from eosdsl.spec.errors import SpecError
 
 # ------------------------------------------------------------------------------------------- commands
@@ -196,6 +197,8 @@ def _report(outcomes, sweep_checks, sweep, reg) -> None:
         )
         if o.notice:
             out.print(f"  note: {o.notice}", markup=False)
+        for note in solver_notes(run_):  # issue 12: eigensolver cap hits
+            out.print(f"  note: {note}", markup=False)
         for c in run_.checks:
             failed |= print_check(c)
     for c in sweep_checks:

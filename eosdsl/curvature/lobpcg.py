@@ -37,16 +37,18 @@ first of
 * converged: max_{i<k} r_i ≤ tol_eff · max_{j<k} |ρ_j| with tol_eff = max(tol, √P·ε), the *floor* √P·ε
   being the typical relative round-off of one length-P inner product (random-walk model of a float sum;
   ≈ 9.7e-5 for P = 656,810 in float32, 1.8e-13 in float64): no residual test can be trusted below it;
-* stagnated: the best max_{i<k} r_i seen has not decreased by a factor ``STALL_FACTOR`` = 0.9 for
-  ``STALL_ITERS`` = 8 iterations (the residual is at the noise level of the operator, e.g. the round-off
-  of a float32 HVP, and further iterations only add HVPs; a genuinely converging iteration improves by
-  0.9 within 8 iterations unless its rate is slower than 0.9^(1/8) ≈ 0.987 per iteration);
+* stagnated: for ``STALL_ITERS`` = 8 consecutive iterations the relative residual has stayed within
+  ``STALL_ZONE`` = 100 × the floor (≈ 1e-2 at P = 656,810 in float32, ≈ 1e-12 at P = 2000 in float64)
+  without the best one seen decreasing by a factor ``STALL_FACTOR`` = 0.9: the residual is at the noise
+  level of the operator (e.g. the round-off of a float32 HVP, which is not exactly symmetric), and further
+  iterations only add HVPs. Plateaus above the zone (a cluster being resolved) are waited out;
 * capped: ``max_iters`` iterations (``EigResult.capped`` is then True).
 
 Certification: after the loop the k returned vectors v_i = x_i/‖x_i‖ get one *fresh* HVP each, and the
 returned value is their true Rayleigh quotient θ_i = v_i·Hv_i with the true residual ‖Hv_i − θ_i v_i‖ (the
 carried HX drifts from H·X by accumulated round-off, which biased the values low by ~1e-5 relative in
-float32 at network scale). HVPs: b (initial block) + b per iteration + k (certification).
+float32 at network scale). HVPs: b (initial block; m ≥ b with a larger start, ``lobpcg_top_block``'s
+``block``) + b per iteration + k (certification).
 
 Everything is a ``lax.while_loop`` over fixed shapes set by x0's (b, P) and the static k: it traces under
 ``jax.jit``, ``jax.vmap`` (the loop runs until every batch member has stopped; stopped members are frozen
@@ -112,6 +114,9 @@ def _rayleigh_ritz(s: Array, hs: Array, live: Array, b: int) -> tuple[Array, Arr
 STALL_ITERS = 8
 """Iterations without a ``STALL_FACTOR`` improvement of the best residual after which LOBPCG stops."""
 STALL_FACTOR = 0.9
+STALL_ZONE = 100.0
+"""Stagnation is only declared while the residual is ≤ ``STALL_ZONE`` × the floor √P·ε (a plateau far
+above round-off, e.g. while a cluster of eigenvalues is resolved, is progress to wait for)."""
 
 
 def tolerance_floor(dim: int, dtype: jnp.dtype) -> float:
@@ -145,29 +150,36 @@ def lobpcg_top_block(
     k: int,
     tol: float | Array,
     max_iters: int,
+    block: int | None = None,
 ) -> tuple[EigResult, Array]:
     """``lobpcg_top`` that also returns the final (b, P) orthonormal block, to warm-start the next call.
 
     Row i < k of the block is the returned vector i *before* the final reordering by exact Rayleigh
     quotient (the same up to a permutation of near-equal values); rows k..b−1 are the next Ritz vectors.
+    ``block``: the iteration's block size b ≤ m = x0's rows (default m). With b < m the start is the
+    Rayleigh–Ritz of all m rows (m HVPs), of which the top b are kept: e.g. the blocks of the last two
+    measurements, since at the edge of stability H_t is closer to H_{t−2} than to H_{t−1} (period-2
+    oscillation). HVPs: m + b·iterations + k.
     """
     if x0.ndim != 2:
         raise ValueError(f"x0 must be a (b, P) block of start vectors; got shape {x0.shape}")
-    b, dim = x0.shape
-    if not 1 <= k <= b <= dim:
-        raise ValueError(f"need 1 ≤ k ≤ b ≤ P; got k={k}, block b={b}, P={dim}")
+    m, dim = x0.shape
+    b = m if block is None else block
+    if not 1 <= k <= b <= m <= dim:
+        raise ValueError(f"need 1 ≤ k ≤ b ≤ P, b ≤ rows of x0 ≤ P; got k={k}, block b={b}, rows {m}, P={dim}")
     if max_iters < 0:
         raise ValueError(f"max_iters must be ≥ 0; got {max_iters}")
     dtype = x0.dtype
-    tol = jnp.maximum(jnp.asarray(tol, dtype), tolerance_floor(dim, dtype))
+    floor = tolerance_floor(dim, dtype)
+    tol = jnp.maximum(jnp.asarray(tol, dtype), floor)
 
     # Start block: orthonormal; rows lost to dependence are refilled from a fixed pseudo-random block.
     x = orthonormalize_rows(x0)
     alive = jnp.linalg.norm(x, axis=1) > 0.5
-    fill = jax.random.normal(jax.random.key(0), (b, dim), dtype)
+    fill = jax.random.normal(jax.random.key(0), (m, dim), dtype)
     x = orthonormalize_rows(jnp.where(alive[:, None], x, fill))
-    hx = apply_rows(matvec, x, dtype)  # b HVPs
-    theta, y = _rayleigh_ritz(x, hx, jnp.ones((b,), bool), b)
+    hx = apply_rows(matvec, x, dtype)  # m HVPs
+    _, y = _rayleigh_ritz(x, hx, jnp.ones((m,), bool), b)  # top b of the m-row start: (m, b)
     x, hx = _dot(y.T, x), _dot(y.T, hx)
 
     # State: it, X, HX, P, HP, rel (current max relative residual), best, since (iterations since best
@@ -202,7 +214,8 @@ def lobpcg_top_block(
         p, hp = _dot(zc, s), _dot(zc, hs)
         rel = _relative_max(*pair_residuals(x, hx), k)
         improved = rel < STALL_FACTOR * best
-        return it + 1, x, hx, p, hp, rel, jnp.where(improved, rel, best), jnp.where(improved, 0, since + 1)
+        counts = ~improved & (rel <= STALL_ZONE * floor)  # no progress, and near the round-off floor
+        return it + 1, x, hx, p, hp, rel, jnp.where(improved, rel, best), jnp.where(counts, since + 1, 0)
 
     zeros = jnp.zeros((b, dim), dtype)
     rel0 = _relative_max(*pair_residuals(x, hx), k)
@@ -223,7 +236,7 @@ def lobpcg_top_block(
         vectors=vectors,
         residuals=residuals,
         iterations=it,
-        hvps=b + b * it + k,
+        hvps=m + b * it + k,
         capped=capped,
     )
     return result, x

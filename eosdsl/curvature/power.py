@@ -44,8 +44,9 @@ def power_top(
     rate max_{j≠1}|λ_j + σ| / (λ_max + σ). A zero ``v0`` is replaced by the all-ones direction.
 
     Returns ``EigResult`` with (1,) value = vᵀHv, (1, P) unit vector, (1,) true residual ‖Hv − θv‖,
-    ``iterations`` taken (stops at r ≤ ``tol``·|θ| or ``max_iters``, a static int) and ``hvps`` =
-    1 + iterations. ``v0``'s dtype is the working dtype and must be what ``matvec`` accepts.
+    ``iterations`` taken (stops at r ≤ ``tol``·|θ| or ``max_iters``, a static int), ``hvps`` =
+    1 + iterations and ``capped`` (stopped at ``max_iters`` with r > ``tol``·|θ|). ``v0``'s dtype is the
+    working dtype and must be what ``matvec`` accepts.
     """
     if v0.ndim != 1:
         raise ValueError(f"v0 must be a (P,) vector; got shape {v0.shape}")
@@ -76,4 +77,7 @@ def power_top(
         return (it + 1, v, *pair(v))
 
     it, v, _, theta, r = lax.while_loop(cond, body, (jnp.asarray(0), v, *pair(v)))
-    return EigResult(values=theta[None], vectors=v[None], residuals=r[None], iterations=it, hvps=1 + it)
+    capped = (it >= max_iters) & (r > tol * jnp.abs(theta))
+    return EigResult(
+        values=theta[None], vectors=v[None], residuals=r[None], iterations=it, hvps=1 + it, capped=capped
+    )

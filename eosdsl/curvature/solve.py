@@ -2,8 +2,9 @@
 
 ``top_eigenpairs`` picks a solver by ``method``; all return ``Solve(result, block)``:
 
-* ``result``: ``EigResult`` with k rows (values descending, (k, P) unit vectors, true residuals), and
-  ``hvps`` the total operator applications of the call (seeding included);
+* ``result``: ``EigResult`` with k rows (values descending, (k, P) unit vectors, true residuals),
+  ``hvps`` the total operator applications of the call (seeding included), and ``capped`` (the iterative
+  solver stopped at ``max_iters`` unconverged);
 * ``block``: a (b, P) orthonormal-ish block of the current top-b Ritz vectors, b = ``block`` size
   (default max(k, 2)), to carry to the next call as ``warm`` (e.g. in the engine's ``lax.scan`` state).
 
@@ -12,7 +13,8 @@ Methods (b ≥ k rows are computed, k returned):
 * ``"dense"``: ``dense.dense_top`` on the (dim, dim) matrix built by dim HVPs. Exact to round-off.
 * ``"lanczos"``: ``iters`` Lanczos steps from a random start (``key``); k certification HVPs. Fixed cost
   ``iters + k``, accuracy not controlled by ``tol`` (judge it by the residuals). Ignores ``warm``.
-* ``"lobpcg"``: block LOBPCG to relative ``tol`` (``lobpcg.lobpcg_top``), started from ``warm`` if given,
+* ``"lobpcg"``: block LOBPCG to relative max(``tol``, √P·ε), stopping early on stagnation, values certified
+  by one fresh HVP per returned vector (``lobpcg.lobpcg_top``), started from ``warm`` if given,
   else from the top-b Ritz vectors of ``iters`` Lanczos steps (cold start: Lanczos is the faster cold
   solver, LOBPCG the refinement that reaches ``tol`` and produces a block worth carrying).
 * ``"power"``: power iteration on H + ``shift``·I (k = 1 only; see ``power.power_top`` for the shift),
@@ -53,7 +55,12 @@ class Solve(NamedTuple):
 
 
 def _take(res: EigResult, k: int) -> EigResult:
-    return res._replace(values=res.values[:k], vectors=res.vectors[:k], residuals=res.residuals[:k])
+    return res._replace(
+        values=res.values[:k],
+        vectors=res.vectors[:k],
+        residuals=res.residuals[:k],
+        capped=jnp.asarray(res.capped),
+    )
 
 
 def top_eigenpairs(
@@ -71,6 +78,7 @@ def top_eigenpairs(
     warm: Array | None = None,
     dense_max: int = 2048,
     shift: float | Array = 0.0,
+    warm_previous: Array | None = None,
 ) -> Solve:
     """Top-k algebraic eigenpairs of the symmetric operator ``matvec`` on ℝ^dim (see the module docstring).
 
@@ -78,6 +86,9 @@ def top_eigenpairs(
     ``iters`` (Lanczos steps of a cold start / of ``"lanczos"``), ``max_iters`` (LOBPCG / power iterations),
     ``dense_max`` and whether ``warm`` is None. Traced: ``tol`` (relative: residual ≤ tol·max_j|θ_j|),
     ``key`` (needed for a cold start), ``warm`` ((b, P), any rows; cast to ``dtype``), ``shift``.
+    ``warm_previous``: the block of the measurement before ``warm``'s ((b, P), zero rows allowed), with
+    ``warm`` and ``"lobpcg"``: LOBPCG starts from the Rayleigh–Ritz of both (min(2b, P) rows and HVPs), keeps
+    the top b — at the edge of stability the Hessian two steps back is the closer one.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
@@ -101,13 +112,18 @@ def top_eigenpairs(
         values, x0 = lanczos_ritz(matvec, dim, b, iters, key, dtype)  # (b,), (b, P): `steps` HVPs
     else:
         steps, x0 = 0, warm.astype(dtype)
+    if warm_previous is not None and warm_previous.shape != (b, dim):
+        raise ValueError(f"warm_previous must have shape {(b, dim)}; got {warm_previous.shape}")
 
     if method == "lanczos":
         residuals = certify(matvec, values[:k], x0[:k], dtype)  # k HVPs
-        res = EigResult(values[:k], x0[:k], residuals, jnp.asarray(steps), jnp.asarray(steps + k))
+        counts = jnp.asarray(steps), jnp.asarray(steps + k)
+        res = EigResult(values[:k], x0[:k], residuals, *counts, capped=jnp.asarray(False))
         return Solve(res, x0)
     if method == "lobpcg":
-        res, blk = lobpcg_top_block(matvec, x0, k, tol, max_iters)
+        if warm is not None and warm_previous is not None:
+            x0 = jnp.concatenate([x0, warm_previous.astype(dtype)])[:dim]  # (min(2b, P), P)
+        res, blk = lobpcg_top_block(matvec, x0, k, tol, max_iters, block=b)
         return Solve(res._replace(hvps=res.hvps + steps), blk)
     if k != 1:
         raise ValueError(f"method 'power' computes k = 1 only; got k={k}")
@@ -132,6 +148,7 @@ def top_eigenpairs_warm(
     dense_max: int = 2048,
     shift: float | Array = 0.0,
     cond: Callable[..., Any] = lax.cond,
+    warm_previous: Array | None = None,
 ) -> Solve:
     """``top_eigenpairs`` from ``warm_block`` (b, P) where the traced ``warm_valid`` holds, else cold.
 
@@ -139,7 +156,7 @@ def top_eigenpairs_warm(
     equivalent that stays a conditional under ``vmap``, e.g. ``engine.lanes.Lanes.cond``) and return
     the same shapes, so the engine can carry ``Solve.block`` in its scan state (initialized to zeros of
     shape (b, P)) and pass e.g. ``warm_valid = has_measured``, with no Python branch on a traced value.
-    Other arguments as
+    ``warm_previous``: the block before ``warm_block`` (see ``top_eigenpairs``). Other arguments as
     ``top_eigenpairs``. Methods that take no warm start (``"dense"``, ``"lanczos"``, ``"auto"`` resolving
     to dense) ignore ``warm_block`` and ``warm_valid``.
     """
@@ -158,5 +175,7 @@ def top_eigenpairs_warm(
     return cond(
         ~jnp.asarray(warm_valid),
         lambda: top_eigenpairs(matvec, dim, dtype, key=key, **kwargs),  # cold: once per run
-        lambda: top_eigenpairs(matvec, dim, dtype, key=key, warm=warm_block, **kwargs),
+        lambda: top_eigenpairs(
+            matvec, dim, dtype, key=key, warm=warm_block, warm_previous=warm_previous, **kwargs
+        ),
     )

@@ -228,6 +228,13 @@ def _find_idx_files(directory: Path) -> dict[str, Path] | None:
     return found
 
 
+def fashion_mnist_files(path: PathLike | None = None) -> list[Path] | None:
+    """The four IDX files :func:`load_fashion_mnist` reads from ``path`` (default: the Debian location), in
+    :data:`FASHION_MNIST_FILES` order, or None if one is missing."""
+    found = _find_idx_files(Path(path) if path is not None else FASHION_MNIST_DEFAULT_DIR)
+    return None if found is None else [found[key] for key in FASHION_MNIST_FILES]
+
+
 def fashion_mnist_available(path: PathLike | None = None) -> bool:
     """Whether all four Fashion-MNIST IDX files exist in ``path`` (default: the Debian location)."""
     return _find_idx_files(Path(path) if path is not None else FASHION_MNIST_DEFAULT_DIR) is not None
@@ -773,6 +780,14 @@ def _cifar_dir(path: PathLike) -> Path:
     if (p / "cifar-10-batches-py").is_dir():
         p = p / "cifar-10-batches-py"
     return p
+
+
+def cifar10_files(path: PathLike) -> list[Path] | None:
+    """The batch files :func:`load_cifar10` reads by default (:data:`CIFAR10_FILES`), or None if one is
+    missing."""
+    directory = _cifar_dir(path)
+    files = [directory / name for name in CIFAR10_FILES]
+    return files if all(f.is_file() for f in files) else None
 
 
 def load_cifar10(

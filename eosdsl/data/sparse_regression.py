@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linprog
 
 from eosdsl.data.fingerprint import array_fingerprint
 
@@ -137,6 +136,8 @@ def min_l1_interpolator(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     :math:`[X,\,-X]\,[p;q]=y`, solved by ``scipy.optimize.linprog(method="highs")``. Raises ``RuntimeError``
     if the solver does not report an optimal solution (e.g. infeasible system).
     """
+    from scipy.optimize import linprog  # on first use: importing it costs 0.2 s at start-up
+
     X, y = _check_system(X, y)
     d = X.shape[1]
     res = linprog(

@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from scipy.special import erf
 
 from eosdsl.data.dataset import Dataset, derive, make_dataset
 
@@ -291,12 +290,19 @@ def gaussian_mixture(
     )
 
 
+def _erf(z: np.ndarray) -> np.ndarray:
+    """The error function (scipy, imported on first use: it costs 0.2 s at start-up)."""
+    from scipy.special import erf
+
+    return erf(z)
+
+
 #: Teacher activations (numpy): name -> elementwise function.
 ACTIVATIONS = {
     "identity": lambda z: z,
     "relu": lambda z: np.maximum(z, 0.0),
     "tanh": np.tanh,
-    "erf": erf,
+    "erf": _erf,
     "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),
     "softplus": lambda z: np.logaddexp(0.0, z),
     "square": np.square,

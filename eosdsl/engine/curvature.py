@@ -4,15 +4,18 @@ At a step where any curvature quantity is needed (a measure is due, a rotation w
 trigger reads the sharpness), the top-k eigenpairs of H = ∇²L(w_t) are computed once by the solver of
 the spec's ``sharpness`` measure, from Hessian-vector products (forward-over-reverse), and shared:
 
-* ``sharpness`` — θ₁ … θ_k with their true residuals ‖Hv_i − θ_iv_i‖, HVP and iteration counts;
+* ``sharpness`` — θ₁ … θ_k with their true residuals ‖Hv_i − θ_iv_i‖, HVP and iteration counts, and
+  whether the solver stopped at its iteration cap unconverged (``sharpness.capped``);
 * ``rotation`` — the eigenvectors against a baseline (paper 004 App. D), from a ring of the last T
   blocks carried in the scan state (baseline ``period``), or one stored block (``start``, ``step``);
 * ``sharpness_gradient`` — ∇S = ∇³L[u, u] at u = v₁ (paper 003 Lemma 2) and α = −∇L·∇S;
 * ``gram_sharpness`` — a second solve, on the Gauss–Newton operator v ↦ Jᵀ(g·Jv).
 
-The iterative solvers are warm-started: the block of the previous solve is carried in the state
-(:class:`Curvature.init`), so a solve at an edge-of-stability step typically costs a handful of LOBPCG
-iterations instead of a cold Lanczos run. The state is a plain pytree (checkpointable, vmappable).
+The iterative solvers are warm-started: the blocks of the previous two solves are carried in the state
+(:class:`Curvature.init`) and LOBPCG starts from the Rayleigh–Ritz of both (under GD's period-2
+oscillation at the edge of stability H_t is closer to H_{t−2} than to H_{t−1}), so a solve at an
+edge-of-stability step typically costs a handful of HVPs instead of a cold Lanczos run. The state is a
+plain pytree (checkpointable, vmappable).
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ Aux = dict[str, Any]
 
 def _single(spec: m.Spec, cls: type) -> Any:
     return next((x for x in spec.measure if isinstance(x, cls)), None)
+
+
+def _advance(warm: Aux, block: jnp.ndarray, solved: jnp.ndarray) -> Aux:
+    """The warm-start state after a solve (where ``solved``): the new block, and the one it replaces as
+    ``previous`` (the last two measurements' blocks both seed the next LOBPCG start)."""
+    return {
+        "block": jnp.where(solved, block, warm["block"]),
+        "previous": jnp.where(solved, warm["block"], warm["previous"]),
+        "ready": warm["ready"] | solved,
+    }
 
 
 class Curvature:
@@ -107,7 +120,8 @@ class Curvature:
         return aux
 
     def _warm_init(self, solver: m.Solver, dim: int) -> Aux:
-        return {"block": jnp.zeros((min(solver.block_size, dim), dim), self.dtype), "ready": jnp.array(False)}
+        block = jnp.zeros((min(solver.block_size, dim), dim), self.dtype)
+        return {"block": block, "previous": block, "ready": jnp.array(False)}
 
     # ---------------------------------------------------------------------------------------- cadence
 
@@ -145,6 +159,7 @@ class Curvature:
             warm_block=warm["block"],
             warm_valid=warm["ready"],
             cond=lanes.cond,
+            warm_previous=warm.get("previous"),  # the block before: at EoS H_t is closer to H_{t-2}
         )
 
     def measure(
@@ -204,10 +219,7 @@ class Curvature:
             res = out.result
             theta = jnp.where(need, res.values, nan)
             resid = jnp.where(need, res.residuals, nan)
-            new["eig"] = {
-                "block": jnp.where(need, out.block, aux["eig"]["block"]),
-                "ready": aux["eig"]["ready"] | need,
-            }
+            new["eig"] = _advance(aux["eig"], out.block, need)
             sharp = theta[0]
             new["last_sharpness"] = jnp.where(need, sharp, aux["last_sharpness"])
             if self.sharp:
@@ -217,6 +229,7 @@ class Curvature:
                         "sharpness.residual": resid[0],
                         "sharpness.hvps": res.hvps.astype(jnp.int32),
                         "sharpness.iterations": res.iterations.astype(jnp.int32),
+                        "sharpness.capped": jnp.asarray(res.capped).astype(jnp.int32),
                     }
                 )
                 if k > 1:
@@ -270,10 +283,7 @@ class Curvature:
             template = jax.eval_shape(gram_solve, params)
             blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
             out = lanes.cond(gram_due, gram_solve, blank, params)
-            new["gram"] = {
-                "block": jnp.where(gram_due, out.block, aux["gram"]["block"]),
-                "ready": aux["gram"]["ready"] | gram_due,
-            }
+            new["gram"] = _advance(aux["gram"], out.block, gram_due)
             values.update(
                 {"gram_sharpness": out.result.values[0], "gram_sharpness.residual": out.result.residuals[0]}
             )
@@ -294,10 +304,7 @@ class Curvature:
             template = jax.eval_shape(pre_solve, params)
             blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
             out = lanes.cond(pre_due, pre_solve, blank, params)
-            new["precond"] = {
-                "block": jnp.where(pre_due, out.block, aux["precond"]["block"]),
-                "ready": aux["precond"]["ready"] | pre_due,
-            }
+            new["precond"] = _advance(aux["precond"], out.block, pre_due)
             b1 = self.scope(self.optimizer.b1) if isinstance(self.optimizer, m.Adam) else 0.0
             values.update(
                 {

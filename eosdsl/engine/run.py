@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 
+from eosdsl.cache import enable_compilation_cache
 from eosdsl.engine.program import (
     STATUS_NAMES,
     Hyper,
@@ -90,8 +91,11 @@ def report_ended(progress: Progress | None, ends: Sequence[tuple[str, int]], tot
 
 
 def enable_x64() -> None:
-    """eosdsl runs with 64-bit types enabled; float32 specs use explicit float32 arrays."""
+    """eosdsl runs with 64-bit types enabled; float32 specs use explicit float32 arrays. Also turns on
+    JAX's persistent compilation cache (``eosdsl.cache``; ``EOSDSL_CACHE_DIR=off`` keeps it off), which
+    must be set before the first compilation: every entry point calls this first."""
     jax.config.update("jax_enable_x64", True)
+    enable_compilation_cache()
 
 
 @dataclass

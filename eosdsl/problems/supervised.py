@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -18,6 +19,7 @@ import numpy as np
 from jax import lax
 
 from eosdsl import losses
+from eosdsl.cache import cached_dataset, dataset_key
 from eosdsl.curvature.gram import gram_matvec, gram_scale
 from eosdsl.data import Dataset, DatasetNotFoundError, images, pipeline, synthetic
 from eosdsl.models.build import ModelFns, build_model
@@ -28,7 +30,31 @@ Data = dict[str, Any]
 
 
 def load_data(problem: n.SupervisedProblem) -> Dataset:
-    """The dataset of ``problem``: its source, then its ``pipeline``."""
+    """The dataset of ``problem``: its source, then its ``pipeline``. A dataset read from files is
+    served from the dataset cache (:mod:`eosdsl.cache`) when a previous run stored it."""
+    files = source_files(problem.data)
+    if files is None:
+        return _load_data(problem)
+
+    def key() -> str:
+        document = problem.model_dump(mode="json")
+        source = {k: v for k, v in document["data"].items() if k != "path"}  # content, not location
+        return dataset_key(source, files, document["pipeline"])
+
+    return cached_dataset(key, lambda: _load_data(problem))
+
+
+def source_files(data: n.DataSource) -> list[Path] | None:
+    """The files a file-backed data source reads (None: a generated source, or files missing)."""
+    if isinstance(data, n.FashionMnistData):
+        return images.fashion_mnist_files(data.path)
+    if isinstance(data, n.Cifar10Data) and data.path is not None:
+        return images.cifar10_files(data.path)
+    return None
+
+
+def _load_data(problem: n.SupervisedProblem) -> Dataset:
+    """Read or generate ``problem``'s data and apply its pipeline (no cache)."""
     d = problem.data
     if isinstance(d, n.Rank2Data):
         ds = synthetic.rank2(d=d.d, n=d.n, n_test=d.n_test, seed=d.seed)

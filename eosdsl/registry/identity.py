@@ -51,7 +51,7 @@ __all__ = [
     "spec_id",
 ]
 
-SEMANTICS_VERSION: str = "1"
+SEMANTICS_VERSION: str = "2"
 """Bump when eosdsl's numerics meaning changes (same spec, different numbers): it enters every run_key."""
 
 NON_SEMANTIC_KEYS = frozenset({"name", "description", "tags", "runtime", "checks"})

@@ -70,7 +70,7 @@ class Solver(Model):
 
     ``dense``: ``eigh`` of the matrix built from P operator products (small problems; the test oracle).
     ``lanczos``: ``iters`` Lanczos steps with full re-orthogonalization from a random start (cold).
-    ``lobpcg``: block LOBPCG warm-started from the previous measurement's block (Lanczos the first time),
+    ``lobpcg``: block LOBPCG warm-started from the last two measurements' blocks (Lanczos the first time),
     iterated until every top-k residual ‖Hv − θv‖ ≤ ``tol``·max|θ| or ``max_iters``. ``power``: power
     iteration warm-started likewise (k = 1). ``auto``: ``dense`` up to ``dense_max`` parameters, else
     ``lobpcg``. By the residual bound some eigenvalue lies in [θ − r, θ + r] whatever the solver did.
@@ -101,7 +101,8 @@ class SharpnessMeasure(Cadence, Solver):
     """S = λ_max(∇²L) of the full-batch training loss, and the top-k eigenvalues when ``k`` > 1.
 
     Records ``sharpness`` (θ₁) and ``sharpness.residual`` (‖Hv₁ − θ₁v₁‖: some eigenvalue lies within
-    it of θ₁), the solver's ``sharpness.hvps`` and ``sharpness.iterations``, with k > 1 the vectors
+    it of θ₁), the solver's ``sharpness.hvps``, ``sharpness.iterations`` and ``sharpness.capped`` (1 where an
+    iterative solver stopped at ``max_iters`` without converging, else 0), with k > 1 the vectors
     ``eigs`` and ``eigs.residual`` (k values per step, descending), and with ``vectors: true`` the unit
     eigenvectors ``eigvecs`` (k × P floats per recorded step, in ``ravel_pytree`` order).
     """
@@ -111,6 +112,7 @@ class SharpnessMeasure(Cadence, Solver):
 
     def series(self) -> list[str]:
         names = ["sharpness", "sharpness.residual", "sharpness.hvps", "sharpness.iterations"]
+        names.append("sharpness.capped")
         if self.k > 1:
             names += ["eigs", "eigs.residual"]
         if self.vectors:

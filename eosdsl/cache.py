@@ -1,0 +1,236 @@
+"""On-disk caches that let a second run of a spec start in about a second.
+
+Two caches live under one directory, :func:`cache_root`:
+
+- ``jax/<platform>/``: JAX's persistent compilation cache, one per numerics platform. A spec's numbers
+  are traced, so a run with another learning rate compiles the same programs and finds them here
+  (:func:`enable_compilation_cache`).
+- ``datasets/``: datasets read from files (Fashion-MNIST, CIFAR-10) after their preprocessing
+  ``pipeline``, as ``.npz`` files (:func:`cached_dataset`).
+
+The directory is ``$EOSDSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/eosdsl``, else ``~/.cache/eosdsl``;
+``EOSDSL_CACHE_DIR=off`` turns both caches off. Nothing in a cache enters a run's identity: a dataset
+served from the cache is checked against the content fingerprint it was stored with, and a run's
+fingerprints are those of the arrays it trains on either way.
+
+Safety: a dataset entry is keyed by a hash of the source files' bytes, the source's parameters, the
+pipeline, the eosdsl version and the source code of :mod:`eosdsl.data` (so an edited preprocessing step
+misses the old entries); it is written to a temporary file and renamed into place (readers never see
+half a file); an entry that cannot be read, does not match its key or whose arrays no longer give the
+stored fingerprint is ignored, removed and rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eosdsl.data.dataset import Dataset
+
+CACHE_ENV = "EOSDSL_CACHE_DIR"
+"""Environment variable naming the cache directory; ``off`` (or ``0``, ``false``, ``none``) disables it."""
+
+OFF = ("off", "0", "false", "no", "none")
+
+COMPILE_MIN_SECONDS = 0.2
+"""Programs that compile faster than this are not written to JAX's cache (reading one back costs a few
+milliseconds; JAX's own default, 1 s, would skip the step functions of the small toys)."""
+
+DATASET_FORMAT = 1
+"""Version of the dataset entry layout (part of every key)."""
+
+_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def cache_root(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The cache directory (not created here), or None when ``EOSDSL_CACHE_DIR=off``."""
+    env = os.environ if environ is None else environ
+    chosen = env.get(CACHE_ENV, "").strip()
+    if chosen.lower() in OFF:
+        return None
+    if chosen:
+        return Path(chosen).expanduser()
+    xdg = env.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "eosdsl"
+
+
+# ------------------------------------------------------------------------------------ compilation cache
+
+
+def enable_compilation_cache(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Point JAX's persistent compilation cache at ``<cache root>/jax/<platform>`` (None: caching off);
+    idempotent and cheap after the first call.
+
+    ``<platform>`` is a hash of the numerics platform of the run identity (``registry.identity``: jax
+    versions, backend, and on a CPU the processor and instruction set XLA compiles for), so a cache in a
+    home directory shared by different machines never serves one machine's code to another. JAX reads
+    the setting when it first compiles, so call this before compiling anything (the engine does, in
+    ``enable_x64``). A directory set by the user (``jax_compilation_cache_dir`` or
+    ``JAX_COMPILATION_CACHE_DIR``) is left alone.
+    """
+    import jax
+
+    current = jax.config.jax_compilation_cache_dir
+    root = cache_root(environ)
+    if current or root is None:
+        return Path(current) if current else None
+    target = root / "jax" / platform_tag()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only home: run without the cache
+    jax.config.update("jax_compilation_cache_dir", str(target))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", COMPILE_MIN_SECONDS)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # no size floor
+    return target
+
+
+@lru_cache(maxsize=1)
+def platform_tag() -> str:
+    """16 hex digits naming the numerics platform compiled code is specific to."""
+    from eosdsl.registry.identity import numerics_environment
+
+    text = json.dumps(numerics_environment(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------ datasets
+
+
+def file_digest(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """The eosdsl version and a hash of the source of :mod:`eosdsl.data` (loaders and preprocessing):
+    a changed step must not be served from entries the old code wrote."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("eosdsl")
+    except PackageNotFoundError:
+        release = "unknown"
+    h = hashlib.sha256(f"eosdsl {release}\n".encode())
+    for source in sorted((Path(__file__).parent / "data").glob("*.py")):
+        h.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def dataset_key(source: Mapping[str, Any], files: Iterable[Path], pipeline: Any) -> str:
+    """The cache key of a dataset: its source's parameters, the content of the files it is read from,
+    its preprocessing pipeline (JSON), the entry format and :func:`code_digest`."""
+    document = {
+        "format": DATASET_FORMAT,
+        "code": code_digest(),
+        "source": dict(source),
+        "files": [file_digest(Path(f)) for f in files],
+        "pipeline": pipeline,
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _entry(root: Path, key: str) -> Path:
+    return root / "datasets" / f"{key}.npz"
+
+
+def read_dataset(path: Path, key: str) -> Dataset | None:
+    """The dataset stored at ``path`` under ``key``, or None if the entry is missing or damaged: not a
+    readable ``.npz`` of plain arrays, another key, or arrays that no longer give the stored fingerprint."""
+    import numpy as np
+
+    from eosdsl.data.dataset import make_dataset
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            meta = json.loads(bytes(npz["meta"]).decode("utf-8"))
+            arrays = {name: npz[name] for name in _ARRAYS}
+        if meta.get("key") != key:
+            return None
+        ds = make_dataset(**arrays, n_classes=meta["n_classes"], description=meta["description"])
+    except FileNotFoundError:
+        return None
+    except Exception:  # noqa: BLE001 — any damage (truncation, bad zip, bad JSON, bad arrays) is a miss
+        return None
+    return ds if ds.fingerprint == meta.get("fingerprint") else None
+
+
+def write_dataset(path: Path, key: str, ds: Dataset) -> None:
+    """Store ``ds`` at ``path`` atomically: written to a temporary file beside it, then renamed."""
+    import numpy as np
+
+    meta = {
+        "key": key,
+        "fingerprint": ds.fingerprint,
+        "n_classes": ds.n_classes,
+        "description": ds.description,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(
+                f,
+                meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+                **{name: getattr(ds, name) for name in _ARRAYS},
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def cached_dataset(
+    key: Callable[[], str], build: Callable[[], Dataset], environ: Mapping[str, str] | None = None
+) -> Dataset:
+    """The dataset of ``key()`` from the cache, else ``build()`` stored there; just ``build()`` when the
+    cache is off. A damaged entry is removed and rebuilt; a cache that cannot be written is skipped."""
+    root = cache_root(environ)
+    if root is None:
+        return build()
+    name = key()
+    path = _entry(root, name)
+    found = read_dataset(path, name)
+    if found is not None:
+        return found
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)  # damaged (or absent): rebuilt below
+    ds = build()
+    with contextlib.suppress(OSError):
+        write_dataset(path, name, ds)
+    return ds
+
+
+__all__ = [
+    "CACHE_ENV",
+    "cache_root",
+    "cached_dataset",
+    "code_digest",
+    "dataset_key",
+    "enable_compilation_cache",
+    "file_digest",
+    "platform_tag",
+    "read_dataset",
+    "write_dataset",
+]
