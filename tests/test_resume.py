@@ -23,8 +23,8 @@ import numpy as np
 
 from eosdsl.engine.run import execute_pack, prepare
 from eosdsl.registry import Registry
-from eosdsl.registry.identity import environment_difference
 from eosdsl.registry.claims import claim_path
+from eosdsl.registry.identity import environment_difference
 from eosdsl.runs import run_one
 from eosdsl.spec.load import load
 
