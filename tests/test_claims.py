@@ -339,8 +339,8 @@ def test_the_table_imports_no_jax_and_agrees_with_the_toy_forms():
 
     code = "import sys, eosdsl.spec.recorded; assert 'jax' not in sys.modules, 'jax imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-    from eosdsl.problems.toy import as_toy
     from eosdsl.spec.recorded import param_names
+    from eosdsl.spec.toy import as_toy
 
     problems = [
         m.ReluScalar(kind="relu_scalar"),

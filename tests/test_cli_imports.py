@@ -1,10 +1,12 @@
 """Issue 12: read-only commands start fast — they never import jax or flax (~1–7 s cold).
 
 Each command runs in a fresh interpreter (``python -c``, the CLI app called in-process there) against
-the stored small sweep, and reports which heavy modules it imported. ``schema`` and ``validate`` still
-import jax through the spec models (``eosdsl.spec.networks`` → ``eosdsl.models.build``;
-``eosdsl.spec.semantic`` → ``jax`` and ``eosdsl.expr``): they are marked ``xfail(strict=True)`` so that this
-file says what is not yet jax-free, and fails (XPASS) the day it is, to be unmarked.
+the stored small sweep, and reports which heavy modules it imported. ``schema`` is jax-free since the
+spec layer stands alone (issue 16 item 3: network configs from :mod:`eosdsl.models.configs`). ``validate``
+still imports jax: its semantic checks compile expressions with :mod:`eosdsl.expr` (whose operator and
+function tables are jax.numpy's) and evaluate constant expressions and toy objectives with it, in float64
+as a run does; it is marked ``xfail(strict=True)`` so that this file says what is not yet jax-free, and
+fails (XPASS) the day it is, to be unmarked.
 """
 
 from __future__ import annotations
@@ -72,11 +74,6 @@ def test_read_only_commands_do_not_import_jax(stored: dict[str, list[str]], comm
     assert result["heavy"] == [], f"eosdsl {command} imported {result['heavy']}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not yet jax-free: eosdsl.spec.models imports eosdsl.spec.networks, which imports "
-    "eosdsl.models.build (_CONFIGS, make_config) and with it flax and jax",
-)
 def test_schema_does_not_import_jax() -> None:
     result = _imports(["schema"])
     assert result["code"] in (0, None) and result["heavy"] == [], result
@@ -84,8 +81,9 @@ def test_schema_does_not_import_jax() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="not yet jax-free: as schema, and eosdsl.spec.semantic imports jax and eosdsl.expr (which "
-    "compiles expressions with jax.numpy) at module level",
+    reason="not yet jax-free: validation runs eosdsl.spec.semantic, which compiles expressions with "
+    "eosdsl.expr (built on jax.numpy) and evaluates constant ones with it (loading the spec layer is "
+    "jax-free)",
 )
 def test_validate_does_not_import_jax() -> None:
     result = _imports(["validate", str(ROOT / "specs" / "examples" / "quickstart.yaml")])

@@ -1,9 +1,10 @@
 """``build_model(kind, **config) -> ModelFns``: pure init/apply functions for every model family.
 
-No registry: ``kind`` selects a config dataclass, which validates and completes ``config`` (unknown keys
-are a ``ValueError``), and a flax linen module. The returned :class:`ModelFns` hides flax: parameters are
-a plain nested ``dict`` pytree (``jax.flatten_util.ravel_pytree`` flattens it), ``init`` is deterministic
-given the key, and ``apply`` is a pure, jit-able function of ``(params, x)``.
+No registry: ``kind`` selects a config dataclass (:mod:`eosdsl.models.configs`, free of jax), which
+validates and completes ``config`` (unknown keys are a ``ValueError``), and a flax linen module. The
+returned :class:`ModelFns` hides flax: parameters are a plain nested ``dict`` pytree
+(``jax.flatten_util.ravel_pytree`` flattens it), ``init`` is deterministic given the key, and ``apply``
+is a pure, jit-able function of ``(params, x)``.
 
 Batch norm, where configured, is always in training mode with the statistics of the batch passed to
 ``apply`` (ghost BN: of fixed consecutive chunks of ``ghost_size`` examples); there are no running
@@ -40,21 +41,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from eosdsl.models.cnn import CNN, VGG, CNNConfig, VGGConfig, cnn_param_count, vgg_param_count
-from eosdsl.models.linear import (
-    DeepLinearConfig,
-    TwoLayerLinear,
-    TwoLayerLinearConfig,
-    deep_linear_param_count,
-    two_layer_linear_param_count,
-)
-from eosdsl.models.mlp import MLP, MLPConfig, mlp_param_count, rescale_weight_norms
-from eosdsl.models.resnet import ResNet20, ResNetConfig, resnet_param_count
+from eosdsl.models.cnn import CNN, VGG, cnn_param_count, vgg_param_count
+from eosdsl.models.configs import KINDS, MLPConfig, make_config  # noqa: F401  (KINDS, make_config re-exported)
+from eosdsl.models.linear import TwoLayerLinear, deep_linear_param_count, two_layer_linear_param_count
+from eosdsl.models.mlp import MLP, mlp_param_count, rescale_weight_norms
+from eosdsl.models.resnet import ResNet20, resnet_param_count
 
 Params = dict[str, Any]
 Kind = Literal["mlp", "two_layer_linear", "deep_linear", "cnn", "vgg", "resnet20"]
-
-KINDS: tuple[str, ...] = ("mlp", "two_layer_linear", "deep_linear", "cnn", "vgg", "resnet20")
 
 OUTPUT_GROUP: dict[str, str] = {
     "mlp": "output",
@@ -87,28 +81,6 @@ class ModelFns:
     count_formula: int
     description: dict
     hidden: Callable[[Params, jax.Array], list[jax.Array]] | None = None
-
-
-_CONFIGS: dict[str, type] = {
-    "mlp": MLPConfig,
-    "two_layer_linear": TwoLayerLinearConfig,
-    "deep_linear": DeepLinearConfig,
-    "cnn": CNNConfig,
-    "vgg": VGGConfig,
-    "resnet20": ResNetConfig,
-}
-
-
-def make_config(kind: str, **config: Any) -> Any:
-    """The validated config dataclass of ``kind`` (``ValueError`` on an unknown kind or key)."""
-    if kind not in _CONFIGS:
-        raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
-    cls = _CONFIGS[kind]
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(config) - names)
-    if unknown:
-        raise ValueError(f"{kind}: unknown config keys {unknown}; expected a subset of {sorted(names)}")
-    return cls(**config)
 
 
 def _natural_key(name: str) -> tuple[Any, ...]:

@@ -30,24 +30,21 @@ with f_0 = H'·W'·c_last after the pools (``flatten``) or c_last (``gap``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from eosdsl.models.init import LayerInit, canonical_scheme
-from eosdsl.models.mlp import (
-    ACTIVATIONS,
-    PRECISION,
-    DenseLayer,
-    NormKind,
+from eosdsl.models.configs import (  # noqa: F401  (re-exported: the configs live there, jax-free)
+    CNNConfig,
+    ConvNetCommon,
+    LayerInit,
     NormSpec,
-    canonical_activation,
-    check_norm,
-    scale_bias_norm,
+    VGGConfig,
+    _PooledConvNet,
 )
+from eosdsl.models.mlp import ACTIVATIONS, PRECISION, DenseLayer, scale_bias_norm
 
 Array = jax.Array
 
@@ -102,110 +99,6 @@ def as_images(x: Array, input_shape: tuple[int, int, int]) -> Array:
     raise ValueError(f"expected inputs of shape (N, {input_shape}) or (N, {size}), got {x.shape}")
 
 
-@dataclass(frozen=True)
-class ConvNetCommon:
-    """Settings shared by the conv nets (``cnn``, ``vgg``, ``resnet20``).
-
-    ``input_shape`` (H, W, C); ``out``; ``activation``; ``bias`` (conv and hidden dense biases; the output
-    layer of the CNN/VGG follows it, ResNet's head always has one); ``init`` (one scheme for every layer),
-    ``sigma``, ``ntk_beta`` (:mod:`eosdsl.models.init`); ``norm`` ∈ {none, batch, ghost} after every
-    hidden conv/dense layer, ``ghost_size``, ``norm_affine``, ``eps``; ``dtype``.
-    """
-
-    input_shape: tuple[int, int, int] = (32, 32, 3)
-    out: int = 10
-    activation: str = "relu"
-    bias: bool = True
-    init: str = "torch_default"
-    sigma: float | None = None
-    ntk_beta: float = 1.0
-    norm: NormKind = "none"
-    ghost_size: int | None = None
-    norm_affine: bool = True
-    eps: float = 1e-5
-    dtype: Literal["float32", "float64"] = "float64"
-
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        s(self, "input_shape", tuple(int(v) for v in self.input_shape))
-        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
-            raise ValueError(f"input_shape must be (H, W, C) with positive entries, got {self.input_shape}")
-        s(self, "out", int(self.out))
-        if self.out < 1:
-            raise ValueError("out must be ≥ 1")
-        s(self, "activation", canonical_activation(self.activation))
-        s(self, "init", canonical_scheme(self.init))
-        check_norm(self.norm, self.ghost_size, self.eps)
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        self.layer_init  # noqa: B018  (validates sigma for 'normal')
-
-    @property
-    def layer_init(self) -> LayerInit:
-        """Init/parametrization of every weight layer."""
-        return LayerInit(self.init, self.sigma, self.ntk_beta)
-
-    @property
-    def norm_spec(self) -> NormSpec | None:
-        """Batch-norm spec of the hidden layers (``None``: no normalization)."""
-        if self.norm == "none":
-            return None
-        return NormSpec(self.norm, self.ghost_size, self.norm_affine, self.eps)  # type: ignore[arg-type]
-
-    @property
-    def param_dtype(self) -> Any:
-        """The jnp dtype of the parameters."""
-        return jnp.dtype(self.dtype)
-
-    def _norm_params(self, c: int) -> int:
-        return 2 * c if self.norm != "none" and self.norm_affine else 0
-
-
-def _positive_ints(values: Any, what: str) -> tuple[int, ...]:
-    out = tuple(int(v) for v in values)
-    if any(v < 1 for v in out):
-        raise ValueError(f"{what} must be positive integers, got {out}")
-    return out
-
-
-@dataclass(frozen=True)
-class _PooledConvNet(ConvNetCommon):
-    kernel_size: int = 3
-    pool: Literal["max", "avg", "none"] = "max"
-    dense: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "kernel_size", int(self.kernel_size))
-        if self.kernel_size < 1:
-            raise ValueError("kernel_size must be ≥ 1")
-        if self.pool not in ("max", "avg", "none"):
-            raise ValueError(f"pool must be 'max', 'avg' or 'none', got {self.pool!r}")
-        object.__setattr__(self, "dense", _positive_ints(self.dense, "dense"))
-
-    def _head_count(self, features: int) -> int:
-        total = 0
-        for width in self.dense:
-            total += features * width + (width if self.bias else 0) + self._norm_params(width)
-            features = width
-        return total + features * self.out + (self.out if self.bias else 0)
-
-
-@dataclass(frozen=True)
-class CNNConfig(_PooledConvNet):
-    """Config of ``kind: cnn``: conv ``channels`` (one conv + pool each), ``kernel_size``, ``pool``,
-    hidden ``dense`` widths after the flatten, plus :class:`ConvNetCommon`."""
-
-    channels: tuple[int, ...] = (16, 32)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "channels", _positive_ints(self.channels, "channels"))
-        h, w, _ = self.input_shape
-        if self.pool != "none" and min(h, w) < 2 ** len(self.channels):
-            raise ValueError(f"input {self.input_shape} too small for {len(self.channels)} 2×2 pools")
-
-
 def _dense_head(x: Array, cfg: _PooledConvNet) -> Array:
     for j, width in enumerate(cfg.dense):
         z = DenseLayer(width, cfg.layer_init, cfg.bias, cfg.norm_spec, cfg.param_dtype, name=f"dense{j}")(x)
@@ -248,33 +141,6 @@ def cnn_param_count(cfg: CNNConfig) -> int:
         if cfg.pool != "none":
             h, w = h // 2, w // 2
     return total + cfg._head_count(h * w * cin)
-
-
-@dataclass(frozen=True)
-class VGGConfig(_PooledConvNet):
-    """Config of ``kind: vgg``: per-stage conv ``widths`` (default paper 004's 8/16/32),
-    ``convs_per_stage`` (one int or one per stage; default 3, i.e. VGG10 = 9 convs + 1 dense), ``head`` ∈
-    {flatten, gap}, plus the pooled-convnet and :class:`ConvNetCommon` settings."""
-
-    widths: tuple[int, ...] = (8, 16, 32)
-    convs_per_stage: int | tuple[int, ...] = 3
-    head: Literal["flatten", "gap"] = "flatten"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "widths", _positive_ints(self.widths, "widths"))
-        cps = self.convs_per_stage
-        cps = (
-            (int(cps),) * len(self.widths) if isinstance(cps, int) else _positive_ints(cps, "convs_per_stage")
-        )
-        if len(cps) != len(self.widths) or min(cps, default=1) < 1:
-            raise ValueError("convs_per_stage: one positive int, or one per stage")
-        object.__setattr__(self, "convs_per_stage", cps)
-        if self.head not in ("flatten", "gap"):
-            raise ValueError(f"head must be 'flatten' or 'gap', got {self.head!r}")
-        h, w, _ = self.input_shape
-        if self.pool != "none" and min(h, w) < 2 ** len(self.widths):
-            raise ValueError(f"input {self.input_shape} too small for {len(self.widths)} 2×2 pools")
 
 
 class VGG(nn.Module):

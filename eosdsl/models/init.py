@@ -36,35 +36,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from eosdsl.models.configs import INIT_SCHEMES, LayerInit, canonical_scheme  # noqa: F401  (re-exported)
+
 Initializer = Callable[[jax.Array, tuple[int, ...], Any], jax.Array]
 """``(key, shape, dtype) → array``, the signature flax's ``Module.param`` calls."""
-
-INIT_SCHEMES: tuple[str, ...] = ("torch_default", "lecun", "he", "normal", "ntk", "zeros")
-
-_ALIASES = {
-    "pytorch": "torch_default",
-    "torch": "torch_default",
-    "pytorch_default": "torch_default",
-    "lecun_normal": "lecun",
-    "he_normal": "he",
-    "kaiming_normal": "he",
-    "gaussian": "normal",
-}
-
-
-def canonical_scheme(name: str) -> str:
-    """The canonical name of an init scheme (aliases resolved); ``ValueError`` if unknown."""
-    scheme = _ALIASES.get(name, name)
-    if scheme not in INIT_SCHEMES:
-        raise ValueError(f"unknown init scheme {name!r}; expected one of {INIT_SCHEMES} (or an alias)")
-    return scheme
-
 
 def _size(shape: tuple[int, ...]) -> int:
     return math.prod(int(s) for s in shape)
@@ -111,56 +91,3 @@ def ones(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
     del key
     return jnp.ones(shape, dtype)
 
-
-@dataclass(frozen=True)
-class LayerInit:
-    """How one linear/conv layer is initialized and parametrized (see the module docstring's table).
-
-    ``sigma`` is the weight std of ``normal`` (required there) and the forward multiplier σ of ``ntk``
-    (default 1); the other schemes ignore it. ``ntk_beta`` is the NTK bias multiplier β.
-    """
-
-    scheme: str = "torch_default"
-    sigma: float | None = None
-    ntk_beta: float = 1.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "scheme", canonical_scheme(self.scheme))
-        if self.scheme == "normal" and self.sigma is None:
-            raise ValueError("init 'normal' needs sigma (the weight standard deviation)")
-        if self.sigma is not None and not self.sigma >= 0:
-            raise ValueError(f"sigma must be ≥ 0, got {self.sigma}")
-
-    def kernel(self, fan_in: int) -> Initializer:
-        """The weight initializer for a layer with ``fan_in`` inputs per output."""
-        s = self.scheme
-        if s == "torch_default":
-            return uniform(1.0 / math.sqrt(fan_in))
-        if s == "lecun":
-            return normal(1.0 / math.sqrt(fan_in))
-        if s == "he":
-            return normal(math.sqrt(2.0 / fan_in))
-        if s == "normal":
-            return normal(float(self.sigma))  # type: ignore[arg-type]
-        if s == "ntk":
-            return normal(1.0)
-        return zeros
-
-    def bias(self, fan_in: int) -> Initializer:
-        """The bias initializer for a layer with ``fan_in`` inputs per output."""
-        if self.scheme == "torch_default":
-            return uniform(1.0 / math.sqrt(fan_in))
-        if self.scheme == "ntk":
-            return normal(1.0)
-        return zeros
-
-    def weight_multiplier(self, fan_in: int) -> float:
-        """m_W: σ/√fan_in under ``ntk`` (σ = ``sigma`` or 1), else 1."""
-        if self.scheme == "ntk":
-            return (1.0 if self.sigma is None else float(self.sigma)) / math.sqrt(fan_in)
-        return 1.0
-
-    @property
-    def bias_multiplier(self) -> float:
-        """m_b: β under ``ntk``, else 1."""
-        return float(self.ntk_beta) if self.scheme == "ntk" else 1.0

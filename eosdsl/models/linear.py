@@ -28,50 +28,17 @@ with identity activation and no biases, so its groups are ``layer0 … layer{dep
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from eosdsl.models.init import canonical_scheme, normal
-from eosdsl.models.mlp import PRECISION, MLPConfig
+from eosdsl.models.configs import DeepLinearConfig, TwoLayerLinearConfig
+from eosdsl.models.init import normal
+from eosdsl.models.mlp import PRECISION
 
 Array = jax.Array
-
-
-@dataclass(frozen=True)
-class TwoLayerLinearConfig:
-    """Config of ``kind: two_layer_linear``: input dim ``d``, width ``m``, outputs ``k``; ``scaling`` ∈
-    {ntk (1/√m), standard}; ``w_std`` (default 1/√d) and ``a_std`` (default 0.01) are the init stds."""
-
-    d: int
-    m: int
-    k: int = 1
-    scaling: Literal["ntk", "standard"] = "ntk"
-    w_std: float | None = None
-    a_std: float = 0.01
-    dtype: Literal["float32", "float64"] = "float64"
-
-    def __post_init__(self) -> None:
-        for name in ("d", "m", "k"):
-            object.__setattr__(self, name, int(getattr(self, name)))
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1")
-        if self.scaling not in ("ntk", "standard"):
-            raise ValueError(f"scaling must be 'ntk' or 'standard', got {self.scaling!r}")
-        if self.w_std is not None and not self.w_std >= 0:
-            raise ValueError("w_std must be ≥ 0")
-        if not self.a_std >= 0:
-            raise ValueError("a_std must be ≥ 0")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-
-    @property
-    def weight_std(self) -> float:
-        """Std of the entries of W: ``w_std`` or 1/√d."""
-        return 1.0 / math.sqrt(self.d) if self.w_std is None else float(self.w_std)
 
 
 class TwoLayerLinear(nn.Module):
@@ -95,58 +62,6 @@ class TwoLayerLinear(nn.Module):
 def two_layer_linear_param_count(cfg: TwoLayerLinearConfig) -> int:
     """P = m·d + m·k."""
     return cfg.m * cfg.d + cfg.m * cfg.k
-
-
-@dataclass(frozen=True)
-class DeepLinearConfig:
-    """Config of ``kind: deep_linear``: f(x) = W_out ⋯ W_1 x.
-
-    Give the hidden ``widths`` (``depth = len(widths) + 1`` matrices), or ``depth`` and one ``width``.
-    ``init``/``sigma`` as for the MLP (one scheme, or one per matrix); default PyTorch's.
-    """
-
-    in_dim: int
-    widths: tuple[int, ...] | None = None
-    out: int = 1
-    depth: int | None = None
-    width: int | None = None
-    init: str | tuple[str, ...] = "torch_default"
-    sigma: float | None | tuple[float | None, ...] = None
-    dtype: Literal["float32", "float64"] = "float64"
-
-    def __post_init__(self) -> None:
-        if self.widths is None:
-            if self.depth is None or self.width is None:
-                raise ValueError("deep_linear needs widths, or depth and width")
-            if int(self.depth) < 1:
-                raise ValueError("depth must be ≥ 1")
-            object.__setattr__(self, "widths", (int(self.width),) * (int(self.depth) - 1))
-        else:
-            object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-            if self.depth is not None and int(self.depth) != len(self.widths) + 1:
-                raise ValueError(f"depth {self.depth} disagrees with {len(self.widths)} hidden widths")
-            if self.width is not None:
-                raise ValueError("give either widths or (depth, width), not both")
-        object.__setattr__(self, "depth", len(self.widths) + 1)
-        object.__setattr__(self, "width", None)
-        if not isinstance(self.init, str):
-            object.__setattr__(self, "init", tuple(canonical_scheme(i) for i in self.init))
-        else:
-            object.__setattr__(self, "init", canonical_scheme(self.init))
-        self.as_mlp()  # validates the rest
-
-    def as_mlp(self) -> MLPConfig:
-        """The equivalent MLP config: identity activation, no biases."""
-        return MLPConfig(
-            in_dim=self.in_dim,
-            widths=self.widths,  # type: ignore[arg-type]
-            out=self.out,
-            activation="identity",
-            bias=False,
-            init=self.init,
-            sigma=self.sigma,
-            dtype=self.dtype,
-        )
 
 
 def deep_linear_param_count(cfg: DeepLinearConfig) -> int:

@@ -26,15 +26,23 @@ last, shorter chunk is normalized over its own examples.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from eosdsl.models.init import LayerInit, canonical_scheme, ones, zeros
+from eosdsl.models.configs import (  # noqa: F401  (re-exported: the configs live there, jax-free)
+    ACTIVATION_NAMES,
+    LayerInit,
+    MLPConfig,
+    NormKind,
+    NormSpec,
+    canonical_activation,
+    check_norm,
+)
+from eosdsl.models.init import ones, zeros
 
 Array = jax.Array
 PRECISION = jax.lax.Precision.HIGHEST
@@ -60,43 +68,7 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 """σ by name. ``gelu`` is the exact erf form (PyTorch's default, not flax's tanh approximation);
 ``swish`` is x·sigmoid(x) (= SiLU); ``cubic`` is x³ (paper 002's degree-3 activation)."""
-
-_ACTIVATION_ALIASES = {"silu": "swish", "linear": "identity", "none": "identity"}
-
-
-def canonical_activation(name: str) -> str:
-    """Canonical activation name (aliases ``silu``, ``linear``, ``none``); ``ValueError`` if unknown."""
-    act = _ACTIVATION_ALIASES.get(name, name)
-    if act not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; expected one of {tuple(ACTIVATIONS)}")
-    return act
-
-
-# ------------------------------------------------------------------------------------------ batch norm
-
-NormKind = Literal["none", "batch", "ghost"]
-
-
-@dataclass(frozen=True)
-class NormSpec:
-    """Batch-norm settings: ``kind`` ∈ {batch, ghost}, the ghost chunk size, affine params, ε."""
-
-    kind: Literal["batch", "ghost"]
-    ghost_size: int | None = None
-    affine: bool = True
-    eps: float = 1e-5
-
-
-def check_norm(norm: str, ghost_size: int | None, eps: float) -> None:
-    """Validate a model config's ``norm`` / ``ghost_size`` / ``eps`` triple."""
-    if norm not in ("none", "batch", "ghost"):
-        raise ValueError(f"norm must be 'none', 'batch' or 'ghost', got {norm!r}")
-    if norm == "ghost" and (ghost_size is None or int(ghost_size) < 1):
-        raise ValueError("norm 'ghost' needs ghost_size ≥ 1")
-    if norm != "ghost" and ghost_size is not None:
-        raise ValueError("ghost_size is only meaningful with norm 'ghost'")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
+assert tuple(ACTIVATIONS) == ACTIVATION_NAMES, "eosdsl.models.configs.ACTIVATION_NAMES must list ACTIVATIONS"
 
 
 def _standardize(x: Array, eps: float, axes: tuple[int, ...]) -> Array:
@@ -188,115 +160,6 @@ class DenseLayer(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ MLP
-
-
-def _per_layer(value: Any, n: int, what: str) -> tuple[Any, ...]:
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != n:
-            raise ValueError(f"{what}: expected one value or {n} per-layer values, got {len(value)}")
-        return tuple(value)
-    return (value,) * n
-
-
-@dataclass(frozen=True)
-class MLPConfig:
-    """Config of ``kind: mlp``.
-
-    - ``in_dim``: input dimension (inputs of any shape ``(N, ...)`` are flattened to ``(N, in_dim)``).
-    - ``widths``: hidden widths (``()`` gives a linear model); ``out``: output dimension.
-    - ``activation``: one name or one per hidden layer (:data:`ACTIVATIONS`).
-    - ``bias``: biases in every layer; ``output_bias`` overrides it for the output layer (``None``: same).
-    - ``init``: one scheme or one per layer (hidden layers then the output layer); ``sigma`` likewise
-      (weight std for ``normal``, σ for ``ntk``); ``ntk_beta``: the NTK bias multiplier.
-    - ``weight_norms``: optional Frobenius norms (one per layer, ``None`` = keep) to which each drawn
-      kernel is rescaled at init (paper 002: PyTorch default init, then rescaled to prescribed ‖W_l‖_F).
-    - ``norm`` ∈ {none, batch, ghost} after the linear map and before σ, in the hidden layers listed in
-      ``norm_layers`` (``None`` = all hidden layers); ``ghost_size``; ``norm_affine``; ``eps``.
-    - ``dtype``: parameter dtype (``float32`` or ``float64``).
-    """
-
-    in_dim: int
-    widths: tuple[int, ...]
-    out: int = 1
-    activation: str | tuple[str, ...] = "relu"
-    bias: bool = True
-    output_bias: bool | None = None
-    init: str | tuple[str, ...] = "torch_default"
-    sigma: float | None | tuple[float | None, ...] = None
-    ntk_beta: float = 1.0
-    weight_norms: tuple[float | None, ...] | None = None
-    norm: NormKind = "none"
-    norm_layers: tuple[int, ...] | None = None
-    ghost_size: int | None = None
-    norm_affine: bool = True
-    eps: float = 1e-5
-    dtype: Literal["float32", "float64"] = "float64"
-
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        s(self, "in_dim", int(self.in_dim))
-        s(self, "widths", tuple(int(w) for w in self.widths))
-        s(self, "out", int(self.out))
-        if self.in_dim < 1 or self.out < 1 or any(w < 1 for w in self.widths):
-            raise ValueError("in_dim, out and every width must be ≥ 1")
-        nh, nl = len(self.widths), len(self.widths) + 1
-        act = self.activation
-        if isinstance(act, str):
-            s(self, "activation", canonical_activation(act))
-        else:
-            s(self, "activation", tuple(canonical_activation(a) for a in _per_layer(act, nh, "activation")))
-        init = self.init
-        if isinstance(init, str):
-            s(self, "init", canonical_scheme(init))
-        else:
-            s(self, "init", tuple(canonical_scheme(i) for i in _per_layer(init, nl, "init")))
-        if not isinstance(self.sigma, float | int | None):
-            s(self, "sigma", _per_layer(self.sigma, nl, "sigma"))
-        if self.weight_norms is not None:
-            s(self, "weight_norms", _per_layer(self.weight_norms, nl, "weight_norms"))
-        check_norm(self.norm, self.ghost_size, self.eps)
-        if self.norm_layers is not None:
-            s(self, "norm_layers", tuple(int(i) for i in self.norm_layers))
-            if any(not 0 <= i < nh for i in self.norm_layers):
-                raise ValueError(f"norm_layers must index hidden layers 0..{nh - 1}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        for layer in range(nl):
-            self.layer_init(layer)  # validates sigma for 'normal'
-
-    @property
-    def n_layers(self) -> int:
-        """Number of weight layers L + 1 (hidden layers plus the output layer)."""
-        return len(self.widths) + 1
-
-    def layer_init(self, layer: int) -> LayerInit:
-        """Init/parametrization of weight layer ``layer`` (0-based; ``len(widths)`` is the output)."""
-        n = self.n_layers
-        return LayerInit(
-            _per_layer(self.init, n, "init")[layer],
-            _per_layer(self.sigma, n, "sigma")[layer],
-            self.ntk_beta,
-        )
-
-    def activation_of(self, layer: int) -> str:
-        """Activation name of hidden layer ``layer``."""
-        return _per_layer(self.activation, len(self.widths), "activation")[layer]
-
-    def norm_of(self, layer: int) -> NormSpec | None:
-        """Batch-norm spec of hidden layer ``layer`` (``None``: no normalization there)."""
-        if self.norm == "none" or (self.norm_layers is not None and layer not in self.norm_layers):
-            return None
-        return NormSpec(self.norm, self.ghost_size, self.norm_affine, self.eps)  # type: ignore[arg-type]
-
-    @property
-    def has_output_bias(self) -> bool:
-        """Whether the output layer has a bias."""
-        return self.bias if self.output_bias is None else self.output_bias
-
-    @property
-    def param_dtype(self) -> Any:
-        """The jnp dtype of the parameters."""
-        return jnp.dtype(self.dtype)
 
 
 def layer_name(layer: int, n_hidden: int) -> str:

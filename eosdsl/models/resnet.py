@@ -38,54 +38,15 @@ parameters and the batch only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from eosdsl.models.cnn import ConvLayer, ConvNetCommon, as_images
-from eosdsl.models.mlp import ACTIVATIONS, DenseLayer, NormKind
+from eosdsl.models.cnn import ConvLayer, as_images
+from eosdsl.models.configs import ResNetConfig
+from eosdsl.models.mlp import ACTIVATIONS, DenseLayer
 
 Array = jax.Array
-
-_SHORTCUT_ALIASES = {"A": "pad", "a": "pad", "B": "projection", "b": "projection"}
-
-
-@dataclass(frozen=True)
-class ResNetConfig(ConvNetCommon):
-    """Config of ``kind: resnet20``: ``widths`` per stage (16, 32, 64), ``blocks_per_stage`` (3 for
-    ResNet-20; fewer for tiny test instances), ``shortcut`` ∈ {pad (A), projection (B)}, plus
-    :class:`~eosdsl.models.cnn.ConvNetCommon` with the ResNet defaults ``norm="batch"``, ``init="he"``
-    (Kaiming normal, fan_in), ``bias=False``."""
-
-    bias: bool = False
-    init: str = "he"
-    norm: NormKind = "batch"
-    widths: tuple[int, ...] = (16, 32, 64)
-    blocks_per_stage: int = 3
-    shortcut: Literal["pad", "projection"] = "pad"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        if not self.widths or min(self.widths) < 1:
-            raise ValueError(f"widths must be positive, got {self.widths}")
-        object.__setattr__(self, "blocks_per_stage", int(self.blocks_per_stage))
-        if self.blocks_per_stage < 1:
-            raise ValueError("blocks_per_stage must be ≥ 1")
-        object.__setattr__(self, "shortcut", _SHORTCUT_ALIASES.get(self.shortcut, self.shortcut))
-        if self.shortcut not in ("pad", "projection"):
-            raise ValueError(f"shortcut must be 'pad' (A) or 'projection' (B), got {self.shortcut!r}")
-        if self.shortcut == "pad" and any(b < a for a, b in zip(self.widths, self.widths[1:], strict=False)):
-            raise ValueError("shortcut 'pad' needs non-decreasing widths")
-
-    @property
-    def depth(self) -> int:
-        """Number of weight layers 6·blocks + 2 (20 for the standard config)."""
-        return 2 * len(self.widths) * self.blocks_per_stage + 2
-
 
 def _stride(stage: int, block: int) -> int:
     return 2 if stage > 0 and block == 0 else 1

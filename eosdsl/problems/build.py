@@ -21,10 +21,10 @@ from eosdsl.data.sparse_regression import (
     population_risk,
 )
 from eosdsl.problems import supervised
-from eosdsl.problems.toy import as_toy
 from eosdsl.spec import models as m
 from eosdsl.spec.networks import SupervisedProblem
 from eosdsl.spec.scope import Scope
+from eosdsl.spec.toy import as_toy
 
 Params = dict[str, Any]
 Data = dict[str, Any]

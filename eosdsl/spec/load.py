@@ -1,5 +1,8 @@
 """Load a spec file: YAML 1.2 → overrides → pydantic validation → semantic checks → sweep points.
 
+Importing this module does not import jax: the semantic checks (:mod:`eosdsl.spec.semantic`, which
+compile and evaluate expressions with :mod:`eosdsl.expr`) are imported on the first validation.
+
 Every problem found is reported at once as ``file:line:col key.path: message`` (a :class:`SpecError`).
 """
 
@@ -15,7 +18,6 @@ from pydantic import ValidationError
 from eosdsl.spec import models as m
 from eosdsl.spec.errors import LocatedError, SpecError, from_validation_error, locate
 from eosdsl.spec.overrides import OverrideError, apply_overrides, parse_multirun, parse_override
-from eosdsl.spec.semantic import semantic_errors
 from eosdsl.spec.sweep import Point, expand
 from eosdsl.spec.sweep_checks import spec_claim_errors
 from eosdsl.spec.yamlio import load_yaml, load_yaml_file
@@ -38,6 +40,10 @@ class Loaded:
 
 def validate(data: Any, positions: Positions, filename: str, context: str | None = None) -> m.Spec:
     """A :class:`~eosdsl.spec.models.Spec` from raw data, or a :class:`SpecError` listing every problem."""
+    # The semantic checks compile expressions (eosdsl.expr, built on jax.numpy) and evaluate constant ones:
+    # imported on first validation, so that importing the spec layer does not import jax.
+    from eosdsl.spec.semantic import semantic_errors
+
     try:
         spec = m.Spec.model_validate(data)
     except ValidationError as exc:

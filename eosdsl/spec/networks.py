@@ -1,6 +1,6 @@
 """Spec models of ``problem: {kind: supervised}``: a data source, a preprocessing pipeline, a network, a loss.
 
-The network models are generated from the config dataclasses of :mod:`eosdsl.models` (one source of
+The network models are generated from the config dataclasses of :mod:`eosdsl.models.configs` (one source of
 truth for their fields and defaults), minus the fields the data decides: input size, output size and
 dtype (from ``precision``). Their numbers are baked into the compiled network, so they are *static*
 (``__static_floats__``): a grid over a network's numbers compiles once per value.
@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, create_model, field_validator, model_validator
 
-from eosdsl.models.build import _CONFIGS, make_config
+from eosdsl.models.configs import CONFIGS, make_config
 from eosdsl.spec.base import Model
 
 # ---------------------------------------------------------------------------------------------- data
@@ -112,7 +112,7 @@ def _check_config(self: Model) -> Model:
     placeholder sizes for the fields the data decides."""
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in self.model_dump().items()}
     kind = fields.pop("kind")
-    names = {f.name for f in dataclasses.fields(_CONFIGS[kind])}
+    names = {f.name for f in dataclasses.fields(CONFIGS[kind])}
     sizes = {k: v for k, v in _PLACEHOLDER_SIZES.items() if k in names}
     make_config(kind, **fields, **sizes)  # a ValueError becomes a located spec error
     return self
@@ -138,7 +138,7 @@ def _network_model(kind: str, config: type) -> type[Model]:
     return model
 
 
-NETWORKS: dict[str, type[Model]] = {kind: _network_model(kind, cls) for kind, cls in _CONFIGS.items()}
+NETWORKS: dict[str, type[Model]] = {kind: _network_model(kind, cls) for kind, cls in CONFIGS.items()}
 MlpNetwork = NETWORKS["mlp"]
 Network = Annotated[
     typing.Union[tuple(NETWORKS.values())],  # noqa: UP007  (a runtime-built union)

@@ -68,7 +68,7 @@ _PARAMS = {
     "product_chain": ["theta"],
     "scalar_product": ["x", "y"],
 }
-"""Parameter names of the papers' closed-form problems (their toy forms in ``eosdsl.problems.toy``)."""
+"""Parameter names of the papers' closed-form problems (their toy forms in ``eosdsl.spec.toy``)."""
 
 
 def param_names(problem: m.Problem) -> list[str]:

@@ -21,17 +21,16 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import jax
 import numpy as np
 
 from eosdsl.expr import CONSTANTS, FUNCTIONS, Expr, ExprError, compile_expr
 from eosdsl.expr.across import OPERATORS, STEP, Typed, check_series_expression, uses_across
-from eosdsl.problems.toy import as_toy
 from eosdsl.spec import models as m
 from eosdsl.spec.checks import CLAIM_OPS
 from eosdsl.spec.errors import LocatedError
 from eosdsl.spec.networks import SupervisedProblem
 from eosdsl.spec.recorded import param_names, recorded_series
+from eosdsl.spec.toy import as_toy
 
 Path = tuple[str | int, ...]
 
@@ -56,6 +55,8 @@ def _where(err: ExprError) -> str:
 
 def constant_value_problem(expr: Expr, constants: Mapping[str, float], precision: str) -> str | None:
     """Why ``expr``, evaluated (float64) with ``constants``, is not one finite number; ``None`` if it is."""
+    import jax  # the expressions evaluate with jax.numpy; imported here, not when the spec layer loads
+
     try:
         with jax.enable_x64(True):
             value = np.asarray(expr(dict(constants)))
@@ -77,6 +78,8 @@ def constant_value_problem(expr: Expr, constants: Mapping[str, float], precision
 def initial_objective_problem(problem: m.ToyProblem, constants: Mapping[str, float]) -> str | None:
     """Why a hand-written toy objective (with its definitions) cannot be evaluated at the initial
     parameters, e.g. ``u[0]`` of a scalar ``u``; ``None`` if it can. Evaluated (float64) as the run does."""
+    import jax
+
     from eosdsl.problems.build import host_problem, problem_fns
     from eosdsl.spec.scope import Scope
 

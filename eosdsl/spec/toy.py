@@ -1,7 +1,9 @@
 """Closed-form toy objectives: named parameters and an objective expression.
 
 The papers' toys are shortcuts that expand to a :class:`~eosdsl.spec.models.ToyProblem`, so each is
-also writable by hand as an expression and all of them share one evaluator.
+also writable by hand as an expression and all of them share one evaluator. They are facts of the spec
+language (validation expands a shortcut to check its expressions), so they live in the spec layer, which
+:mod:`eosdsl.problems` builds on.
 """
 
 from __future__ import annotations
