@@ -27,15 +27,10 @@ on a GPU (matmuls in curvature code run at HIGHEST precision there).
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Any
 
 import jax
 import numpy as np
-
-from eosdsl.engine.program import Structure, hyperparameters, init_state, run_chunk
-from eosdsl.engine.run import layout_of, prepare
-from eosdsl.spec.load import load
+from harness import Variant
 
 SPEC = """
 name: curvature-benchmark
@@ -63,26 +58,6 @@ def tracked(method: str, tol: float, iters: int, block: int = 2) -> str:
         f"[{{kind: loss}}, {{kind: sharpness, method: {method}, tol: {tol}, iters: {iters}, "
         f"block: {block}, max_iters: 200}}]"
     )
-
-
-class Variant:
-    """One compiled program over the shared problem; ``run`` continues from a state for n steps."""
-
-    def __init__(self, text: str) -> None:
-        self.spec = load("benchmark.yaml", text=text).spec
-        self.host = prepare(self.spec)
-        self.structure = Structure.of(self.spec)
-        self.hparams = hyperparameters(self.spec)
-        self.layout = layout_of(self.spec, self.host)
-
-    def start(self, params: Any) -> Any:
-        return init_state(self.structure, self.hparams, self.layout, params)
-
-    def run(self, state: Any, steps: int) -> tuple[Any, dict[str, np.ndarray], float]:
-        begin = time.perf_counter()
-        state, out = run_chunk(self.structure, self.hparams, self.layout, steps, state, self.host.data)
-        state = jax.block_until_ready(state)
-        return state, jax.device_get(out), time.perf_counter() - begin
 
 
 def relative_residual(out: dict[str, np.ndarray]) -> np.ndarray:
