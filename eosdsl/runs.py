@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import math
-import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -45,7 +44,6 @@ from eosdsl.registry.identity import environment_difference
 from eosdsl.registry.index import update_index
 from eosdsl.registry.integrity import serve, verify_run
 from eosdsl.registry.manifest import MANIFEST
-from eosdsl.registry.store import RESULTS
 from eosdsl.registry.verdicts import find_verdict, write_verdict
 from eosdsl.spec import models as m
 from eosdsl.spec.overrides import format_path, split_dotted
@@ -365,11 +363,7 @@ def _commit(c: _Claimed, out: RunOutput, registry: Registry) -> Outcome:
     """Write a finished run into its staging directory and publish it."""
     job, staged = c.job, c.staged
     series, info = _record(job.spec, out, job.sid, job.key, c.started)
-    staged.write_json("spec.json", job.spec.model_dump(mode="json"))
-    staged.write_json("env.json", job.env)
-    staged.write_json("run.json", info)
-    shutil.rmtree(staged.path / RESULTS, ignore_errors=True)  # a crash during a previous write
-    staged.write_series(series, attrs={"references": out.references})
+    staged.write_run(job.spec.model_dump(mode="json"), job.env, info, series, {"references": out.references})
     run = staged.commit()
     judge(run, job.spec, registry, series)  # indexes the run with its verdict
     notice = job.notice

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from eosdsl.cli.common import fail
@@ -60,8 +59,7 @@ def _stray_hint(reg: Any, prefix: str) -> str:
     norm = prefix.strip().lower()
     if len(norm) < 4 or not all(c in "0123456789abcdef" for c in norm):
         return ""
-    shard = reg.objects_dir / norm[:2]
-    matches = sorted(p.name for p in shard.glob(f"{norm}*")) if shard.is_dir() else []
+    matches = [path.name for path, _ in reg.object_entries(norm)]
     if not matches:
         return ""
     return (
@@ -80,14 +78,7 @@ def _ambiguous(reg: Any, kind: str, error: Any) -> None:
     lines = [f"{kind} prefix {error.prefix!r} is ambiguous; candidates:"]
     for key in error.candidates:
         run = reg.get(key) if kind == "run" else None
-        name = _run_name(run) if run is not None else _sweep_name(reg, key)
+        name = _run_name(run) if run is not None else reg.sweep_name(key)
         lines.append(f"  {key[:12]}  {name or '?'}")
     fail("\n".join(lines))
 
-
-def _sweep_name(reg: Any, sweep_id: str) -> str | None:
-    try:
-        record = json.loads((reg.sweeps_dir / f"{sweep_id}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record.get("name") if isinstance(record, dict) else None

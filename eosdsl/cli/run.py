@@ -150,7 +150,6 @@ def _dry_run(loaded, reg, reuse: str, pack: int | None) -> None:
     """Print every point with its run id, pack and whether it is stored (or has a checkpoint)."""
     from rich.table import Table
 
-    from eosdsl.registry.checkpoints import CHECKPOINTS
     from eosdsl.registry.claims import claim_is_live
     from eosdsl.runs import plan_points
 
@@ -163,9 +162,7 @@ def _dry_run(loaded, reg, reuse: str, pack: int | None) -> None:
         elif claim_is_live(reg.root, job.key):
             state = "running elsewhere"
         else:
-            steps = sorted(
-                int(p.name) for p in (reg.staging_dir / job.key / CHECKPOINTS).glob("*") if p.name.isdigit()
-            )
+            steps = reg.checkpoint_positions(job.key)
             state = f"checkpoint at scan position {steps[-1]}" if steps else "to run"
         pack_cell = f"{pack_of[i] + 1}/{len(plan.packs)}" if i in pack_of else ""
         table.add_row(point.label or loaded.spec.name, job.key[:12], pack_cell, state)

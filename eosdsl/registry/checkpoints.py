@@ -23,8 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from eosdsl.registry.atomic import atomic_write
-
-CHECKPOINTS = "checkpoints"
+from eosdsl.registry.store import CHECKPOINTS
 
 
 class RunCheckpoints:

@@ -42,6 +42,7 @@ __all__ = [
     "cpu_target",
     "schedulable_cpus",
     "environment_difference",
+    "is_run_key",
     "jsonable",
     "sweep_id",
     "numerics_environment",
@@ -76,9 +77,15 @@ PROVENANCE_PACKAGES = (
     "eosdsl",
 )
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+RUN_KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+"""The shape of a run key (and of a spec id): a sha256 as 64 lowercase hex characters."""
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GIT_TIMEOUT_S = 5.0
+
+
+def is_run_key(value: object) -> bool:
+    """Whether ``value`` has the shape of a run key (or spec id): 64 lowercase hex characters."""
+    return isinstance(value, str) and RUN_KEY_PATTERN.fullmatch(value) is not None
 
 
 # --------------------------------------------------------------------------------------------- JSON
@@ -175,7 +182,7 @@ def run_key(spec_id: str, env: Mapping[str, Any], data_hashes: Mapping[str, str]
     ``data_hashes`` of ``None`` and ``{}`` are the same (no data). ``env`` should come from
     :func:`numerics_environment`; provenance must not be passed here.
     """
-    if not isinstance(spec_id, str) or not _HEX64.fullmatch(spec_id):
+    if not is_run_key(spec_id):
         raise ValueError(f"spec_id must be 64 lowercase hex characters, got {spec_id!r}")
     payload = {"spec_id": spec_id, "env": dict(env), "data": dict(data_hashes or {})}
     return _sha256_hex(RUN_PREFIX, canonical_json(payload))

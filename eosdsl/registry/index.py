@@ -39,11 +39,12 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from eosdsl.registry.store import posix_time
 
 __all__ = [
     "INDEX_FILE",
@@ -60,8 +61,6 @@ __all__ = [
 INDEX_FILE = "index.sqlite"
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
-
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 _TABLES = ("runs", "leaves", "summaries", "checks", "skipped")
 _SCHEMA = (
@@ -197,17 +196,6 @@ def run_summaries(run: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _timestamp(value: Any) -> float | None:
-    """POSIX time of an ISO-8601 string (naive means UTC), or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
 def _kind_of(spec: Mapping[str, Any], key: str) -> str | None:
     section = spec.get(key)
     kind = section.get("kind") if isinstance(section, Mapping) else None
@@ -265,7 +253,7 @@ def run_rows(run: Any) -> RunRows:
     key = run.run_key
     checks = _check_rows(key, run.checks if hasattr(run, "checks") else info.get("checks"))
     passed = sum(row[3] for row in checks)
-    when = _timestamp(info.get("finished_at"))
+    when = posix_time(info.get("finished_at"))
     if when is None:
         with contextlib.suppress(OSError):
             when = run.path.stat().st_mtime
@@ -387,21 +375,9 @@ def _unlink_quietly(path: Path) -> None:
 
 def _object_entries(registry: Any) -> Iterator[tuple[Path, bool]]:
     """Every entry under ``objects/<shard>/`` with whether the store serves it as a committed run."""
-    for shard in _listdir(Path(registry.objects_dir)):
-        if len(shard.name) != 2 or not shard.is_dir():
-            continue
-        for path in _listdir(shard):
-            key = path.name
-            served = bool(_HEX64.fullmatch(key)) and key[:2] == shard.name and registry.get(key) is not None
-            yield path, served
-
-
-def _listdir(path: Path) -> list[Path]:
-    """Entries of a directory; none if it is missing or vanishes meanwhile (gc, verify quarantining)."""
-    try:
-        return sorted(path.iterdir())
-    except OSError:
-        return []
+    for path, shape in registry.object_entries():
+        if path.parent != registry.objects_dir:  # a stray top-level entry is no run
+            yield path, not shape and registry.get(path.name) is not None
 
 
 def committed_keys(registry: Any) -> set[str]:

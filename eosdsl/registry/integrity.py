@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import stat
@@ -47,8 +46,6 @@ __all__ = [
 
 IDENTITY_FILES = ("spec.json", "env.json", "run.json")
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_SHARD = re.compile(r"[0-9a-f]{2}")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -110,7 +107,7 @@ def _identity_problems(path: Path) -> list[str]:
         return problems
     spec, env, info = docs["spec.json"], docs["env.json"], docs["run.json"]
     name = path.name
-    if not _HEX64.fullmatch(name):
+    if not identity.is_run_key(name):
         problems.append(f"directory name {name!r} is not a run key")
     try:
         sid = identity.spec_id(spec)
@@ -172,30 +169,6 @@ def verify_run(run: Run | Path, deep: bool = False) -> list[str]:
     return problems
 
 
-def _object_entries(registry: Registry) -> list[tuple[Path, list[str]]]:
-    """Every entry one or two levels under ``objects/`` that should be checked, with its shape problems.
-
-    Shard directories (two hex characters) are descended into; anything else at the top level is itself
-    an entry (a stray file or directory).
-    """
-    objects = registry.objects_dir
-    if not objects.is_dir():
-        return []
-    entries: list[tuple[Path, list[str]]] = []
-    for top in sorted(objects.iterdir()):
-        if not (top.is_dir() and _SHARD.fullmatch(top.name)):
-            entries.append((top, ["stray entry in objects/ (not a shard directory)"]))
-            continue
-        for path in sorted(top.iterdir()):
-            shape = []
-            if not _HEX64.fullmatch(path.name):
-                shape.append(f"{path.name!r} is not a run key")
-            elif path.name[:2] != top.name:
-                shape.append(f"stored in shard {top.name}/, expected {path.name[:2]}/")
-            entries.append((path, shape))
-    return entries
-
-
 def _quarantine(registry: Registry, path: Path, problems: list[str], deep: bool) -> Path | None:
     """Move ``path`` out of ``objects/`` (:meth:`Registry.quarantine`); None if it vanished first."""
     return registry.quarantine(path, problems, f"failed {'deep ' if deep else ''}verification")
@@ -231,7 +204,7 @@ def verify(registry: Registry, deep: bool = False, quarantine: bool = True) -> l
     Returns one :class:`Finding` per entry, in path order.
     """
     findings = []
-    for path, shape in _object_entries(registry):
+    for path, shape in list(registry.object_entries()):
         is_dir = path.is_dir()
         in_shard = path.parent != registry.objects_dir  # a stray top-level entry is not a run to check
         problems = (shape + verify_run(path, deep)) if is_dir and in_shard else shape
@@ -275,10 +248,10 @@ def _tree_stats(path: Path) -> tuple[int, float]:
 
 def _staging_key(name: str) -> str | None:
     """The run key a staging entry belongs to: ``<key>`` or the older ``<key>.<pid>.<random>``."""
-    if _HEX64.fullmatch(name):
+    if identity.is_run_key(name):
         return name
     head, dot, _ = name.partition(".")
-    return head if dot and _HEX64.fullmatch(head) else None
+    return head if dot and identity.is_run_key(head) else None
 
 
 def _staging_candidates(registry: Registry, min_age_s: float) -> list[tuple[Path, int, str]]:

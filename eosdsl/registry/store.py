@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -34,7 +34,7 @@ import numpy as np
 
 from eosdsl.registry import zarr_io
 from eosdsl.registry.atomic import atomic_write
-from eosdsl.registry.identity import jsonable
+from eosdsl.registry.identity import is_run_key, jsonable
 from eosdsl.registry.manifest import read_manifest, write_manifest
 from eosdsl.registry.verdicts import current_verdict
 
@@ -53,11 +53,12 @@ ENV_VAR = "EOSDSL_REGISTRY"
 RESULTS = "results.zarr"
 SCRATCH = "scratch"
 REQUIRED_FILES = ("spec.json", "env.json", "run.json")
+CHECKPOINTS = "checkpoints"
 QUARANTINE = "quarantine"
 QUARANTINE_INFO = "QUARANTINE.json"
 MIN_PREFIX = 4
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SHARD = re.compile(r"[0-9a-f]{2}")
 _HEX_ID = re.compile(r"[0-9a-f]+")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -155,7 +156,7 @@ def _normalize_prefix(prefix: str) -> str:
 
 
 def _check_key(run_key: str) -> str:
-    if not isinstance(run_key, str) or not _HEX64.fullmatch(run_key):
+    if not is_run_key(run_key):
         raise ValueError(f"run_key must be 64 lowercase hex characters, got {run_key!r}")
     return run_key
 
@@ -173,7 +174,15 @@ def _is_committed_dir(path: Path) -> bool:
     )
 
 
-def _timestamp(value: Any) -> float | None:
+def _listdir(path: Path) -> list[Path]:
+    """Entries of a directory, sorted; none if it is missing or vanishes meanwhile."""
+    try:
+        return sorted(path.iterdir())
+    except OSError:
+        return []
+
+
+def posix_time(value: Any) -> float | None:
     """POSIX time of an ISO-8601 string (naive means UTC), or None if it is not one."""
     if not isinstance(value, str):
         return None
@@ -326,6 +335,22 @@ class StagedRun:
         self._require_open()
         zarr_io.write_series(self.path / RESULTS, series, attrs)
 
+    def write_run(
+        self,
+        spec: Any,
+        env: Any,
+        info: Any,
+        series: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write a finished run's files: ``spec.json``, ``env.json``, ``run.json`` and ``results.zarr``
+        (replacing a partial one left by a crash during a previous write)."""
+        self.write_json("spec.json", spec)
+        self.write_json("env.json", env)
+        self.write_json("run.json", info)
+        shutil.rmtree(self.path / RESULTS, ignore_errors=True)
+        self.write_series(series, attrs)
+
     def commit(self) -> Run:
         """Publish by one atomic rename, ``MANIFEST.json`` written last; if another process already
         committed this key, keep theirs."""
@@ -427,20 +452,39 @@ class Registry:
 
     def get(self, run_key: str) -> Run | None:
         """The committed run with this full key, or None."""
-        if not isinstance(run_key, str) or not _HEX64.fullmatch(run_key):
+        if not is_run_key(run_key):
             return None
         path = self.object_path(run_key)
         return Run(path, run_key) if _is_committed_dir(path) else None
 
+    def object_entries(self, prefix: str = "") -> Iterator[tuple[Path, list[str]]]:
+        """Every entry under ``objects/``, in path order, with what is wrong with its name or place.
+
+        Shard directories (two hex characters) are descended into, and each entry in one comes with
+        its shape problems: empty when it is named by a run key in the right shard (it may still lack
+        files or a manifest: :func:`_is_committed_dir` says whether it is served). Anything else at the
+        top level is itself an entry, with the problem that it is not a shard directory. Given a
+        ``prefix`` (two or more hex characters), only the entries of its shard whose names start with
+        it. Directories that are missing or vanish meanwhile (gc, verify quarantining) yield nothing.
+        """
+        tops = [self.objects_dir / prefix[:2]] if prefix else _listdir(self.objects_dir)
+        for top in tops:
+            if not (top.is_dir() and _SHARD.fullmatch(top.name)):
+                if not prefix:
+                    yield top, ["stray entry in objects/ (not a shard directory)"]
+                continue
+            for path in _listdir(top):
+                if not path.name.startswith(prefix):
+                    continue
+                if not is_run_key(path.name):
+                    yield path, [f"{path.name!r} is not a run key"]
+                elif path.name[:2] != top.name:
+                    yield path, [f"stored in shard {top.name}/, expected {path.name[:2]}/"]
+                else:
+                    yield path, []
+
     def _matching_keys(self, prefix: str) -> list[str]:
-        shard = self.objects_dir / prefix[:2]
-        if not shard.is_dir():
-            return []
-        return sorted(
-            p.name
-            for p in shard.iterdir()
-            if _HEX64.fullmatch(p.name) and p.name.startswith(prefix) and _is_committed_dir(p)
-        )
+        return [p.name for p, shape in self.object_entries(prefix) if not shape and _is_committed_dir(p)]
 
     def resolve(self, prefix: str) -> Run:
         """The unique committed run whose key starts with ``prefix`` (>= 4 hex chars, or a full key)."""
@@ -459,36 +503,37 @@ class Registry:
         Directories that do not look like committed runs (wrong names, missing or unparsable JSON) are
         skipped: listing must keep working whatever else ends up on disk.
         """
-        if not self.objects_dir.is_dir():
-            return []
         found: list[tuple[float, str, Run]] = []
-        for shard in self.objects_dir.iterdir():
-            if not shard.is_dir() or len(shard.name) != 2:
-                continue
-            for path in shard.iterdir():
-                run = self._load_listed(shard, path)
-                if run is not None:
-                    when = _timestamp(run.info.get("finished_at"))
-                    if when is None:
-                        with contextlib.suppress(OSError):
-                            when = path.stat().st_mtime
-                    found.append((when or 0.0, run.run_key, run))
+        for path, shape in self.object_entries():
+            run = None if shape else self._load_listed(path)
+            if run is not None:
+                when = posix_time(run.info.get("finished_at"))
+                if when is None:
+                    with contextlib.suppress(OSError):
+                        when = path.stat().st_mtime
+                found.append((when or 0.0, run.run_key, run))
         found.sort(key=lambda item: (item[0], item[1]), reverse=True)
         return [run for _, _, run in found]
 
     @staticmethod
-    def _load_listed(shard: Path, path: Path) -> Run | None:
-        """A fully readable Run for a listed directory, or None if it is malformed."""
-        key = path.name
-        if not _HEX64.fullmatch(key) or key[:2] != shard.name or not _is_committed_dir(path):
+    def _load_listed(path: Path) -> Run | None:
+        """A fully readable Run for a well-placed listed directory, or None if it is malformed."""
+        if not _is_committed_dir(path):
             return None
-        run = Run(path, key)
+        run = Run(path, path.name)
         try:
             if not isinstance(run.info, dict) or not isinstance(run.spec, dict):
                 return None
         except (OSError, ValueError):
             return None
         return run
+
+    def checkpoint_positions(self, run_key: str) -> list[int]:
+        """The scan positions of the checkpoints in the staged run ``run_key``'s work directory
+        (``staging/<run_key>/checkpoints/<position>/``), ascending; empty if it has none."""
+        _check_key(run_key)
+        folder = self.staging_dir / run_key / CHECKPOINTS
+        return sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit())
 
     def stage(self, run_key: str) -> StagedRun:
         """The work directory ``staging/<run_key>/`` (created, or reused to resume after a crash).
@@ -524,8 +569,16 @@ class Registry:
             raise UnknownRun(f"no sweep matches {prefix!r} in {self.root}")
         if len(matches) > 1:
             ids = [p.name[: -len(".json")] for p in matches]
-            raise AmbiguousRun(prefix, ids, {i: _sweep_name(p) for i, p in zip(ids, matches, strict=True)})
+            raise AmbiguousRun(prefix, ids, {i: self.sweep_name(i) for i in ids})
         return _load_json(matches[0])
+
+    def sweep_name(self, sweep_id: str) -> str | None:
+        """The name in the sweep record ``sweep_id``; None if it has none or cannot be read."""
+        try:
+            record = _load_json(self.sweeps_dir / f"{sweep_id}.json")
+        except (OSError, ValueError):
+            return None
+        return record.get("name") if isinstance(record, dict) else None
 
 
 def _safe_name(run: Run) -> str | None:
@@ -535,10 +588,3 @@ def _safe_name(run: Run) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
 
-
-def _sweep_name(path: Path) -> str | None:
-    try:
-        record = _load_json(path)
-    except (OSError, ValueError):
-        return None
-    return record.get("name") if isinstance(record, dict) else None
