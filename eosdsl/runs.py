@@ -127,6 +127,7 @@ def judge(
     """
     enable_x64()  # checks evaluate in float64, as the run did
     checks = [c.model_dump(mode="json") for c in spec.checks]
+    before = run.verdict
     found = None if force else find_verdict(registry.root, run.run_key, checks)
     if found is None:
         if series is None:
@@ -134,7 +135,10 @@ def judge(
             series = {n: run.series(n) for n in run.series_names()} if needed else {}
         results = [c.to_dict() for c in run_checks(spec, series, run.info.get("references", {}))]
         found = write_verdict(registry.root, run.run_key, checks, results)
-    update_index(registry, run)  # a cache: errors are swallowed, `registry reindex` repairs it
+    if force or before is None or before.get("verdict_id") != found["verdict_id"]:
+        # the current verdict changed (a reused run judged as before needs no index write): a cache,
+        # errors are swallowed, and a run missing from it makes the next reader rebuild it
+        update_index(registry, run)
     return [CheckResult.from_dict(r) for r in found["results"]]
 
 

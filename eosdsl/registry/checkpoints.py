@@ -54,7 +54,7 @@ class RunCheckpoints:
         position = self.manager.latest_step()
         if position is None:
             return 0
-        if self._outputs_before(position) is None:
+        if self._outputs_before(position, steps_only=True) is None:
             self.discard()
             return 0
         return position
@@ -77,8 +77,11 @@ class RunCheckpoints:
         state = self.manager.restore(position, args=ocp.args.StandardRestore(abstract))
         return state, position, outputs
 
-    def _outputs_before(self, position: int) -> list[dict[str, np.ndarray]] | None:
-        """The saved outputs of the chunks in [0, position), in order; None unless they tile it."""
+    def _outputs_before(
+        self, position: int, steps_only: bool = False
+    ) -> list[dict[str, np.ndarray]] | None:
+        """The saved outputs of the chunks in [0, position), in order; None unless they tile it.
+        ``steps_only``: read just each file's ``step`` array (enough to tell whether they tile)."""
         starts = sorted(int(p.stem) for p in self.parts.glob("*.npz") if p.stem.isdigit())
         outputs, covered = [], 0
         for start in (s for s in starts if s < position):
@@ -86,7 +89,8 @@ class RunCheckpoints:
                 return None
             try:
                 with np.load(self.parts / f"{start}.npz") as f:
-                    outputs.append({_unescape(k): f[k] for k in f.files})
+                    names = [k for k in f.files if k == "step"] if steps_only else f.files
+                    outputs.append({_unescape(k): f[k] for k in names})
             except (OSError, ValueError, EOFError):
                 return None
             covered += len(outputs[-1].get("step", ()))
