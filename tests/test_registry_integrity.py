@@ -17,7 +17,6 @@ from eosdsl.registry.integrity import (
     QUARANTINE_INFO,
     export_zip,
     gc,
-    quarantine_dir,
     verify,
     verify_run,
 )
@@ -104,7 +103,7 @@ def test_flipped_chunk_byte_needs_deep_and_is_quarantined(tmp_path: Path) -> Non
     assert [r.run_key for r in reg.runs()] == [good.run_key]
 
     moved = finding.quarantined_to
-    assert moved is not None and moved.parent == quarantine_dir(reg)
+    assert moved is not None and moved.parent == reg.quarantine_dir
     assert moved.name.startswith(f"{bad.run_key}.")
     record = json.loads((moved / QUARANTINE_INFO).read_text())
     assert set(record) >= {"reason", "problems", "at"}

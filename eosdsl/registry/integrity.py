@@ -39,7 +39,6 @@ __all__ = [
     "export_zip",
     "gc",
     "serve",
-    "quarantine_dir",
     "verify",
     "verify_run",
 ]
@@ -66,11 +65,6 @@ class Finding:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def quarantine_dir(registry: Registry) -> Path:
-    """Where :func:`verify` moves corrupted runs."""
-    return registry.root / QUARANTINE
 
 
 # --------------------------------------------------------------------------------------------- verify
@@ -278,7 +272,7 @@ def _staging_candidates(registry: Registry, min_age_s: float) -> list[tuple[Path
 
 
 def _quarantine_candidates(registry: Registry) -> list[tuple[Path, int, str]]:
-    qdir = quarantine_dir(registry)
+    qdir = registry.quarantine_dir
     if not qdir.is_dir():
         return []
     return [(p, _tree_stats(p)[0], "quarantined run") for p in sorted(qdir.iterdir())]
