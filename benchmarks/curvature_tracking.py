@@ -1,4 +1,4 @@
-"""Cost of tracking the sharpness at every step, at the edge of stability (issue 5).
+"""Cost of tracking the sharpness at every step, at the edge of stability.
 
 Problem: a tanh MLP 784-64-10 with biases (50,890 parameters) on the first 1,000 Fashion-MNIST
 training images, MSE on one-hot targets, full-batch GD at η = ``--lr``, float32. The script

@@ -1,4 +1,4 @@
-"""Full-batch step time of paper 004's Fashion-MNIST MLP (issue 4), measured in one process.
+"""Full-batch step time of paper 004's Fashion-MNIST MLP, measured in one process.
 
 Runs the spec `specs/eigenvector-rotation/fmnist-mlp.yaml` (784-32-32-32-32-10, bias-free, 1,000
 images, cross-entropy, GD) for a fixed number of steps, without stop rules, in three variants:

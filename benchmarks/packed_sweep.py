@@ -1,4 +1,4 @@
-"""Packed sweeps against one point at a time, in one process (issue 6).
+"""Packed sweeps against one point at a time, in one process.
 
 Default grid: paper 000 Fig. 4 (``specs/phb-catapults/relu-scalar-beta-sweep.yaml``): heavy ball on the
 ReLU scalar net for β = 0, 0.01, …, 0.99, 10⁵ steps each. The script

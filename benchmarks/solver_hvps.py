@@ -1,4 +1,4 @@
-"""HVPs per sharpness measurement, cap hits and step-time ratios, in float32 and float64 (issue 12).
+"""HVPs per sharpness measurement, cap hits and step-time ratios, in float32 and float64.
 
 Problem: a tanh MLP 784-``--width``-10 with biases on the first ``--n`` Fashion-MNIST training images, MSE
 on one-hot targets, full-batch GD at η = ``--lr`` (the problem of ``curvature_tracking.py``, smaller by
@@ -15,7 +15,7 @@ default so that the whole script runs in ~3 minutes on 2 CPU cores). For each pr
    measurement and of the warm ones (mean, max), cap hits (``sharpness.capped``) and the largest
    relative residual ‖Hv − θv‖/θ stored.
 
-Goals (issue 12): no cap hits with the default settings; at relative residual 1e-3, ≤ 25 HVPs for a cold
+Goals: no cap hits with the default settings; at relative residual 1e-3, ≤ 25 HVPs for a cold
 measurement and ≤ 8 for a warm one. Usage::
 
     python benchmarks/solver_hvps.py [--steps 200] [--warmup 300] [--lr 0.05] [--width 32] [--n 500]

@@ -1,5 +1,5 @@
 """Start-up of ``eosdsl run``: a first run against a second run of the same spec with a new learning rate
-(issue 12). Goal: the second run reaches its first step in at most 2 s.
+Goal: the second run reaches its first step in at most 2 s.
 
 Each run is a fresh Python process (as ``eosdsl run`` is) that stores into a fresh temporary registry,
 so nothing is reused but the caches of :mod:`eosdsl.cache`. Three runs, all in this invocation:

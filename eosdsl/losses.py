@@ -12,8 +12,8 @@ With residuals r = f − y over all N·k entries, the MSE conventions are
 ``convention``         L                    used by
 =====================  ===================  =============================================================
 ``half_sum_over_n``    ½ Σ r² / N           the locuslab EoS code (``0.5*((f-y)**2).sum()/n``, one-hot
-                                            0/1 targets over 10 outputs; digest seed-000 §2) — default
-``sum_over_n``         Σ r² / N             paper 001 (L = ‖D‖²/n, scalar output; digest seed-001 §2.0)
+                                            0/1 targets over 10 outputs; paper 000 App. E) — default
+``sum_over_n``         Σ r² / N             paper 001 (L = ‖D‖²/n, scalar output; paper 001 §2)
 ``mean``               Σ r² / (N·k)         ``torch.nn.MSELoss()`` (mean over all entries)
 =====================  ===================  =============================================================
 
@@ -246,7 +246,7 @@ PAPER_002_PAIRS: dict[str, dict[str, Any]] = {
         **_BN,
     ),
 }
-"""Paper 002's loss × activation cases (digest seed-002 §4.0, §4.11–4.31, Table 1) as presets.
+"""Paper 002's loss × activation cases (§7, App. F, Table 1) as presets.
 
 Each entry: ``loss`` and ``loss_opts`` (for :func:`make_loss`), ``activation``, the paper's degree of
 regularity ``dor`` (Table 1; 0 with BN), whether the paper reports EoS (``paper_eos``) and balancing

@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -34,14 +35,16 @@ from eosdsl.engine.run import (
     member_bytes,
     pack_key,
     prepare,
-    step_flops,
+    report_ended,
+    report_writing,
+    trial_chunk_seconds,
 )
 from eosdsl.problems.build import HostProblem
 from eosdsl.registry import Registry, Run, numerics_environment, provenance, run_key, spec_id, sweep_id
 from eosdsl.registry.checkpoints import RunCheckpoints
 from eosdsl.registry.claims import STALE_AFTER, claim_is_live, try_claim
 from eosdsl.registry.identity import environment_difference
-from eosdsl.registry.index import update_index
+from eosdsl.registry.index import update_index, update_index_many
 from eosdsl.registry.integrity import serve, verify_run
 from eosdsl.registry.manifest import MANIFEST
 from eosdsl.registry.verdicts import find_verdict, write_verdict
@@ -115,7 +118,12 @@ def _bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def judge(
-    run: Run, spec: m.Spec, registry: Registry, series: Series | None = None, force: bool = False
+    run: Run,
+    spec: m.Spec,
+    registry: Registry,
+    series: Series | None = None,
+    force: bool = False,
+    index: bool = True,
 ) -> list[CheckResult]:
     """The verdict of ``spec``'s per-run checks on a stored run, stored beside it and indexed.
 
@@ -123,7 +131,8 @@ def judge(
     eosdsl version) is served if there is one, else they are evaluated on the stored series (or on
     ``series``, the ones just committed) and stored as a new verdict, which becomes the run's current
     one (what ``show``, ``ls`` and ``query`` see). ``force`` evaluates even when a verdict is stored
-    (``eosdsl check``). The committed run's files are never touched.
+    (``eosdsl check``). The committed run's files are never touched. ``index=False`` leaves indexing
+    to the caller (a commit batch indexes its runs in one transaction).
     """
     enable_x64()  # checks evaluate in float64, as the run did
     checks = [c.model_dump(mode="json") for c in spec.checks]
@@ -135,7 +144,7 @@ def judge(
             series = {n: run.series(n) for n in run.series_names()} if needed else {}
         results = [c.to_dict() for c in run_checks(spec, series, run.info.get("references", {}))]
         found = write_verdict(registry.root, run.run_key, checks, results)
-    if force or before is None or before.get("verdict_id") != found["verdict_id"]:
+    if index and (force or before is None or before.get("verdict_id") != found["verdict_id"]):
         # the current verdict changed (a reused run judged as before needs no index write): a cache,
         # errors are swallowed, and a run missing from it makes the next reader rebuild it
         update_index(registry, run)
@@ -343,39 +352,113 @@ def _run_group(
     indices: Sequence[int],
     outcomes: dict[int, Outcome],
 ) -> None:
-    """Run claimed jobs at one checkpoint position as a pack; commit each member when it ends."""
+    """Run claimed jobs at one checkpoint position as a pack; each member is committed as soon as it
+    ends, in the background while the pack goes on (:class:`_Committer`)."""
+    with _Committer(registry, progress) as committer:
+        progress = committer.progress
 
-    def commit(k: int, out: RunOutput) -> None:
-        if len(group) > 1:  # the pack that computed it: re-running that pack reproduces it bit-exactly
-            out.execution["members"] = [c.job.key for c in group]
-        outcomes[indices[k]] = _commit(group[k], out, registry)
+        def commit(k: int, out: RunOutput) -> None:
+            if len(group) > 1:  # the pack that computed it: re-running that pack reproduces it bit-exactly
+                out.execution["members"] = [c.job.key for c in group]
+            committer.submit(indices[k], group[k], out)
 
-    if len(group) == 1:
-        c = group[0]
-        execute(c.job.spec, c.job.host, progress, c.checkpoints, on_done=commit)
-        return
-    execute_pack(
-        [c.job.spec for c in group],
-        [c.job.host for c in group],
-        progress,
-        [c.checkpoints for c in group],
-        on_done=commit,
-    )
+        if len(group) == 1:
+            c = group[0]
+            execute(c.job.spec, c.job.host, progress, c.checkpoints, on_done=commit)
+        else:
+            execute_pack(
+                [c.job.spec for c in group],
+                [c.job.host for c in group],
+                progress,
+                [c.checkpoints for c in group],
+                on_done=commit,
+            )
+    outcomes.update(committer.outcomes)
 
 
-def _commit(c: _Claimed, out: RunOutput, registry: Registry) -> Outcome:
-    """Write a finished run into its staging directory and publish it."""
+class _Committer:
+    """Stores finished runs in worker threads while the engine computes, and indexes them in one batch.
+
+    Storing a run is mostly waiting: Zarr and Orbax hand their writes to their own threads and file
+    system calls release the GIL, so a few commits overlap well even on two cores (measured by
+    ``benchmarks/packed_sweep.py --store``). Each commit writes the run's files, saves its final
+    checkpoint, publishes it and writes its verdict (:func:`_commit`); on leaving the ``with`` block
+    every commit has finished, the committed runs are indexed in one SQLite transaction, and the first
+    commit that failed re-raises its exception (the others are still committed). ``progress`` hears
+    that the run or pack ``ended`` only then, so its report of the write phase covers the writes.
+    """
+
+    WORKERS = 4
+
+    def __init__(self, registry: Registry, progress: Progress | None) -> None:
+        self.registry = registry
+        self.progress = _EndAfterCommits(progress) if progress is not None else None
+        self.pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="eosdsl-commit")
+        self.pending: dict[int, Future[tuple[Outcome, Series]]] = {}
+        self.outcomes: dict[int, Outcome] = {}
+
+    def __enter__(self) -> _Committer:
+        return self
+
+    def submit(self, index: int, claimed: _Claimed, out: RunOutput) -> None:
+        self.pending[index] = self.pool.submit(_commit, claimed, out, self.registry)
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+        committed, error = [], None
+        for index, future in self.pending.items():
+            try:
+                outcome, series = future.result()
+            except Exception as failure:  # noqa: BLE001 — the others are committed and indexed first
+                error = error or failure
+                continue
+            self.outcomes[index] = outcome
+            committed.append((outcome.run, series))
+        update_index_many(self.registry, committed)
+        if self.progress is not None:
+            self.progress.release()
+        if error is not None and exc[0] is None:
+            raise error
+
+
+class _EndAfterCommits:
+    """A progress callback that forwards everything but ``ended``, which it holds until :meth:`release`
+    (the engine reports the end when its last member is handed over, before it is written)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.inner, self.held = progress, []
+
+    def __call__(self, done: int, total: int) -> None:
+        self.inner(done, total)
+
+    def writing(self, runs: int) -> None:
+        report_writing(self.inner, runs)
+
+    def ended(self, ends: Sequence[tuple[str, int]], total: int) -> None:
+        self.held.append((list(ends), total))
+
+    def release(self) -> None:
+        for ends, total in self.held:
+            report_ended(self.inner, ends, total)
+        self.held = []
+
+
+def _commit(c: _Claimed, out: RunOutput, registry: Registry) -> tuple[Outcome, Series]:
+    """Write a finished run into its staging directory, save its final checkpoint and publish it, with
+    its verdict (not indexed: :class:`_Committer` indexes a batch). Returns the outcome and the series
+    written."""
     job, staged = c.job, c.staged
     series, info = _record(job.spec, out, job.sid, job.key, c.started)
     staged.write_run(job.spec.model_dump(mode="json"), job.env, info, series, {"references": out.references})
+    c.checkpoints.save_final()
     run = staged.commit()
-    judge(run, job.spec, registry, series)  # indexes the run with its verdict
+    judge(run, job.spec, registry, series, index=False)
     notice = job.notice
     if out.resumed_from is not None:
         notice = f"resumed from the checkpoint at step {out.resumed_from}"
     elif c.claim.took_over:
         notice = "took over an abandoned claim"
-    return Outcome(run, job.spec, reused=False, notice=notice)
+    return Outcome(run, job.spec, reused=False, notice=notice), series
 
 
 def _wait_for(job: Job, registry: Registry, poll: float) -> Outcome:
@@ -502,18 +585,6 @@ DEFAULT_PACK_BYTES = 2 << 30
 
 MAX_PACK = 256
 
-PACK_MAX_FLOPS = {"cpu": 1e6, "gpu": 1e9, "tpu": 1e10}
-"""Without ``--pack``, points are packed only when one step of their program costs at most this many
-floating-point operations (XLA's estimate) on the platform. Packing pays by spreading each step's fixed
-cost (loop and kernel launches, a few µs) over the members; a step that is already compute-bound gains
-nothing on a CPU (a batched matmul does the same work as the separate ones) and loses the steps that
-members which end early spend waiting for the rest. Measured on 2 CPU cores: paper 000's β-sweep
-(100 flops/step) runs ≈15× faster packed, a 300-image Fashion-MNIST MLP sweep (2·10⁸ flops/step) ≈3×
-slower. A GPU has a far higher fixed cost per step and far more parallel throughput. The estimate
-counts a loop body once (the chunks of ``batch_chunk``, solver iterations) and both branches of a
-conditional: it ranks programs, it does not time them."""
-
-
 def plan_points(
     points: Sequence[Point],
     registry: Registry,
@@ -546,17 +617,28 @@ def plan_points(
 
 
 def _auto_pack_size(jobs: Sequence[Job]) -> tuple[int, str | None]:
-    """(1, why) when the program is compute-bound (:data:`PACK_MAX_FLOPS`), else (as many as fit in
-    memory, None)."""
-    if len(jobs) == 1:
+    """(members per pack, why not packed or None), measured: as many as fit in memory
+    (:func:`_fitting_pack`) if a trial chunk of that pack costs at most as much per member as one run
+    alone (``engine.run.trial_chunk_seconds``), else 1.
+
+    Packing pays when a step's fixed cost (loop, dispatch, kernel launches) dominates: the members share
+    it. A compute-bound step gains nothing on a CPU (a batched matmul does the work of the separate
+    ones, often slower) and members that end early wait for the rest; so this is measured on the
+    machine at hand rather than guessed from a FLOP count. Measured on 2 CPU cores: paper 000's β-sweep
+    runs ≈15× faster packed, a 300-image Fashion-MNIST MLP sweep ≈3× slower (so it runs alone).
+    """
+    size = _fitting_pack(jobs)
+    if size == 1:
         return 1, None
-    flops = step_flops(jobs[0].spec, jobs[0].host)
-    backend = jax.default_backend()
-    limit = PACK_MAX_FLOPS.get(backend, PACK_MAX_FLOPS["gpu"])
-    if flops is None or flops > limit:
-        cost = "unknown cost" if flops is None else f"{flops:.2g} flops/step > {limit:.0e} on {backend}"
-        return 1, f"{len(jobs)} points run one at a time: compute-bound program ({cost}); --pack N packs them"
-    return _fitting_pack(jobs), None
+    head = jobs[:size]
+    alone = trial_chunk_seconds([head[0].spec], [head[0].host])
+    packed = trial_chunk_seconds([j.spec for j in head], [j.host for j in head])
+    if packed <= size * alone:
+        return size, None
+    return 1, (
+        f"{len(jobs)} points run one at a time: a trial pack of {size} took {packed / size * 1e3:.3g} ms "
+        f"per member-chunk against {alone * 1e3:.3g} ms alone on {jax.default_backend()}; --pack N packs them"
+    )
 
 
 def _fitting_pack(jobs: Sequence[Job]) -> int:

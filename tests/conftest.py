@@ -19,6 +19,14 @@ jax.config.update("jax_enable_x64", True)
 # cache are off; tests of the caches point EOSDSL_CACHE_DIR at a temporary directory themselves.
 os.environ["EOSDSL_CACHE_DIR"] = "off"
 
+SPECS = Path(__file__).resolve().parent / "specs"
+
+
+def spec_text(name: str) -> str:
+    """The text of ``tests/specs/<name>.yaml``, a spec that several test modules share (e.g. as the base
+    a test mutates; error positions are then lines of that file). ``from conftest import spec_text``."""
+    return (SPECS / f"{name}.yaml").read_text(encoding="utf-8")
+
 
 SMALL_SWEEP = """\
 name: small-sweep

@@ -1,4 +1,4 @@
-"""Issue 12: the start-up caches (``eosdsl.cache``): where they live, that a dataset entry is keyed by
+"""The start-up caches (``eosdsl.cache``): where they live, that a dataset entry is keyed by
 content and served only when intact, and that JAX's compilation cache is switched on (or off)."""
 
 from __future__ import annotations
@@ -232,6 +232,7 @@ def _jax_cache_dir(env: dict[str, str]) -> str:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_compilation_cache_is_configured(tmp_path: Path) -> None:
     """Every entry point of the engine points JAX's persistent cache at ``<cache>/jax/<platform>``;
     ``off`` leaves it unset; a directory the user gave JAX is kept."""

@@ -1,10 +1,10 @@
 """Oracle tests for the curvature checks: ``eos_band``, ``eigengap``, ``tracks_constrained``,
-``prediction`` (paper 003, digest seed-003) and ``product_chain_identities`` (paper 004, digest seed-004).
+``prediction`` (paper 003) and ``product_chain_identities`` (paper 004, §3.1, App. B, C).
 
 The first four run on hand-made series whose margins are known by construction (exact arithmetic up to
-a few float operations, hence ``abs=1e-12``). The product-chain oracle is checked against the digest's
-own arithmetic at the Fig. 1 start θ₀ = (−0.1, 10), against ``jax.hessian``, and on a real engine run
-(dense eigensolver, float64), where every identity holds to round-off (≤ 1e-12 relative to ‖H‖).
+a few float operations, hence ``abs=1e-12``). The product-chain oracle is checked against hand
+arithmetic from eqs. (4)–(6) at the Fig. 1 start θ₀ = (−0.1, 10), against ``jax.hessian``, and on a real
+engine run (dense eigensolver, float64), where every identity holds to round-off (≤ 1e-12 relative to ‖H‖).
 """
 
 from __future__ import annotations
@@ -218,9 +218,9 @@ def test_models_refuse_checks_with_nothing_to_compare():
 # ------------------------------------------------------------------------------ product chain: oracle
 
 
-def test_closed_forms_at_the_fig1_start_match_the_digest_arithmetic():
-    """Digest seed-004 §3.3: at θ₀ = (−0.1, 10), z = Θ²: H = [[200, −4], [−4, 0.02]], λ₁ = 200.080,
-    β₀ = 24.9975, R₂ = 50.015 (the digest rounds to these digits)."""
+def test_closed_forms_at_the_fig1_start_match_hand_arithmetic():
+    """Paper 004 eqs. (4)–(6) by hand: at θ₀ = (−0.1, 10), z = Θ²: H = [[200, −4], [−4, 0.02]], λ₁ = 200.080,
+    β₀ = 24.9975, R₂ = 50.015 (rounded to these digits)."""
     theta, z = np.array([[-0.1, 10.0]]), np.array([0.0, 0.0, 1.0])
     np.testing.assert_allclose(pc.hessian(theta, z)[0], [[200.0, -4.0], [-4.0, 0.02]], rtol=1e-14)
     lam1 = pc.secular_top_root(theta, z)
@@ -232,7 +232,7 @@ def test_closed_forms_at_the_fig1_start_match_the_digest_arithmetic():
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
 def test_closed_form_hessian_and_secular_root_match_autodiff(n: int):
     """Against ``jax.hessian`` of z(∏θ) for a non-monomial convex even z = Θ² + 0.5Θ⁴ (plus a constant):
-    the product form is exact, equals the §3.5 form D·wwᵀ − z'Θ·diag(w²), and the secular equation's
+    the product form is exact, equals the App. C form D·wwᵀ − z'Θ·diag(w²), and the secular equation's
     largest root is λ₁. Tolerance 1e-12 relative to ‖H‖: a few roundings."""
     z = np.array([0.3, 0.0, 1.0, 0.0, 0.5])
     theta = np.random.default_rng(n).uniform(0.5, 1.5, size=(6, n)) * np.random.default_rng(7).choice(
@@ -260,7 +260,7 @@ def test_closed_form_hessian_and_secular_root_match_autodiff(n: int):
 
 
 def test_secular_root_is_undefined_at_a_zero_parameter():
-    """The secular equation divides by θ_j (digest §5.1 pitfall): NaN there, while the Hessian is exact."""
+    """The secular equation divides by θ_j (App. C): NaN there, while the Hessian is exact."""
     theta, z = np.array([[0.0, 3.0]]), np.array([0.0, 0.0, 1.0])
     assert np.isnan(pc.secular_top_root(theta, z)[0])
     np.testing.assert_allclose(pc.hessian(theta, z)[0], [[18.0, 0.0], [0.0, 0.0]])

@@ -1,8 +1,8 @@
 """Oracle tests for spec checks evaluated on recorded series (``eosdsl.checks.evaluate``).
 
 Series are hand-made ``name → (steps int64, values)`` dicts whose pass/fail, margin and worst step are
-known by construction; the paper-000 named checks (Lemma 6, Theorem 2; digest seed-000 §4) run on the
-ReLU scalar net's dynamics simulated here in numpy (digest eq. (5)).
+known by construction; the paper-000 named checks (Lemma 6, Theorem 2; paper 000 §3.2) run on the
+ReLU scalar net's dynamics simulated here in numpy (App. D.1, eq. (5)).
 """
 
 from __future__ import annotations
@@ -361,12 +361,12 @@ def test_ordering_pass_fail_over_and_unknown_label():
 
 
 U0, V0, EPS = 10.0, 1e-6, 0.01
-ETA = (2 + EPS) / U0**2  # paper 000 §3.3: u0² = (2 + ε)/η
+ETA = (2 + EPS) / U0**2  # paper 000 §3.1: u0² = (2 + ε)/η
 T = 8000  # GD: |v_T| ~ 1e-32 (v contracts by ηu² − 1 ≈ 0.99 a step), PHB(0.9) far smaller; u_T converged
 
 
 def simulate(beta_of_t, T: int = T) -> tuple[np.ndarray, np.ndarray]:
-    """Digest 000 eq. (5) in float64 (GD-equivalent η, applied (1+β)η, displacement carried, u₋₁ = u₀).
+    """Paper 000 eq. (5) in float64 (GD-equivalent η, applied (1+β)η, displacement carried, u₋₁ = u₀).
 
     ``beta_of_t(t)`` is the momentum used at step t, so a GD→PHB switch is a step function.
     """
@@ -414,7 +414,7 @@ LR = "(2 + eps) / 100"
 def test_lemma6_theorem2_pass_on_simulated_dynamics(trajectories, optimizer):
     """Lemma 6 (u nonincreasing) and Theorem 2 (u_T ≤ C_u/(1 + ηC_v)) hold on eq. (5) trajectories.
 
-    Paper 000 / digest §4: both are theorems for GD and PHB at u0² = (2 + ε)/η, 0 < ε < 1, |v0| < 1, so
+    Paper 000 §3.2: both are theorems for GD and PHB at u0² = (2 + ε)/η, 0 < ε < 1, |v0| < 1, so
     on an exact simulation they must be applicable and pass. The check must recover the GD-equivalent
     η = (2 + ε)/u0² from the spec under both lr conventions (``raw`` applies lr = (1 + β)η) and hence
     ε = 0.01. Tolerances: the checks' own round-off defaults; η, ε compared to 1e-12 relative.

@@ -1,4 +1,4 @@
-"""Oracle tests for the ReLU scalar-network checks (paper 000, digest §3.3, §4, §5.1)."""
+"""Oracle tests for the ReLU scalar-network checks (paper 000 §3, App. D)."""
 
 from __future__ import annotations
 
@@ -199,7 +199,7 @@ def test_theorem2_not_applicable_cases(gd):
 
 
 def test_dead_neuron_trajectory():
-    # eps = 0.1, beta = 0.9: momentum overshoots past u = 0 (digest §3.7(c)).
+    # eps = 0.1, beta = 0.9: momentum overshoots past u = 0 (paper 000 App. E.2, Fig. 7(c)).
     beta, eps = 0.9, 0.1
     u, v, eta = simulate(beta, T=5000, eps=eps)
     q = relu_scalar_quantities(u, v, eta, beta, eps)

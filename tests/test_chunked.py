@@ -20,6 +20,8 @@ from eosdsl.spec import networks as n
 from eosdsl.spec.errors import SpecError
 from eosdsl.spec.load import load
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 ROUNDING = 1e-12
 """Relative tolerance (to the largest entry) for chunked vs unchunked float64 results. Chunking only
 regroups sums over examples (and multiplies a chunk's mean back by its size); recursive summation of n

@@ -182,7 +182,7 @@ checks:
 
 
 def test_scalar_product_validates_with_its_default_g():
-    """Regression (issue 11 item 6): the default g(s) failed with `problem.g: unknown name 's'`."""
+    """Regression: the default g(s) failed with `problem.g: unknown name 's'`."""
     base = "name: t\nproblem: {kind: scalar_product, x0: 1.0, y0: 0.5%s}\noptimizer: {kind: gd, lr: 0.1}\n"
     assert semantic_errors(_spec(base % "" + "train: {steps: 2}\n")) == []
     errors = semantic_errors(_spec(base % ", g: 's**2 + q'" + "train: {steps: 2}\n"))
@@ -240,7 +240,7 @@ def test_paper000_claims_pass_and_agree_with_the_python_checks(tmp_path):
     residual = np.nanmax(np.abs(phb_relu.telescoping_residual(u, v, 0.0201, 0.0, 0.01)))
     assert gd["theorem2 telescoping"]["values"]["lhs"] == pytest.approx(residual, abs=1e-13)
     assert 0 < gd["theorem7"]["margin"] < 1e-3  # eq. (9) holds, and is tight (u_T − bound ≈ 6e-5)
-    assert gd["theorem7 eq10"]["values"]["rhs"] == pytest.approx(42.31, abs=0.01)  # digest: ≈ 42.3
+    assert gd["theorem7 eq10"]["values"]["rhs"] == pytest.approx(42.31, abs=0.01)  # (10) by hand: ≈ 42.3
 
 
 @pytest.mark.slow

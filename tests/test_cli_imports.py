@@ -1,8 +1,8 @@
-"""Issue 12: read-only commands start fast — they never import jax or flax (~1–7 s cold).
+"""Read-only commands start fast — they never import jax or flax (~1–7 s cold).
 
 Each command runs in a fresh interpreter (``python -c``, the CLI app called in-process there) against
 the stored small sweep, and reports which heavy modules it imported. ``schema`` is jax-free since the
-spec layer stands alone (issue 16 item 3: network configs from :mod:`eosdsl.models.configs`). ``validate``
+spec layer stands alone (network configs come from :mod:`eosdsl.models.configs`). ``validate``
 still imports jax: its semantic checks compile expressions with :mod:`eosdsl.expr` (whose operator and
 function tables are jax.numpy's) and evaluate constant expressions and toy objectives with it, in float64
 as a run does; it is marked ``xfail(strict=True)`` so that this file says what is not yet jax-free, and
@@ -67,6 +67,7 @@ def stored(small_sweep: tuple[Path, str]) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.slow  # a fresh interpreter per command
 @pytest.mark.parametrize("command", ["ls", "query", "show run", "show sweep", "diff", "registry verify"])
 def test_read_only_commands_do_not_import_jax(stored: dict[str, list[str]], command: str) -> None:
     result = _imports(stored[command])
@@ -79,6 +80,7 @@ def test_schema_does_not_import_jax() -> None:
     assert result["code"] in (0, None) and result["heavy"] == [], result
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="not yet jax-free: validation runs eosdsl.spec.semantic, which compiles expressions with "

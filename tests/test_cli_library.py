@@ -1,4 +1,4 @@
-"""Issue 3 acceptance: the registry commands, end to end through the CLI, on spec-library runs."""
+"""The registry commands, end to end through the CLI, on spec-library runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from eosdsl.cli import app
+
+pytestmark = pytest.mark.slow  # builds and runs the spec library's runs first (~20 s)
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 runner = CliRunner()

@@ -3,9 +3,10 @@ that was never interrupted.
 
 Each case starts ``eosdsl run`` in a subprocess that dies (``os._exit(137)``, as a SIGKILL would
 leave it: no cleanup, no ``finally``) at one phase — during the computation, while writing a
-checkpoint, around ``MANIFEST.json``, after the rename into ``objects/``, while judging the checks or
-updating the index — then runs the same command again and compares every stored array of the result
-bitwise with an uninterrupted run's.
+checkpoint, after the final checkpoint (which has no outputs beside it), around ``MANIFEST.json``,
+after the rename into ``objects/``, while judging the checks or updating the index — then runs the
+same command again and compares every stored array of the result bitwise with an uninterrupted
+run's.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ DRIVER = textwrap.dedent(
     elif phase == "checkpoint-state":
         import orbax.checkpoint as ocp
         kill(ocp.CheckpointManager, "save", nth=2)
+    elif phase == "final-checkpoint":
+        kill(checkpoints.RunCheckpoints, "save_final", through=True)
     elif phase == "before-manifest":
         kill(store, "write_manifest")
     elif phase == "after-manifest":
@@ -70,7 +73,7 @@ DRIVER = textwrap.dedent(
     elif phase == "verdict":
         kill(runs, "write_verdict")
     elif phase == "index":
-        kill(runs, "update_index")
+        kill(runs, "update_index_many")
     else:
         raise SystemExit(f"unknown phase {phase}")
     from eosdsl.cli import main
@@ -83,6 +86,7 @@ PHASES = [
     "compute",
     "checkpoint-outputs",
     "checkpoint-state",
+    "final-checkpoint",
     "before-manifest",
     "after-manifest",
     "after-rename",
@@ -122,6 +126,8 @@ def test_a_crash_at_any_phase_is_completed_by_the_next_run_bit_identically(phase
     again = _cli("-m", "eosdsl.cli", "run", str(spec), "--registry", str(registry))
     assert again.returncode == 0, (again.stdout, again.stderr)
     assert "✓ final sharpness" in again.stdout  # judged, even when the crash came before the verdict
+    if phase == "final-checkpoint":  # the final one (position 110) has no outputs: the one before is used
+        assert "resumed from the checkpoint at step 100" in again.stdout, again.stdout
     got_key, got = _arrays(registry)
     assert got_key == key
     assert sorted(got) == sorted(expected)

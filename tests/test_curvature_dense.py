@@ -1,7 +1,7 @@
 """Oracle tests for the dense sharpness solver ``eosdsl.curvature.dense``.
 
-Oracles: closed-form top eigenvalues of the papers' toys (digest seed-000 §5.1 for the ReLU scalar net;
-seed-004 §3.2 eqs. (5)-(6) and §3.5's secular equation for the product chain), and a random symmetric
+Oracles: closed-form top eigenvalues of the papers' toys (paper 000 §3.1 for the ReLU scalar net;
+paper 004 eqs. (5)-(6) and App. C's secular equation for the product chain), and a random symmetric
 quadratic with a known spectrum whose most *negative* eigenvalue dominates in magnitude, so that "largest
 algebraic" and "largest magnitude" disagree.
 """
@@ -53,7 +53,7 @@ def assert_eigenpair(h: np.ndarray, value: float, vector: np.ndarray, residual: 
 
 
 def test_relu_scalar_top_eigenvalue_closed_form():
-    """Digest 000 §5.1: λ_max = ½[(u² + v²) + √((u² − v²)² + 16u²v²)] for u > 0; 0 on the dead side.
+    """Paper 000 §3.1's L: λ_max = ½[(u² + v²) + √((u² − v²)² + 16u²v²)] for u > 0; 0 on the dead side.
 
     Points include v = 0 (λ = u², the paper's sharpness at a minimum), |v| > u and the Fig. 3 init
     (u, v) = (10, 1e-6). Tolerance 1e-10 relative: eigh of a 2×2 matrix in float64.
@@ -77,7 +77,7 @@ def test_relu_scalar_top_eigenvalue_closed_form():
 def test_product_chain_fig1_init_constants():
     """Paper 004 Fig. 1 init θ0 = (−0.1, 10), z = Θ²: λ1 = 200.080 and |u11/u12| = R2 = 50.015.
 
-    Digest 004 §3.3 constants (printed to 3 decimals, so ±1e-3), and exactly eq. (5) and eq. (6)
+    Hand arithmetic from eqs. (4)–(6) (printed to 3 decimals, so ±1e-3), and exactly eq. (5) and eq. (6)
     R2 = β + √(β² + 1), β = |z''(θ2² − θ1²)/(2(z' + z''Θ))| = 24.9975 to 1e-10 relative.
     """
     eig = top_eigs(toy_loss({"kind": "product_chain", "theta0": [-0.1, 10.0]}), {"theta": [[-0.1, 10.0]]})
@@ -97,7 +97,7 @@ def test_product_chain_fig1_init_constants():
 def test_product_chain_n2_eq5_eq6_at_random_points():
     """Eq. (5) eigenvalue and eq. (6) ratio |u11/u12| = R2(β) whenever θ2² > θ1² (z = Θ², sign-invariant).
 
-    Signs are random (R2 is invariant to them, digest 004 §3.2). Tolerance 1e-10 relative.
+    Signs are random (R2 is invariant to them, §3.1). Tolerance 1e-10 relative.
     """
     rng = np.random.default_rng(11)
     t1 = rng.uniform(0.05, 1.0, 8) * rng.choice([-1, 1], 8)
@@ -118,7 +118,7 @@ def test_product_chain_n2_eq5_eq6_at_random_points():
 
 @pytest.mark.parametrize("z", [[0.0, 0.0, 1.0], [0.0, 0.0, 0.5, 0.0, 1.0]], ids=["square", "quartic"])
 def test_product_chain_n4_top_eigenvalue_is_largest_secular_root(z):
-    """Paper 004 §3.5: λ1 is the largest root of D Σⱼ 1/(λθⱼ² + z'Θ) = 1, D = z''Θ² + z'Θ.
+    """Paper 004 App. C: λ1 is the largest root of D Σⱼ 1/(λθⱼ² + z'Θ) = 1, D = z''Θ² + z'Θ.
 
     Solved with ``brentq`` just above the largest pole max_j(−z'Θ/θⱼ²) (where the left side → +∞) and
     ‖H‖_F + 1 (≥ λ1, where it is < 1); the bracket is asserted. The eigenvector is also checked against

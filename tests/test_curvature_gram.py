@@ -23,6 +23,8 @@ from eosdsl.curvature.gram import gram_matvec, gram_output_matvec, gram_scale
 from eosdsl.curvature.lanczos import lanczos_top
 from eosdsl.losses import mse
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 jax.config.update("jax_enable_x64", True)
 
 

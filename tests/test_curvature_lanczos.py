@@ -33,6 +33,8 @@ from eosdsl.curvature.eig import EigResult, residual_interval
 from eosdsl.curvature.hvp import hvp_fn
 from eosdsl.curvature.lanczos import lanczos_top
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 jax.config.update("jax_enable_x64", True)
 
 K = 8

@@ -29,6 +29,8 @@ from eosdsl.curvature.preconditioned import (
 )
 from eosdsl.optim.optimizers import adam, rmsprop
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 jax.config.update("jax_enable_x64", True)
 
 

@@ -31,6 +31,8 @@ import scipy.optimize
 
 from eosdsl.curvature import rotation as rot
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 jax.config.update("jax_enable_x64", True)
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.flatten_util import ravel_pytree
 
 from eosdsl.curvature.dense import top_eigenpair
 from eosdsl.curvature.slices import loss_slice, sharpness_slice
+
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
 
 jax.config.update("jax_enable_x64", True)
 

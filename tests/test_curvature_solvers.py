@@ -27,6 +27,8 @@ from eosdsl.curvature.lobpcg import lobpcg_top, lobpcg_top_block
 from eosdsl.curvature.power import power_top
 from eosdsl.curvature.solve import Solve, top_eigenpairs, top_eigenpairs_warm
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 jax.config.update("jax_enable_x64", True)
 
 K = 8
@@ -373,7 +375,7 @@ def test_lobpcg_block_identity_start_degenerate_rows_refilled():
     assert int(zero.iterations) == 0
 
 
-# ------------------------------------------------------------ float32: attainable tolerance, caps (issue 12)
+# ------------------------------------------------------------ float32: attainable tolerance, caps
 
 
 def float32_oracle_bound(res: EigResult, a32: np.ndarray) -> tuple[np.ndarray, float]:

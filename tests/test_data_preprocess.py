@@ -1,4 +1,4 @@
-"""Tests for the pure preprocessing steps and ``pipeline`` (issue 4, item 3)."""
+"""Tests for the pure preprocessing steps and ``pipeline``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for the Dataset container and the seeded synthetic generators (issue 4, item 1)."""
+"""Tests for the Dataset container and the seeded synthetic generators."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Tests for ``eosdsl.dynamics`` (paper 003, Damian, Nichani & Lee 2023; digest seed-003).
+"""Tests for ``eosdsl.dynamics`` (paper 003, Damian, Nichani & Lee 2023).
 
 Oracles: the App. B toy, where GD *is* eq. (3) and θ†_t = (0, 0, z₀ + ηt) in closed form; Lemma 3's
-conserved g for ODE (4); the digest's leading-order ΔH for map (3); exact gradient flow of a quadratic;
-and a tiny edge-of-stability run (tanh MLP) checked against Theorem 1's identities and the paper's
+conserved g for ODE (4); the leading-order ΔH for map (3) (``discrete_g_drift``); exact gradient flow of a
+quadratic; and a tiny edge-of-stability run (tanh MLP) checked against Theorem 1's identities and the paper's
 qualitative claims (GD stays O(δ) from θ†, gradient flow drifts away).
 """
 
@@ -22,6 +22,8 @@ from eosdsl.dynamics import constrained as con
 from eosdsl.dynamics import flow
 from eosdsl.dynamics import predicted as pred
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 jax.config.update("jax_enable_x64", True)
 
 # ------------------------------------------------------------------------------------ App. B toy
@@ -31,7 +33,7 @@ SQB = np.sqrt(BETA)
 
 
 def toy_loss(p):
-    """L(x, y, z) = (1/η + (√β/2) y) x² − (α/√β) y − z (digest §2.10)."""
+    """L(x, y, z) = (1/η + (√β/2) y) x² − (α/√β) y − z (App. B)."""
     x, y, z = p
     return (1 / ETA + SQB / 2 * y) * x**2 - ALPHA / SQB * y - z
 
@@ -53,7 +55,7 @@ def test_toy_gd_is_eq3():
 
 
 def test_toy_constrained_trajectory_closed_form():
-    """θ†_t = (0, 0, z₀ + ηt), S(θ†) = 2/η, u·∇L = 0 (digest §2.10): exact here since S is linear in y.
+    """θ†_t = (0, 0, z₀ + ηt), S(θ†) = 2/η, u·∇L = 0 (App. B): exact here since S is linear in y.
 
     Tolerance 1e-10: the linearized projection is exact for this loss (S and u·∇L are affine in the step
     directions on x = 0); what is left is eigh round-off on a 3×3 matrix.
@@ -127,7 +129,7 @@ def test_toy_predicted_dynamics_is_exact(form, generalized):
 
 def test_generalized_fixed_point_closed_form():
     """App. F.2: for F(x) = −ρ₄x⁴/24 the period-2 orbit x̂ = ±δ has ŷ = −F'(δ)/δ = ρ₄δ²/6 and the
-    predicted sharpness 2/η + ŷ + F''(δ) = 2/η − ρ₄δ²/3 (digest check 10). Built on a toy whose loss
+    predicted sharpness 2/η + ŷ + F''(δ) = 2/η − ρ₄δ²/3. Built on a toy whose loss
     along u = e₁ is exactly x²/η − ρ₄x⁴/24."""
     rho4 = 3.0
     eta = ETA
@@ -267,7 +269,7 @@ def eos_run():
 
     @jax.jit
     def phase1(z):
-        """Time-origin proxy (digest §4.0): first t with S((θ_t + θ_{t+1})/2) ≥ 2/η."""
+        """Time-origin proxy of the authors' code (App. D.3): first t with S((θ_t + θ_{t+1})/2) ≥ 2/η."""
 
         def cond(s):
             return (s[2] < 2 / eta) & (s[0] < 2000)
@@ -362,7 +364,7 @@ def test_eos_sharpness_prediction():
     restarted from v̂ = v_t every 25 ≈ O(1/ε) steps (Theorem 1's horizon) ≤ 5e-2; medians of both ≤ 5e-3
     (observed max 0.023 / 0.035, medians ~2e-3; the maxima sit at the |x| spikes, where ‖v‖ ≈ 6δ and the
     O(ε) terms are largest); with one prediction from t = 0, ≤ 3e-2 until the first blow-up of |x|
-    (observed 0.023), after which it falls out of phase (digest pitfall 8: x₀ ≈ 7e-6 is tiny, and this
+    (observed 0.023), after which it falls out of phase (Theorem 1 needs |x̂| ≥ c₁δ; x₀ ≈ 7e-6, and this
     41-parameter net violates Assumption 5's "non-worst-case" ⊥ terms more than the paper's nets).
     """
     rec, _ = eos_run()

@@ -19,7 +19,9 @@ from eosdsl.engine.run import RunOutput, execute
 from eosdsl.spec.load import load
 from eosdsl.spec.models import Spec
 
-# Paper 000 Fig. 3 setting (digest §3.3): u0 = 10, v0 = 1e-6, ε = 0.01, η = (2 + ε)/u0² (GD lr).
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
+# Paper 000 Fig. 3 setting (§3.1): u0 = 10, v0 = 1e-6, ε = 0.01, η = (2 + ε)/u0² (GD lr).
 U0, V0, EPS = 10.0, 1e-6, 0.01
 ETA = (2 + EPS) / U0**2
 MSS = 2 / ETA
@@ -52,7 +54,7 @@ def simulate_eq5(
     zeroes the velocity at that step (u_{t−1} := u_t), for contrast.
 
     ``carried=False`` is the literal form, which differences iterates. Even in float64 it falls into the
-    rounding fixed point of digest §2 once the true displacement decays below a few ulps: on the Fig. 3
+    rounding fixed point (docs/specs.md) once the true displacement decays below a few ulps: on the Fig. 3
     PHB run u_t − u_{t−1} sits at exactly −4 ulp per step from t ≈ 1000 on, so it drifts ~7e-15 per step.
     ``carried=True`` evaluates the same recurrence with the displacement d_{t+1} = β d_t − η(1+β)∇L kept
     as its own variable (algebraically identical, no fixed point)."""
@@ -78,7 +80,7 @@ def simulate_eq5(
 
 
 def relu_lambda_max(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Digest §5.1: λ_max of [[v², 2uv], [2uv, u²]] = ½[(u² + v²) + √((u² − v²)² + 16u²v²)] for u > 0."""
+    """Paper 000 §3.1: λ_max of [[v², 2uv], [2uv, u²]] = ½[(u² + v²) + √((u² − v²)² + 16u²v²)] for u > 0."""
     lam = 0.5 * ((u * u + v * v) + np.sqrt((u * u - v * v) ** 2 + 16 * u * u * v * v))
     return np.where(u > 0, lam, 0.0)
 
@@ -115,7 +117,7 @@ def test_relu_scalar_trajectory_matches_eq5(optimizer: dict, beta: float) -> Non
 
 
 def test_gd_to_heavy_ball_switch_on_sharpness_carries_the_displacement() -> None:
-    """Oracles: (1) the first step s where the closed-form 2×2 Hessian λ_max (digest §5.1) of the numpy GD
+    """Oracles: (1) the first step s where the closed-form 2×2 Hessian λ_max (paper 000 §3.1) of the numpy GD
     trajectory is below 2/η after being ≥ 2/η (margins ≈ 1e-3 on either side, so rounding cannot move it);
     (2) eq. (5) with β = 0 for t < s and β = 0.9 from s on, with u_{s−1} the last GD iterate (the carried
     displacement), tolerances as in the eq. (5) test; the recorded sharpness equals the closed-form λ_max
@@ -176,7 +178,7 @@ def test_float32_heavy_ball_tracks_float64_where_the_naive_form_drifts() -> None
 
     Oracles: eq. (5) in numpy float64 with the displacement carried (final sharpness = closed-form λ_max
     at (u_T, v_T) ≈ u_T² = 96.1276) and, for contrast, the naive float32 loop, whose rounding fixed point
-    (digest §2) lets u drift: it ends at u² ≈ 88.80, 7.3 below. eosdsl's float32 run must end within 0.01
+    (docs/specs.md) lets u drift: it ends at u² ≈ 88.80, 7.3 below. eosdsl's float32 run must end within 0.01
     of its float64 run and of numpy (observed: 2.9e-4 below); eosdsl float64 vs numpy is round-off
     (observed 4e-14, 1e-12 relative allowed)."""
     steps = 100_000

@@ -20,6 +20,8 @@ from eosdsl.spec.errors import SpecError
 from eosdsl.spec.load import load
 from eosdsl.spec.models import Spec
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 jax.config.update("jax_enable_x64", True)
 
 OBJECTIVE = "0.25*(w[0]**2 + w[1]**2)**2 + w[0]*w[1]*w[2] + w[3]**4 + 0.5*w[2]**2 + 0.3*w[1]*w[3]**2"

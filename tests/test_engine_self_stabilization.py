@@ -1,5 +1,5 @@
 """The ``self_stabilization`` measure in the engine, on paper 003's App. B toy where everything is closed
-form (digest §2.10): L(x, y, z) = (1/η + (√β/2)y)x² − (α/√β)y − z.
+form (App. B, Fig. 2): L(x, y, z) = (1/η + (√β/2)y)x² − (α/√β)y − z.
 
 GD on it is exactly the simplified dynamics eq. (3) with Y = √β·y; the constrained trajectory is
 θ†_t = (0, 0, z_{t₀} + η(t − t₀)) with S(θ†) = 2/η, u = e₁, ∇S⊥ = (0, √β, 0), α_t = α, β_t = β and
@@ -19,6 +19,8 @@ import pytest
 
 from eosdsl.engine.run import execute
 from eosdsl.spec.models import Spec
+
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
 
 ETA, ALPHA, BETA = 0.1, 0.5, 2.0
 DELTA = math.sqrt(2 * ALPHA / BETA)

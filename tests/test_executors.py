@@ -24,6 +24,8 @@ from eosdsl.executors import (
     make_executor,
 )
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 try:
     import ray
 except ImportError:  # the tests that need Ray skip; the install hint is tested without it anyway

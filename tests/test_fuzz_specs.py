@@ -1,4 +1,4 @@
-"""Fuzzing the spec loader (issue 13): hostile or broken specs give located errors, never tracebacks.
+"""Fuzzing the spec loader: hostile or broken specs give located errors, never tracebacks.
 
 Every spec in ``specs/`` and ``tests/bad_specs/`` is mutated with a seeded generator — keys deleted,
 duplicated, renamed or swapped; values replaced by other types, huge numbers, NaN/inf, deep nesting,
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import spec_text
 from ruamel.yaml import YAML
 
 from eosdsl.spec.errors import MAX_REPORTED, SpecError
@@ -293,17 +294,13 @@ def _assert_clean(figures: Figures) -> None:
 
 # ------------------------------------------------------------------------------------------- fixed cases
 
-_BASE = "name: x\nproblem: {kind: relu_scalar}\noptimizer: {kind: gd, lr: 0.02}\ntrain: {steps: 10}\n"
+_BASE = spec_text("relu_scalar_min")
 _TOY = (
     "name: x\nproblem: {kind: toy, params: {u: 1.0}, objective: 'u**2'}\noptimizer: {kind: gd, lr: 0.02}\n"
     "train: {steps: 10}\n"
 )
 
-_SUPERVISED = (
-    "name: x\nproblem:\n  kind: supervised\n  data: {source: rank2, d: 4, n: 8}\n  pipeline: [scale]\n"
-    "  model: {kind: mlp, widths: [4]}\n  loss: {kind: mse}\n"
-    "optimizer: {kind: gd, lr: 0.02}\ntrain: {steps: 10}\n"
-)
+_SUPERVISED = spec_text("supervised_min")
 
 FIXED = {
     "alias bomb": ALIAS_BOMB + _BASE,
@@ -339,6 +336,7 @@ FIXED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FIXED))
 def test_fixed_hostile_cases_are_located_errors(name):
     figures = Figures()
@@ -355,6 +353,7 @@ def test_objective_one_is_a_float_objective():
     assert load("base", text=_BASE) and load("toy", text=_TOY) and load("supervised", text=_SUPERVISED)
 
 
+@pytest.mark.slow  # ~30 s: 500 mutants, each loaded and validated
 def test_fuzz_mutants_give_located_errors():
     _assert_clean(fuzz(DEFAULT_MUTANTS, seed=13))
 

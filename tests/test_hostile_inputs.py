@@ -1,4 +1,4 @@
-"""Issue 13, items 3–5 and 7: hostile specs, queries, export targets and terminal output.
+"""Hostile specs, queries, export targets and terminal output.
 
 Each case was a hang, a traceback, a silently accepted spec whose run then failed, or a CLI that wrote
 where it must not; each is now a located error (exit 2) or a refusal, and user strings are printed with
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import spec_text
 from typer.testing import CliRunner
 
 from eosdsl.cli import app
@@ -27,12 +28,8 @@ from eosdsl.spec.yamlio import MAX_BYTES, MAX_DEPTH, MAX_NODES
 
 runner = CliRunner()
 
-BASE = "name: x\nproblem: {kind: relu_scalar}\noptimizer: {kind: gd, lr: 0.02}\ntrain: {steps: 10}\n"
-SUPERVISED = (
-    "name: x\nproblem:\n  kind: supervised\n  data: {source: rank2, d: 4, n: 8}\n  pipeline: PIPELINE\n"
-    "  model: {kind: mlp, widths: [4]}\n  loss: {kind: mse}\n"
-    "optimizer: {kind: gd, lr: 0.02}\ntrain: {steps: 10}\n"
-)
+BASE = spec_text("relu_scalar_min")  # error positions below are lines:columns of these two files
+SUPERVISED = spec_text("supervised_min").replace("[scale]", "PIPELINE")
 ALIAS_BOMB = "a0: &a0 [x]\n" + "".join(
     f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 10)
 )

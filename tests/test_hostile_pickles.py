@@ -1,4 +1,4 @@
-"""Issue 13, item 6: the CIFAR-10 reader against hostile and broken pickles, and numpy's own protocols.
+"""The CIFAR-10 reader against hostile and broken pickles, and numpy's own protocols.
 
 Truncated, too small or deeply nested batches are one-line :class:`CifarFormatError`/
 :class:`UnsafePickleError` messages naming the file; a shared-reference bomb is refused before it

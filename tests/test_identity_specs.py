@@ -449,7 +449,7 @@ LITERALS = _literal_values(m.Spec.model_json_schema())
 # Free-text network fields whose valid values the schema cannot list.
 LITERALS["activation"] = {"relu", "tanh", "elu", "gelu", "softplus", "swish", "identity", "cubic"}
 LITERALS["init"] = {"torch_default", "lecun", "he"}
-LITERALS["pipeline"] = set(STEPS)  # a pipeline step given by name must name a step (issue 13)
+LITERALS["pipeline"] = set(STEPS)  # a pipeline step given by name must name a step
 
 # Replacements for empty containers, by field name (each is a valid non-empty value).
 EMPTY_REPLACEMENTS: dict[str, list[Any]] = {
@@ -599,6 +599,7 @@ def _walk(spec: m.Spec) -> tuple[list[LeafPath], list[LeafPath], int]:
     return wrong, unexpected_skips, changed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SENSITIVITY_SPECS))
 def test_every_semantic_leaf_changes_the_spec_id(name: str) -> None:
     """Perturb each leaf (numbers +1 or x1.5, strings to another literal or expression, booleans

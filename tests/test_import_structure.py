@@ -1,4 +1,4 @@
-"""The import structure of eosdsl (issue 16 item 3; issue 12's "read-only commands start fast").
+"""The import structure of eosdsl (the spec layer stands alone; read-only commands start fast).
 
 - The spec layer stands alone: importing the spec models, the loader and the JSON schema imports neither
   jax nor flax (network configs come from the jax-free :mod:`eosdsl.models.configs`; the semantic

@@ -3,7 +3,7 @@
 Oracles: the defining formulas in numpy (MSE conventions ½Σr²/N, Σr²/(N·k), Σr²/N; −mean log softmax),
 optax's reference implementations (``softmax_cross_entropy``, ``..._with_integer_labels``,
 ``sigmoid_binary_cross_entropy``, ``huber_loss``), and the closed-form Hessian of a linear model
-(1/N)·I_k ⊗ XᵀX under the ½Σ/N convention; paper 002's Table 1 (digest seed-002 §4.18) for the presets.
+(1/N)·I_k ⊗ XᵀX under the ½Σ/N convention; paper 002's Table 1 for the presets.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Oracles:
 
-- parameter counts by hand arithmetic from the papers (digest seed-004 §4.13: MLP 784-32-32-32-32-10
-  without biases = 28,480; seed-000 §5.4: locuslab fc-relu 3072-200-200-10 = 656,810; seed-001 §4:
+- parameter counts by hand arithmetic from the papers (paper 004 App. F: MLP 784-32-32-32-32-10
+  without biases = 28,480; paper 000 App. E: locuslab fc-relu 3072-200-200-10 = 656,810; paper 001 §4:
   two-layer linear d = 50, m = 400, k = 1: 20,400; He et al.'s CIFAR ResNet-20: 269,722 with option-A
   shortcuts, 272,474 with option-B projections, BN affine params included), against both
   ``count_formula`` and the number of parameters ``init`` actually creates (via ``jax.eval_shape``);
@@ -27,6 +27,8 @@ from eosdsl.curvature.dense import hessian_matrix
 from eosdsl.losses import cross_entropy, mse
 from eosdsl.models import KINDS, OUTPUT_GROUP, batch_norm, build_model
 from eosdsl.models.build import ModelFns
+
+pytestmark = pytest.mark.slow  # compiles JAX programs per model, finite-difference Hessians: seconds per test
 
 jax.config.update("jax_enable_x64", True)
 
@@ -389,7 +391,7 @@ def test_two_layer_linear_formula_and_init():
 
 
 def test_output_norm_identity_of_paper_001():
-    """Digest seed-001 §3.0 (exact for GD): ‖A_{t+1}‖² − ‖A_t‖² = −(4η/n) D_tᵀF_t + η²‖∇_A L_t‖² for
+    """Paper 001 eq. (2), discretized (exact for GD): ‖A_{t+1}‖² − ‖A_t‖² = −(4η/n) D_tᵀF_t + η²‖∇_A L_t‖² for
     f = AᵀWx/√m and L = (1/n)Σ(f − y)² (``mse`` convention ``sum_over_n``)."""
     n, d, m, eta = 10, 6, 20, 0.3
     fns = build_model("two_layer_linear", d=d, m=m, a_std=0.5)

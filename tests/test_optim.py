@@ -232,6 +232,7 @@ def _closed_form_mss(opt: dict, eta: float) -> float:
     return 2 * (1 + beta) / eta
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", MSS_CASES, ids=[_mss_id(c) for c in MSS_CASES])
 def test_mss_is_the_stability_edge_on_a_1d_quadratic(case: tuple) -> None:
     """Oracles: the closed-form MSS (GD 2/η, heavy ball 2(1+β)/η, Nesterov 2(1+β)/((1+2β)η), η applied),

@@ -20,6 +20,8 @@ from eosdsl.registry import Registry
 from eosdsl.runs import plan_points, run_points
 from eosdsl.spec.load import load
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 RELU = """
 name: pack-relu
 precision: float64
@@ -39,6 +41,16 @@ measure:
   - {kind: params}
   - {kind: mss}
   - {kind: sharpness, every: 7}
+"""
+
+SCALAR = """
+name: pack-scalar
+precision: float64
+constants: {eps: 0.01, u0: 10.0}
+problem: {kind: relu_scalar, u0: u0, v0: 1.0e-6}
+optimizer: {kind: heavy_ball, lr: (2 + eps) / u0**2, beta: 0.5}
+train: {steps: 1000}
+measure: [{kind: loss}, {kind: params}]
 """
 
 TOY = """
@@ -227,7 +239,7 @@ def test_plan_groups_points_by_program_shape(tmp_path: Path) -> None:
     text = TOY + "sweep:\n  cases: [{label: gd}, {label: adam, set: {optimizer: {kind: adam, lr: 0.001}}}]\n"
     points = _points(text, ["constants.lr=0.001,0.002,0.003"])
     registry = Registry(tmp_path)
-    plan = plan_points(points, registry)
+    plan = plan_points(points, registry, pack=10)
     assert sorted(len(p) for p in plan.packs) == [3, 3]
     assert len({pack_key(plan.jobs[p[0]].spec, plan.jobs[p[0]].host) for p in plan.packs}) == 2
     assert [len(p) for p in plan_points(points, registry, pack=2).packs] == [2, 1, 2, 1]
@@ -238,14 +250,14 @@ def test_sweep_commits_each_point_with_its_own_key_and_reuses_them(tmp_path: Pat
     sweep again reuses all of them."""
     loaded = load("pack.yaml", text=TOY, multirun=["constants.lr=0.001,0.011,0.05"])
     registry = Registry(tmp_path)
-    outcomes, _, sid = run_points(loaded.spec, loaded.points, registry)
+    outcomes, _, sid = run_points(loaded.spec, loaded.points, registry, pack=3)
     keys = [o.run.run_key for o in outcomes]
     assert len(set(keys)) == 3 and not any(o.reused for o in outcomes)
     assert [o.run.status for o in outcomes] == ["completed", "completed", "diverged"]
     for o in outcomes:
         assert o.run.info["execution"]["mode"] == "packed"
         assert o.run.info["execution"]["members"] == keys
-    again, _, sid2 = run_points(loaded.spec, loaded.points, registry)
+    again, _, sid2 = run_points(loaded.spec, loaded.points, registry, pack=3)
     assert all(o.reused for o in again) and sid2 == sid
     record = registry.read_sweep(sid)
     assert [m["run_key"] for m in record["members"]] == keys
@@ -283,23 +295,42 @@ def test_a_failing_pack_does_not_stop_the_sweep(
 def test_auto_packing_packs_cheap_programs_and_leaves_compute_bound_ones_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without --pack, the scalar toy (≈10² flops per step) is packed; an MLP on 60 examples (≈10⁴–10⁵
-    flops) too; Fashion-MNIST-sized steps are not (a CPU gains nothing): a program above
-    PACK_MAX_FLOPS runs one point at a time, with a note saying why; an explicit --pack still packs it."""
+    """Without --pack, the pack size is measured: paper 000's scalar toy with loss and parameters only (a
+    step of ≈10² flops, all fixed cost) is packed, as a trial pack of 3 costs about one lone chunk on
+    any machine, far below 3. A program whose
+    trial pack costs more per member than a lone run (faked here: which networks are compute-bound
+    depends on the machine) runs one point at a time, with a note giving both timings; an explicit
+    --pack still packs it."""
     import eosdsl.runs as runs
 
     registry = Registry(tmp_path)
-    toy = plan_points(_points(RELU, ["constants.eps=0.01,0.02,0.03"]), registry)
+    toy = plan_points(_points(SCALAR, ["constants.eps=0.01,0.02,0.03"]), registry)
     assert [len(p) for p in toy.packs] == [3] and toy.notes == []
     net_points = _points(NET, ["optimizer.lr=0.05,0.1"])
-    flops = runs.step_flops(net_points[0].spec, prepare(net_points[0].spec))
-    assert flops is not None and 1e3 < flops < runs.PACK_MAX_FLOPS["cpu"]
-    monkeypatch.setitem(runs.PACK_MAX_FLOPS, "cpu", flops / 2)  # as if this network were compute-bound
+    trials: list[int] = []
+
+    def compute_bound(specs, hosts):  # a pack of n costs 3n lone chunks
+        trials.append(len(specs))
+        return 0.002 * (1 if len(specs) == 1 else 3 * len(specs))
+
+    monkeypatch.setattr(runs, "trial_chunk_seconds", compute_bound)
     net = plan_points(net_points, registry)
     forced = plan_points(net_points, registry, pack=2)
+    assert trials == [1, 2]  # one lone trial and one of the full pack; none with --pack
     assert [len(p) for p in net.packs] == [1, 1]
-    assert len(net.notes) == 1 and "compute-bound" in net.notes[0] and "--pack" in net.notes[0]
+    assert len(net.notes) == 1 and "--pack" in net.notes[0]
+    assert "trial pack of 2 took 6 ms per member-chunk against 2 ms alone" in net.notes[0]
     assert [len(p) for p in forced.packs] == [2]
+
+
+def test_trial_chunk_seconds_times_a_compiled_chunk() -> None:
+    """The trial runs the real programs (alone and packed) and returns a positive wall time."""
+    from eosdsl.engine.run import trial_chunk_seconds
+
+    points = _points(RELU, ["constants.eps=0.01,0.02"])
+    specs, hosts = [p.spec for p in points], [prepare(p.spec) for p in points]
+    alone, packed = trial_chunk_seconds(specs[:1], hosts[:1]), trial_chunk_seconds(specs, hosts)
+    assert 0 < alone < 10 and 0 < packed < 10
 
 
 def test_a_worker_in_another_environment_refuses_its_pack(tmp_path: Path) -> None:

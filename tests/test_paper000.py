@@ -10,6 +10,8 @@ from eosdsl.registry import Registry
 from eosdsl.runs import run_points
 from eosdsl.spec.load import load
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 SPECS = Path(__file__).resolve().parents[1] / "specs" / "phb-catapults"
 
 
@@ -33,7 +35,7 @@ def test_four_scenarios_final_sharpness_ordering(tmp_path):
         assert checks["lemma6"]["passed"] and checks["lemma6"]["applicable"]
         assert checks["theorem2"]["passed"] and checks["theorem2"]["applicable"]
     # The switch happens when the sharpness first falls below the MSS: PHB gets there ~10x sooner
-    # (per-step growth 1.1032 vs 1.01, digest 000 §3.3).
+    # (per-step growth 1.1032 vs 1.01 of the v-dynamics linearized at ηu0² = 2 + ε).
     gd_to_phb = runs["gd-to-phb"].info["events"][0]["fired_at"]
     phb_to_gd = runs["phb-to-gd"].info["events"][0]["fired_at"]
     assert phb_to_gd < gd_to_phb / 5

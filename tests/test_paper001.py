@@ -10,11 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from eosdsl.checks.evaluate import run_checks
 from eosdsl.registry import Registry
 from eosdsl.runs import run_one
 from eosdsl.spec.load import load
+
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
 
 SPEC = (
     Path(__file__).resolve().parents[1]

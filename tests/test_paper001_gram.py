@@ -19,10 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from eosdsl.registry import Registry
 from eosdsl.runs import run_one
 from eosdsl.spec.load import load
+
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "progressive-sharpening" / "two-layer-linear-gram.yaml"
 ETA = 2.5

@@ -1,9 +1,9 @@
 """Oracle tests for the problem shortcuts and their host/traced halves (``eosdsl.problems``).
 
-Oracles are the closed forms of the paper digests: seed-000 §5.1 (ReLU scalar net), §5.2 (LDN regression
-gradient/Hessian), §5.3 eq. (17) (single-point LDN); seed-004 §3.2 eq. (4) and §3.5 (product chain
-Hessians); seed-002 §2.2 (the g_{a,b} family, g(1) = g'(1) = 0, g''(1) = 1). Every closed form is written
-out here in numpy, independently of the expression compiler the problems go through.
+Oracles are closed forms from the papers: paper 000 §3.1 (ReLU scalar net), §2.1 (LDN regression
+gradient/Hessian), App. E.6 eq. (17) (single-point LDN); paper 004 eq. (4) and App. C (product
+chain Hessians); paper 002 §3 eq. (2) (the g_{a,b} family, g(1) = g'(1) = 0, g''(1) = 1). Every closed form is
+written out here in numpy, independently of the expression compiler the problems go through.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ Z_CUBIC_QUARTIC = [0.25, -0.5, 1.0, 0.3, 0.5]  # z = 0.25 − 0.5Θ + Θ² + 0.3
 
 
 def test_relu_scalar_loss_closed_form_including_dead_side():
-    """ReLU scalar net L = ½u²v²·1[u ≥ 0] (digest 000 §5.1) at random points, half of them with u < 0.
+    """ReLU scalar net L = ½u²v²·1[u ≥ 0] (paper 000 §3.1) at random points, half of them with u < 0.
 
     Oracle: the closed form in numpy; for u < 0 it is exactly 0. Tolerance 1e-12: a few flops in float64.
     """
@@ -83,7 +83,7 @@ def test_relu_scalar_loss_closed_form_including_dead_side():
 
 
 def test_ldn_point_loss_closed_form():
-    """Single-point LDN L = ½(u² − v² − 1)² (digest 000 §5.3) at random points; float64 round-off tol."""
+    """Single-point LDN L = ½(u² − v² − 1)² (paper 000 App. E.5) at random points; float64 round-off tol."""
     rng = np.random.default_rng(RNG_SEED + 1)
     prob = problem({"kind": "ldn_point"})
     u, v = rng.normal(scale=2.0, size=(2, 20))
@@ -105,7 +105,7 @@ def test_product_chain_loss_closed_form(z, n):
 
 
 def g_ab(s: float, a: float, b: float) -> float:
-    """Digest 002 §2.2 eq. (2): the a = 1 and a = 2 lines written out separately, else the (a, b) family."""
+    """Paper 002 §3 eq. (2): the a = 1 and a = 2 lines written out separately, else the (a, b) family."""
     if a == 1:
         return (np.sqrt(1 + (s**b - 1) ** 2) - 1) / b**2
     if a == 2:
@@ -115,7 +115,7 @@ def g_ab(s: float, a: float, b: float) -> float:
 
 @pytest.mark.parametrize(("a", "b"), [(1, 1), (1, 3), (2, 1), (2, 3)])
 def test_scalar_product_loss_closed_form(a, b):
-    """f(x, y) = g_{a,b}(xy) (digest 002 §2.2) at a ∈ {1, 2}, b ∈ {1, 3}, incl. xy < 0 (defined for odd b).
+    """f(x, y) = g_{a,b}(xy) (paper 002 eq. (2)) at a ∈ {1, 2}, b ∈ {1, 3}, incl. xy < 0 (defined for odd b).
 
     Oracle: the two printed lines of eq. (2) in numpy (not the generic formula the default ``g`` uses).
     Tolerance 1e-11 relative: (xy)³ up to ~50 and a square root, float64 round-off.
@@ -162,8 +162,8 @@ def test_hand_written_toy_with_definitions_and_coefficients():
 # ------------------------------------------------------------------------------------ autodiff Hessians
 
 
-def test_relu_scalar_hessian_matches_digest():
-    """Digest 000 §5.1: for u > 0, ∇²L = [[v², 2uv], [2uv, u²]]; for u < 0 it is 0. Tolerance ~1e-10 rel."""
+def test_relu_scalar_hessian_matches_closed_form():
+    """Paper 000 §3.1: for u > 0, ∇²L = [[v², 2uv], [2uv, u²]]; for u < 0 it is 0. Tolerance ~1e-10 rel."""
     rng = np.random.default_rng(RNG_SEED + 4)
     prob = problem({"kind": "relu_scalar"})
     u, v = rng.uniform(0.1, 5.0, 8), rng.normal(size=8)
@@ -175,9 +175,9 @@ def test_relu_scalar_hessian_matches_digest():
 
 
 def test_ldn_point_hessian_matches_eq17():
-    """Digest 000 §5.3 eq. (17): [[6u² − 2v² − 2, −4uv], [−4uv, 6v² − 2u² + 2]]; plus 4aaᵀ at a minimum.
+    """Paper 000 App. E.6 eq. (17): [[6u² − 2v² − 2, −4uv], [−4uv, 6v² − 2u² + 2]]; plus 4aaᵀ at a minimum.
 
-    At u*² = v*² + 1 the Hessian is 4aaᵀ, a = (u*, −v*), so S = 8v*² + 4 (digest's minimum facts).
+    At u*² = v*² + 1 the Hessian is 4aaᵀ, a = (u*, −v*), so S = 8v*² + 4 (App. E.6).
     Tolerance ~1e-10 relative (float64 round-off).
     """
     rng = np.random.default_rng(RNG_SEED + 5)
@@ -200,7 +200,7 @@ def test_ldn_point_hessian_matches_eq17():
 def test_product_chain_n2_hessian_matches_eq4(z):
     """Paper 004 eq. (4): H = [[z''θ₂², z''θ₁θ₂ + z'], [z''θ₁θ₂ + z', z''θ₁²]] (any polynomial z).
 
-    Includes the Fig. 1 init θ0 = (−0.1, 10), where H = [[200, −4], [−4, 0.02]] (digest 004 §3.3), and
+    Includes the Fig. 1 init θ0 = (−0.1, 10), where H = [[200, −4], [−4, 0.02]] (by hand), and
     points with θ1 = 0 and θ = 0 (the formula needs no Θ ≠ 0; autodiff of prod/powers at 0 must not NaN).
     Tolerance ~1e-10 relative.
     """
@@ -217,7 +217,7 @@ def test_product_chain_n2_hessian_matches_eq4(z):
 
 @pytest.mark.parametrize("z", [Z_SQUARE, Z_CUBIC_QUARTIC], ids=["square", "cubic_quartic"])
 def test_product_chain_n4_hessian_matches_rank_one_formula(z):
-    """Paper 004 §3.5: H = D wwᵀ − z'Θ diag(w²), w = 1/θ, D = z''Θ² + z'Θ (exact for θ_j ≠ 0, any z).
+    """Paper 004 App. C: H = D wwᵀ − z'Θ diag(w²), w = 1/θ, D = z''Θ² + z'Θ (exact for θ_j ≠ 0, any z).
 
     Tolerance ~1e-10 relative (the formula has no cancellation beyond float64 round-off).
     """
@@ -238,8 +238,8 @@ def ldn_problem(**kw) -> m.Problem:
 
 
 @pytest.mark.parametrize("c", [1.0, 0.5])
-def test_ldn_regression_loss_and_hessian_match_digest(c):
-    """Digest 000 §5.2: L = (c/N) Σ r_n², ∇²L = (2c/N) Σ [J_n J_nᵀ + r_n diag(2x_n, −2x_n)].
+def test_ldn_regression_loss_and_hessian_match_closed_form(c):
+    """Paper 000 §2.1's LDN: L = (c/N) Σ r_n², ∇²L = (2c/N) Σ [J_n J_nᵀ + r_n diag(2x_n, −2x_n)].
 
     J_n = (2u⊙x_n, −2v⊙x_n), r_n = ⟨u² − v², x_n⟩ − y_n, built in numpy at random (u, v) away from
     interpolation (so the r_n-term matters). Parameter order is (u, v): ``ravel_pytree`` sorts dict keys.
@@ -266,11 +266,12 @@ def test_ldn_regression_loss_and_hessian_match_digest(c):
 # -------------------------------------------------------------------------------- scalar product minima
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("a", "b"), [(1, 1), (2, 1), (1, 3), (2, 3), (0.5, 5), (3, 1)])
 def test_scalar_product_sharpness_at_minimizer_is_x2_plus_y2(a, b):
     """At xy = 1, ∇²f = g''(1)(y, x)(y, x)ᵀ + g'(1)[[0, 1], [1, 0]] = (y, x)(y, x)ᵀ: g'(1) = 0, g''(1) = 1.
 
-    Digest 002 §2.2 (holds for every a, b), so λ_max = x² + y² exactly. Tolerance 1e-10 relative: the
+    Paper 002 eq. (2) (holds for every a, b), so λ_max = x² + y² exactly. Tolerance 1e-10 relative: the
     identity is exact, autodiff through (s^b)^(a/2) leaves float64 round-off.
     """
     prob = problem({"kind": "scalar_product", "x0": 1.0, "y0": 1.0, "a": a, "b": b})
@@ -288,7 +289,7 @@ def test_scalar_product_sharpness_at_minimizer_is_x2_plus_y2(a, b):
 def test_ldn_host_problem_inputs_and_fingerprint():
     """LDN host half: u₀ = v₀ = α·1 (α an expression over constants), data shapes, fingerprint.
 
-    Oracles: digest 000 §5.2 init; the generator's own documented draw (PCG64(seed), N×d); the fingerprint
+    Oracles: paper 000 §2.1 init; the generator's own documented draw (PCG64(seed), N×d); the fingerprint
     is a SHA-256 hex that is stable across calls and changes with the data seed.
     """
     scope = Scope({"a0": 0.05}, jnp.float64)
@@ -313,7 +314,7 @@ def test_ldn_host_problem_inputs_and_fingerprint():
 
 
 def population_risk_np(w: np.ndarray, host, c: float) -> float:
-    """c((μ·e)² + σ²‖e‖²), e = w − w* (digest 000 §3.1/§5.2 closed form for x ~ N(μ1, σ²I))."""
+    """c((μ·e)² + σ²‖e‖²), e = w − w* (closed form for x ~ N(μ1, σ²I), paper 000 App. B)."""
     e = w - host.data["w_star"]
     return c * (float(host.data["mu"] @ e) ** 2 + float(host.data["sigma2"]) * float(e @ e))
 
@@ -322,7 +323,7 @@ def population_risk_np(w: np.ndarray, host, c: float) -> float:
 def test_ldn_references_and_test_loss(c):
     """References ``test_loss.min_l1``/``min_l2`` exist; test_loss is the closed-form population risk.
 
-    Oracles: min-ℓ2 interpolator w = X⁺y (digest 000 §5.2) fed to the numpy risk; test_loss(w*) = 0 at
+    Oracles: min-ℓ2 interpolator w = X⁺y (Fig. 1's ℓ2 baseline) fed to the numpy risk; test_loss(w*) = 0 at
     u = √w*, v = 0; c((μ·e)² + σ²‖e‖²) at random (u, v). The ℓ1 reference is only checked for existence,
     sign and scaling in c (its LP oracle is tested in the data module). Tolerances: 1e-9 for the lstsq
     solution (conditioning of a 10×20 Gaussian X), 1e-12 for closed forms.

@@ -1,4 +1,4 @@
-"""Issue 12: the progress reporter's text (``eosdsl.cli.common.SweepProgress``), with a fake clock, and
+"""The progress reporter's text (``eosdsl.cli.common.SweepProgress``), with a fake clock, and
 what the engine tells it (the real stop point, the write phase)."""
 
 from __future__ import annotations

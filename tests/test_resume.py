@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from eosdsl.engine.run import execute_pack, prepare
 from eosdsl.registry import Registry
@@ -27,6 +28,8 @@ from eosdsl.registry.claims import claim_path
 from eosdsl.registry.identity import environment_difference
 from eosdsl.runs import run_one
 from eosdsl.spec.load import load
+
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
 
 # Heavy ball on paper 000's ReLU scalar net: 600k steps in chunks of 20k, a checkpoint every 100k.
 LONG_SPEC = """

@@ -16,6 +16,8 @@ from eosdsl.problems.build import problem_fns
 from eosdsl.spec.load import load
 from eosdsl.spec.scope import Scope
 
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SMALL = """

@@ -1,4 +1,4 @@
-"""The sweep specs of paper 000 Fig. 1 (a)/(b) and Fig. 4 and paper 004 Fig. 5a (issue 6, item 7).
+"""The sweep specs of paper 000 Fig. 1 (a)/(b) and Fig. 4 and paper 004 Fig. 5a.
 
 Each validates, has the documented number of points, and all its points share one program structure
 (``Structure.of(spec).key``): only traced numbers (and the seed) vary across points, so a packing

@@ -1,7 +1,7 @@
 """Oracle tests for ``eosdsl.curvature.third_order``: ∇S = ∇³L(u, u) (paper 003, Lemma 2).
 
 Oracles: (1) a central finite difference of the dense-``eigh`` sharpness on a tiny tanh MLP; (2) the
-closed form of the App. B toy L = (1/η + (√β/2) y) x² − (α/√β) y − z (digest seed-003 §2.10), where on the
+closed form of the App. B toy L = (1/η + (√β/2) y) x² − (α/√β) y − z (paper 003 App. B), where on the
 line x = 0: u = e₁, S = 2/η + √β y, ∇S = (0, √β, 0), ∇L = (0, −α/√β, −1).
 """
 
@@ -15,6 +15,8 @@ from jax.flatten_util import ravel_pytree
 
 from eosdsl.curvature.dense import top_eigenpair
 from eosdsl.curvature.third_order import perp, progressive_sharpening, sharpness_gradient
+
+pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
 
 jax.config.update("jax_enable_x64", True)
 

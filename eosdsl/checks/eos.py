@@ -1,12 +1,12 @@
-"""Edge-of-stability checks on recorded curvature series (paper 003, Damian et al.; digest seed-003).
+"""Edge-of-stability checks on recorded curvature series (paper 003, Damian et al.).
 
 * :func:`eos_band`: once the sharpness reaches the stability limit 2/η it stays within a relative band
-  of it (the EoS regime, digest §1);
-* :func:`eigengap`: Assumption 2, η·λ₂ < c (the paper's runs stop at c = 1.9; digest §3);
+  of it (the EoS regime, §1.1);
+* :func:`eigengap`: Assumption 2, η·λ₂ < c (the paper's runs stop at c = 1.9, App. D.3);
 * :func:`tracks_constrained`: GD stays within O(δ) of the constrained trajectory θ†, δ = √(2α/β)
-  (Theorem 1, §6; digest §9 checks 13–14);
+  (Theorem 1, §6, §7.1);
 * :func:`prediction`: Theorem 1's predicted sharpness 2/η + ŷ + (∇S·u)x̂ and loss L(θ†) + x̂²/η
-  track the measured ones (digest §9 check 12).
+  track the measured ones (Theorem 1, §5.3).
 
 Each takes the spec's check model, the run's series (``name → (steps, values)``) and the scalars
 expressions may use, and returns a :class:`CheckResult` whose margin is ≥ 0 iff the statement holds.

@@ -163,7 +163,7 @@ def _theorem2(check: m.Theorem2Check, spec: m.Spec, series: Series) -> CheckResu
         if isinstance(reason, str):
             return CheckResult.not_applicable("theorem2", reason, {})
     eta, beta = setting
-    eps = eta * float(u[0]) ** 2 - 2.0  # u₀² = (2 + ε)/η (paper 000 §3.3)
+    eps = eta * float(u[0]) ** 2 - 2.0  # u₀² = (2 + ε)/η (paper 000 §3.1)
     return phb_relu.theorem2(u, v, eta, beta, eps, **({} if check.tol is None else {"tol": check.tol}))
 
 

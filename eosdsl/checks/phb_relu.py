@@ -1,8 +1,8 @@
-r"""Trajectory checks for the ReLU scalar network of Phunyaphibarn et al. (paper 000, digest §4, §5.1).
+r"""Trajectory checks for the ReLU scalar network of Phunyaphibarn et al. (paper 000 §3.2, App. D).
 
 The loss is :math:`\mathcal L(u,v)=\tfrac12u^2v^2\mathbb 1[u\ge0]`, trained by GD (:math:`\beta=0`) or by
 Polyak heavy ball (paper eq. (1)) with the *GD-equivalent* learning rate :math:`\eta`, i.e. applied rate
-:math:`(1+\beta)\eta`, and zero initial velocity (:math:`u_{-1}=u_0`). The dynamics are (digest eq. (5))
+:math:`(1+\beta)\eta`, and zero initial velocity (:math:`u_{-1}=u_0`). The dynamics are (App. D.1, eq. (5))
 
 .. math::
     u_{t+1} = u_t + \beta(u_t-u_{t-1}) - \eta(1+\beta)\,u_tv_t^2\,\mathbb 1[u_t\ge0],\\
@@ -125,8 +125,9 @@ def lemma6(u: np.ndarray, tol: float | None = None) -> CheckResult:
     ``margin = -max_t (u_{t+1}-u_t)`` (so a constant or decreasing trajectory has ``margin >= 0``);
     ``passed`` iff ``max_t (u_{t+1}-u_t) <= tol``. Default ``tol = 8 * finfo(u.dtype).eps * max|u|``: a few
     ulps of the largest iterate, the size of a single rounding error in ``u_t + beta*(u_t - u_{t-1})``.
-    (This matters for PHB in finite precision, whose displacement can sit at a few ulps forever — digest §2
-    "rounding fixed point" — but it must never be positive beyond round-off.) The worst step is reported.
+    (This matters for PHB in finite precision, whose displacement can sit at a few ulps forever —
+    the float32 "rounding fixed point" of docs/specs.md — but it must never be positive beyond round-off.)
+    The worst step is reported.
     """
     u = _trajectory(u, "u")
     name = "lemma6"
@@ -159,7 +160,7 @@ def theorem2(
 
     Hypotheses (else ``applicable=False``): :math:`\inf_t u_t\ge0` (no neuron death), :math:`0<\epsilon<1`,
     :math:`|v_0|<1`, and :math:`\tau_u\le T` (the quantities exist). The check is the limit statement
-    evaluated at T with the truncated :math:`C_v(T)\le C_v` (digest §4 "Finite-T check"): this is looser
+    evaluated at T with the truncated :math:`C_v(T)\le C_v` (App. D.2, eqs. (6)–(8)): this is looser
     than the limit statement, but it presumes the run has converged (``u_T ≈ u_∞``); the last-step change
     ``u_(T-1) - u_T`` is reported as a convergence diagnostic. ``margin = u_bar - u_T``; ``passed`` iff
     ``margin >= -tol`` with default ``tol = 64 * finfo(u.dtype).eps * max|u|`` (round-off of ``u_bar``,
@@ -205,7 +206,7 @@ def theorem2(
 
 
 def telescoping_residual(u: np.ndarray, v: np.ndarray, eta: float, beta: float, eps: float) -> np.ndarray:
-    r"""Residual of the exact telescoping identity behind Theorem 2 (digest §4 "Proof identity").
+    r"""Residual of the exact telescoping identity behind Theorem 2 (App. D.2).
 
     Summing eq. (5) over :math:`k=\tau_u,\dots,t-1` gives, for :math:`t\ge\tau_u+1`,
 

@@ -1,18 +1,18 @@
-r"""Paper 004's exact identities on the product chain L = z(Θ), Θ = θ₁⋯θₙ (Wang & Roberts; digest seed-004).
+r"""Paper 004's exact identities on the product chain L = z(Θ), Θ = θ₁⋯θₙ (Wang & Roberts, §3.1, App. B, C).
 
 Closed forms, in numpy, independent of eosdsl's curvature code (they are the oracle it is checked
 against). With z' = dz/dΘ, z'' = d²z/dΘ², Θ_j = ∏_{i≠j} θ_i and Θ_{jk} = ∏_{i≠j,k} θ_i:
 
-* the Hessian ``H_jk = z''·Θ_j·Θ_k + z'·Θ_{jk}·[j ≠ k]`` — eq. (4) for n = 2, and for θ_j ≠ 0 the §3.5
+* the Hessian ``H_jk = z''·Θ_j·Θ_k + z'·Θ_{jk}·[j ≠ k]`` — eq. (4) for n = 2, and for θ_j ≠ 0 the App. C
   form H = D·wwᵀ − z'Θ·diag(w²) with w = (1/θ_j)_j, D = z''Θ² + z'Θ (the product form needs no division,
-  so it stays exact as some θ_j → 0, the digest's §5.1 pitfall);
-* the secular equation (§3.5) D·Σ_j 1/(λθ_j² + z'Θ) = 1, whose largest root is λ₁: H is the diagonal
+  so it stays exact as some θ_j → 0, where the closed forms divide by zero);
+* the secular equation (App. C) D·Σ_j 1/(λθ_j² + z'Θ) = 1, whose largest root is λ₁: H is the diagonal
   diag(−z'Θ·w²) plus the rank-one D·wwᵀ, so for D > 0 and every θ_j ≠ 0 the largest eigenvalue is the
   unique root above the largest diagonal entry;
 * n = 2, eq. (6): β = |z''(θ₂² − θ₁²) / (2(z' + z''Θ))| and R₂ = β + √(β² + 1) = |u₁,₁/u₁,₂| when
-  θ₂² > θ₁² (§3.2); R₂ is invariant to exchanging the magnitudes, so in general R₂ = |u₁,ₛ/u₁,ₗ| with s
-  (l) the parameter of smaller (larger) magnitude. The ratio is read from the recorded eigenvector when
-  the run stored ``eigvecs``, else from eq. (4)'s eigenvector of the recorded λ₁:
+  θ₂² > θ₁² (§3.1, App. B.1); R₂ is invariant to exchanging the magnitudes, so in general
+  R₂ = |u₁,ₛ/u₁,ₗ| with s (l) the parameter of smaller (larger) magnitude. The ratio is read from the
+  recorded eigenvector when the run stored ``eigvecs``, else from eq. (4)'s eigenvector of the recorded λ₁:
   u₁,ₛ/u₁,ₗ = (λ₁ − z''θₛ²)/(z' + z''Θ).
 """
 

@@ -1,7 +1,7 @@
 """The result record every numerical check returns.
 
 A check compares a measured quantity with a bound or identity taken from a paper (e.g. Theorem 2 of
-Phunyaphibarn et al., digest ``seed-000`` §4) and reports a *signed margin*: ``margin >= 0`` means the
+Phunyaphibarn et al., paper 000 §3.2) and reports a *signed margin*: ``margin >= 0`` means the
 statement holds with that much slack (``bound - value`` for an upper bound), ``margin < 0`` means it is
 violated by ``-margin``. When the hypotheses of the statement do not hold, the check is *not applicable*:
 then ``passed=True``, ``margin=nan`` and ``detail`` says why.

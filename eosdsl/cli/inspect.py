@@ -440,7 +440,7 @@ def _read_run(run: Any) -> tuple[dict, dict, dict]:
 def _show_run(run: Any) -> None:
     spec, env, info = _read_run(run)
     _print_status(run, info)
-    # issue 12: eigensolver cap hits (a separate note, kept apart from the status lines)
+    # eigensolver cap hits (a separate note, kept apart from the status lines)
     from eosdsl.cli.solver_note import solver_notes
 
     for note in solver_notes(run):

@@ -194,7 +194,7 @@ def _report(outcomes, sweep_checks, sweep, reg) -> None:
         )
         if o.notice:
             out.print(f"  note: {o.notice}", markup=False)
-        for note in solver_notes(run_):  # issue 12: eigensolver cap hits
+        for note in solver_notes(run_):  # eigensolver cap hits
             out.print(f"  note: {note}", markup=False)
         for c in run_.checks:
             failed |= print_check(c)

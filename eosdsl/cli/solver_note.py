@@ -1,4 +1,4 @@
-"""A run's eigensolver warnings for ``eosdsl run`` and ``eosdsl show`` (issue 12).
+"""A run's eigensolver warnings for ``eosdsl run`` and ``eosdsl show``.
 
 An iterative sharpness solver (``lobpcg``, ``power``) that stops at its ``max_iters`` cap without meeting
 its tolerance records 1 in the series ``sharpness.capped`` for that measurement. Its stored values are

@@ -1,7 +1,7 @@
 """Gram / NTK sharpness of an MSE loss, matrix-free (paper 001).
 
 For a model f(θ; x) evaluated on the n examples X, stack all n·k output entries into F(θ) ∈ ℝ^{n·k} and let
-J = ∂F/∂θ ∈ ℝ^{(n·k)×P}. Paper 001 (digest seed-001 §2.0) defines the sharpness as
+J = ∂F/∂θ ∈ ℝ^{(n·k)×P}. Paper 001 (§2, §3.2) defines the sharpness as
 
     Λ = λ_max(M),   M = (c/n) J Jᵀ  (the n·k × n·k Gram / empirical-NTK matrix),   c = 2,
 

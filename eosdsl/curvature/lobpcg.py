@@ -31,7 +31,7 @@ Stopping (relative tolerance, attainable in the working precision). The test use
 own Rayleigh quotients ρ_i = x_i·hx_i / x_i·x_i and residuals r_i = ‖hx_i − ρ_i x_i‖ / ‖x_i‖ (not the
 Rayleigh–Ritz θ_i of the symmetrized M: in float32 a length-P inner product carries a relative round-off
 of ~√P·ε, so ‖x_i‖² = 1 only to ~√P·ε and hx_i·x_i ≠ θ_i by as much; a residual formed with θ_i then
-stalls at ~√P·ε·θ however well x_i has converged — the float32 stall of issue 12). The loop stops at the
+stalls at ~√P·ε·θ however well x_i has converged — a float32 stall). The loop stops at the
 first of
 
 * converged: max_{i<k} r_i ≤ tol_eff · max_{j<k} |ρ_j| with tol_eff = max(tol, √P·ε), the *floor* √P·ε

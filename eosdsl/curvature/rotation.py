@@ -6,7 +6,7 @@ defined only up to sign (an eigenvector's sign is arbitrary), and the block need
 (Lanczos Ritz vectors are orthogonal only to the accuracy of their residuals): where a measure is about the
 *subspace* the rows span, the rows are orthonormalized here first, by a QR factorization.
 
-Measures (digest seed-004 §2.3, paper 004 §2 and App. D):
+Measures (paper 004 §3.2, Fig. 2 and App. D):
 
 - per-eigenvector similarity s_i = |⟨v_i(t), v_i(t₀)⟩| ("cosine similarity in one dimension"), by rank
   (``abs_cosines``) or after pairing eigenvectors by overlap, which removes spurious drops when
@@ -14,7 +14,7 @@ Measures (digest seed-004 §2.3, paper 004 §2 and App. D):
 - principal angles 0 ≤ φ_1 ≤ … ≤ φ_k ≤ π/2 between span(A) and span(B): with Q_A, Q_B (P, k) orthonormal
   bases, cos φ_i = σ_i(Q_Aᵀ Q_B) (``principal_cosines``);
 - subspace similarities (``subspace_similarity``): ∏ cos φ_i = |det Q_AᵀQ_B| (cosine of the Fubini–Study
-  distance, the digest's default), mean cos² φ_i = ‖Q_AᵀQ_B‖_F²/k, and the Grassmann distance
+  distance, the default), mean cos² φ_i = ‖Q_AᵀQ_B‖_F²/k, and the Grassmann distance
   (Σ φ_i²)^½ (Ye & Lim 2016). For k = 1 the first is the per-eigenvector |cos|.
 
 Comparison period (paper 004 App. D): v(t) is compared with v(t − T), T = 2 by default (odd T shows no
@@ -185,9 +185,9 @@ def principal_angles(a: Array, b: Array) -> tuple[Array, Array]:
 
 
 def subspace_similarity(a: Array, b: Array) -> SubspaceSimilarity:
-    """Paper 004's subspace similarity of the top-k eigenvectors, in three variants (digest seed-004 §2.3).
+    """Paper 004's subspace similarity of the top-k eigenvectors, in three variants (§3.2).
 
-    ``prod_cos`` = ∏ cos φ_i (the digest's default "cosine-Grassmannian" reading), ``mean_cos2`` =
+    ``prod_cos`` = ∏ cos φ_i (our default reading of its "cosine-Grassmannian"), ``mean_cos2`` =
     mean cos² φ_i, both from the cosines (accurate to ~ε absolutely); ``grassmann`` = (Σ φ_i²)^½ from the
     angles of ``principal_angles`` (accurate also for nearly equal subspaces). Invariant to the signs and
     order of the rows and to any invertible mixing of them (only the spans enter). For k = 1,

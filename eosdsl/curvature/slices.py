@@ -1,6 +1,6 @@
 """One-dimensional slices of the loss and the sharpness through the parameters (paper 004 §3.3).
 
-Paper 004 (Figs 3, 11; digest seed-004 §2.5) plots s ↦ L(θ_t + s d) and s ↦ S(θ_t + s d) along a unit
+Paper 004 (§3.3, Figs 3, 11) plots s ↦ L(θ_t + s d) and s ↦ S(θ_t + s d) along a unit
 direction d (there the normalized gradient d = ∇L/‖∇L‖) to show the "curvature of S". Both are evaluated
 here at a static set of m offsets s, one offset at a time (``lax.map``), so peak memory is that of one
 evaluation; a curvature of the slice at s = 0 can be read off by a central difference of the values.

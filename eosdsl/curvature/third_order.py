@@ -66,7 +66,7 @@ def progressive_sharpening(grad_flat: Array, grad_s: Array, u: Array) -> Sharpen
 
     δ is guarded: √(max(2α/β, 0)), and 0 where β = 0, so it is finite when there is no progressive
     sharpening (α ≤ 0) or ∇S ∥ u. On the stable set (u·∇L = 0) α = −∇L·∇S⊥; off it the two differ by
-    (u·∇L)(u·∇S), the projection residual (digest seed-003 pitfall 13). The signed ratio 2α/β (which the
+    (u·∇L)(u·∇S), the projection residual (Defs. 4 and 6, §5.1). The signed ratio 2α/β (which the
     predicted dynamics use as δ²) is ``2 * alpha / beta``.
     """
     alpha = -jnp.vdot(grad_flat, grad_s)

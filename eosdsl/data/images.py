@@ -1,4 +1,4 @@
-r"""Image datasets read from local files (issue 4, item 2): IDX (Fashion-MNIST) and CIFAR-10 python batches.
+r"""Image datasets read from local files: IDX (Fashion-MNIST) and CIFAR-10 python batches.
 
 Nothing here downloads: the project machines (and lent GPU machines) have no network access, so data is
 read from a local directory.
@@ -9,8 +9,8 @@ dimensions ``N`` — then ``N`` big-endian uint32 dimension sizes, then the ``pr
 big-endian. MNIST-style images have magic ``0x00000803`` (ubyte, 3-d: count × rows × cols), labels
 ``0x00000801`` (ubyte, 1-d). Files may be gzip-compressed (detected from the content, not the name).
 
-**Fashion-MNIST** (Xiao et al. 2017; paper 004 App. F uses 1,000 train / 200 test samples, digest 004
-§4.13): the Debian package ``dataset-fashion-mnist`` installs the four gzipped IDX files in
+**Fashion-MNIST** (Xiao et al. 2017; paper 004 App. F uses 1,000 train / 200 test samples): the
+Debian package ``dataset-fashion-mnist`` installs the four gzipped IDX files in
 :data:`FASHION_MNIST_DEFAULT_DIR` (``/usr/share/datasets/fashion-mnist``); ``path=`` overrides it.
 
 **CIFAR-10** "python version" (``cifar-10-python.tar.gz`` from https://www.cs.toronto.edu/~kriz/cifar.html):

@@ -1,4 +1,4 @@
-r"""Pure preprocessing steps on :class:`Dataset` (issue 4, item 3) and a ``pipeline`` that chains them.
+r"""Pure preprocessing steps on :class:`Dataset` and a ``pipeline`` that chains them.
 
 Every step is a pure function ``step(ds, **params) -> Dataset``: it never mutates ``ds``, and it appends
 ``{"op": name, **params}`` — with *all* parameters resolved, defaults included — to
@@ -17,7 +17,7 @@ Steps (names as used in :func:`pipeline`): ``take_first``, ``balanced``, ``filte
 
 Typical uses:
 
-- paper 004 App. F (digest §4.13): Fashion-MNIST, 1,000 train / 200 test, "standard normalization",
+- paper 004 App. F: Fashion-MNIST, 1,000 train / 200 test, "standard normalization",
   flattened for the 784-32-32-32-32-10 MLP: ``take_first(1000, 200)``, ``scale``,
   ``standardize(global|per_feature)``, ``flatten``, ``one_hot`` (the paper's choice of statistics is
   unspecified).
@@ -93,7 +93,7 @@ def take_first(ds: Dataset, n_train: int, n_test: int | None = None) -> Dataset:
     """The first ``n_train`` training samples (and the first ``n_test`` test samples; ``None`` keeps all).
 
     Paper 004 App. F takes 1,000 / 200 fMNIST samples in default order ("maintaining the default
-    ordering", digest §4). Errors if more samples are requested than exist.
+    ordering", §4). Errors if more samples are requested than exist.
     """
     n_train = _count(n_train, "n_train", 1)
     if n_train > ds.n_train:
@@ -267,7 +267,7 @@ def center(ds: Dataset, mode: str = "per_feature") -> Dataset:
     r"""Subtract the training mean: :math:`x\mapsto x-\bar x_\text{train}` (train and test alike).
 
     ``per_feature`` (alias ``per_pixel``): one mean per input coordinate, :math:`\bar x_j=\frac1n\sum_i
-    x_{ij}` — the "mean-subtracted"/"mean-centred across samples" data of paper 001 (§4, digest E6, Fig. 19
+    x_{ij}` — the "mean-subtracted"/"mean-centred across samples" data of paper 001 (§4, Fig. 19
     footnote). ``global``: one scalar mean. ``per_channel``: one mean per channel of ``(N, H, W, C)`` inputs.
     """
     mode = _mode(mode, "center")
@@ -286,9 +286,9 @@ def standardize(ds: Dataset, mode: str = "per_feature", min_std: float = 1e-12) 
 
     :math:`\mu` and :math:`s` (population std, ``ddof=0``) are taken over the training samples per input
     coordinate (``per_feature``, alias ``per_pixel``), over everything (``global``) or per channel of
-    ``(N, H, W, C)`` inputs (``per_channel``) — the options paper 004 (digest §4, §6) lists for its
-    unspecified "standard normalization". Coordinates with :math:`s\le` ``min_std`` (e.g. fMNIST corner
-    pixels that are 0 in every training image) are only centred (divided by 1). So the standardised
+    ``(N, H, W, C)`` inputs (``per_channel``) — readings of paper 004's
+    unspecified "standard normalization" (App. F). Coordinates with :math:`s\le` ``min_std`` (e.g. fMNIST
+    corner pixels that are 0 in every training image) are only centred (divided by 1). So the standardised
     training inputs have mean 0 and std 1 in every non-constant coordinate; test inputs use the *training*
     :math:`\mu, s` and are not exactly standardised.
     """
@@ -324,8 +324,8 @@ def flatten(ds: Dataset) -> Dataset:
 def to_channels(ds: Dataset, channels: int = 1, layout: Literal["NHWC", "NCHW"] = "NHWC") -> Dataset:
     """Add a channel axis to grayscale images ``(N, H, W)``: ``(N, H, W, C)`` (NHWC) or ``(N, C, H, W)``.
 
-    ``channels > 1`` repeats the gray image (e.g. 3 channels to feed a CIFAR architecture fMNIST, digest
-    004 §7 substitute (a)).
+    ``channels > 1`` repeats the gray image (e.g. 3 channels to feed fMNIST to a CIFAR architecture, a
+    CPU-sized substitute for paper 004's CIFAR runs).
     """
     channels = _count(channels, "channels", 1)
     if layout not in ("NHWC", "NCHW"):

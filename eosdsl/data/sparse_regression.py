@@ -1,10 +1,10 @@
-r"""Gaussian sparse regression of Nacson et al., as used in paper 000 (§2.1 / App. B; digest §3.1, §5.2).
+r"""Gaussian sparse regression of Nacson et al., as used in paper 000 (§2.1 / App. B, Fig. 1).
 
 Training data: :math:`N` points :math:`x_n\sim\mathcal N(\mu\mathbf 1,\sigma^2I_d)` with noiseless labels
 :math:`y_n=\langle w_*,x_n\rangle`, :math:`w_*=(\mathbb 1[i\le k]/\sqrt k)_i` (k-sparse, unit norm). Paper
 values: N=50, d=100, mu=5, sigma2=5, k=5. The data seed is unspecified by the paper.
 
-Also the closed-form population risk (the digest's suggested test loss) and the two interpolating
+Also the closed-form population risk (a test loss: the paper does not define one) and the two interpolating
 baselines of Fig. 1 (min-l1 and min-l2 norm solutions of :math:`Xw=y`).
 """
 
@@ -97,8 +97,8 @@ def make_sparse_regression(
 def population_risk(w: Any, data: SparseRegression, scale: float) -> Any:
     r"""Closed-form population risk ``scale * E_x <w - w_star, x>^2``, :math:`x\sim\mathcal N(\mu,\sigma^2I)`.
 
-    With :math:`e=w-w_*`: :math:`\mathbb E\langle e,x\rangle^2=(\mu^\top e)^2+\sigma^2\|e\|^2` (digest §3.1
-    [derived]); ``scale`` is the loss normalisation ``c`` of the training MSE. ``w`` may be a numpy or JAX
+    With :math:`e=w-w_*`: :math:`\mathbb E\langle e,x\rangle^2=(\mu^\top e)^2+\sigma^2\|e\|^2` (derived
+    here); ``scale`` is the loss normalisation ``c`` of the training MSE. ``w`` may be a numpy or JAX
     array of shape ``(..., d)``; only arithmetic operators, ``@`` and ``.sum`` are used, so the function can
     be traced by ``jax.jit``/``vmap``. Returns a scalar for ``(d,)`` input, else shape ``(...)``.
     """
@@ -118,7 +118,7 @@ def _check_system(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def min_l2_interpolator(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    r"""Minimum-l2-norm solution of :math:`Xw=y`: :math:`w=X^\top(XX^\top)^{-1}y` (digest §5.2).
+    r"""Minimum-l2-norm solution of :math:`Xw=y`: :math:`w=X^\top(XX^\top)^{-1}y` (Fig. 1's ℓ2 baseline).
 
     Computed by the SVD-based least-squares solver (``np.linalg.lstsq``), which returns the minimum-norm
     least-squares solution without forming :math:`XX^\top` (whose condition number is the square of X's).
@@ -130,7 +130,7 @@ def min_l2_interpolator(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def min_l1_interpolator(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    r"""Minimum-l1-norm solution of :math:`Xw=y` (basis pursuit; digest §5.2).
+    r"""Minimum-l1-norm solution of :math:`Xw=y` (basis pursuit; Fig. 1's ℓ1 baseline).
 
     LP: with :math:`w=p-q`, :math:`p,q\ge0`, minimise :math:`\mathbf 1^\top(p+q)` subject to
     :math:`[X,\,-X]\,[p;q]=y`, solved by ``scipy.optimize.linprog(method="highs")``. Raises ``RuntimeError``

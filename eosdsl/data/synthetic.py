@@ -1,4 +1,4 @@
-r"""Seeded synthetic datasets (issue 4, item 1), each returned as a fingerprinted :class:`Dataset`.
+r"""Seeded synthetic datasets, each returned as a fingerprinted :class:`Dataset`.
 
 All randomness comes from ``np.random.Generator(np.random.PCG64(...))`` (platform-independent), with the
 draw order documented per generator. Where a generator has a separate *teacher* stream, that stream is
@@ -8,9 +8,9 @@ come from one draw of ``n + n_test`` rows, train first, so the training set does
 
 Generators:
 
-- :func:`rank2` — rank-2 regression ("Rank2-d-N", paper 000 App. E.3, digest §5.5, after Zhu et al.).
+- :func:`rank2` — rank-2 regression ("Rank2-d-N", paper 000 App. E.3, after Zhu et al.).
 - :func:`gaussian_spectrum_binary` — Gaussian inputs with a chosen covariance spectrum and ±1 labels from
-  a linear teacher (paper 001 §4 two-layer linear model; digest E6 and §5 ``gaussian_spectrum``).
+  a linear teacher (small-scale data for paper 001 §4's two-layer linear model).
 - :func:`gaussian_mixture` — k-class isotropic Gaussian mixture with equidistant means.
 - :func:`teacher_student` — regression on the outputs of a random two-layer teacher network.
 - :func:`random_labels` — replace the labels of an existing dataset by random ones.
@@ -53,7 +53,7 @@ def _check_counts(**counts: int) -> None:
 def rank2(d: int = 400, n: int = 200, n_test: int = 0, seed: int = 0) -> Dataset:
     r"""Rank-2 regression "Rank2-d-N": :math:`x\sim\mathcal N(0,I_d)`, :math:`y=x^{(1)}x^{(2)}`.
 
-    Paper 000 App. E.3 / digest §5.5 (after Zhu et al.): Rank2-400-200 (Fig. 9), Rank2-400-4000 (Fig. 15)
+    Paper 000 App. E.3 (after Zhu et al.): Rank2-400-200 (Fig. 9), Rank2-400-4000 (Fig. 15)
     and d=3, N=100 (Fig. 8). Draw: ``X = Generator(PCG64(seed)).standard_normal((n + n_test, d))``; rows
     ``[:n]`` are the training set. Targets ``y = X[:, 0] * X[:, 1]`` (float64, shape ``(n,)``, exact
     product, no noise); encoding ``real``, ``n_classes=None``.
@@ -82,7 +82,7 @@ SpectrumSpec = float | int | Sequence[float] | Mapping[str, Any]
 def resolve_spectrum(spectrum: SpectrumSpec, d: int) -> np.ndarray:
     r"""Turn a spectrum spec into ``d`` positive values :math:`\lambda_1,\dots,\lambda_d` (float64).
 
-    Accepted forms (digest 001 §5 ``gaussian_spectrum``):
+    Accepted forms:
 
     - an explicit list of ``d`` positive numbers;
     - a number ``a`` (shorthand for a power law with exponent ``a`` and scale 1);
@@ -154,20 +154,20 @@ def gaussian_spectrum_binary(
 ) -> Dataset:
     r"""Binary classification with Gaussian inputs of a chosen covariance spectrum and ±1 labels.
 
-    Paper 001 §4 (two-layer linear net :math:`f=A^\top Wx/\sqrt m`; digest E6 and §5 ``gaussian_spectrum``):
+    Paper 001 §4 (two-layer linear net :math:`f=A^\top Wx/\sqrt m`), at small scale:
     inputs with a controlled covariance spectrum (a top eigenvalue separated from the rest), mean-centred
     across samples, labels :math:`y=\operatorname{sign}(\beta^\top x)` from a linear teacher. Defaults
     n=200, d=50.
 
     Model. Covariance :math:`\Sigma=Q\operatorname{diag}(\lambda)Q^\top` with :math:`\lambda` from
     :func:`resolve_spectrum` (``spectrum_of="std"`` squares the values: they are then feature standard
-    deviations, the digest's ``feature_std``) and :math:`Q=I` unless ``rotate``; :math:`x=Q(\sqrt\lambda
+    deviations) and :math:`Q=I` unless ``rotate``; :math:`x=Q(\sqrt\lambda
     \odot z)`, :math:`z\sim\mathcal N(0,I_d)`. With ``center`` the training mean :math:`\bar x` is
     subtracted from train *and* test inputs (training statistics only). Labels are computed from the final
     (centred) inputs, :math:`y=\operatorname{sign}(\beta^\top x)` with :math:`\operatorname{sign}(0):=+1`,
     so they are exactly linearly separable through the origin in the features the model sees; with
-    ``labels="random_sign"`` they are i.i.d. uniform ±1 instead (no teacher; digest E6 notes that random
-    labels on isotropic inputs give no outlier Gram eigenvalue).
+    ``labels="random_sign"`` they are i.i.d. uniform ±1 instead (no teacher; random labels on
+    isotropic inputs give no outlier Gram eigenvalue, which paper 001's Assumption 3.7 asks for).
 
     Draws. Data stream ``Generator(PCG64(seed))``: ``Z = standard_normal((n + n_test, d))``, then (only if
     ``rotate``) ``G = standard_normal((d, d))``, :math:`Q` from ``np.linalg.qr(G)`` with column signs
@@ -177,8 +177,8 @@ def gaussian_spectrum_binary(
 
     Returns float64 ``x`` of shape ``(n, d)`` and ``n_classes=2``; targets are float64 ±1 (encoding
     ``plus_minus_one``) or, with ``targets="labels"``, int64 class indices (-1 -> 0, +1 -> 1) so that
-    ``balanced`` can subsample before ``plus_minus_one`` re-encodes them (digest E6 asks for balanced
-    labels: a bias-free net on centred inputs cannot fit the label mean).
+    ``balanced`` can subsample before ``plus_minus_one`` re-encodes them (balanced labels
+    matter: a bias-free net on centred inputs cannot fit the label mean).
     """
     _check_counts(n=n, d=d, n_test=n_test)
     if spectrum_of not in ("variance", "std"):

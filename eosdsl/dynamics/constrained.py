@@ -3,7 +3,7 @@
     θ†₀ = proj_M(θ₀),    θ†_{t+1} = proj_M(θ†_t − η∇L(θ†_t)),
     M = {θ : S(θ) ≤ 2/η and u(θ)·∇L(θ) = 0}           (the "stable set"),
 
-with the practical linearized projection of the authors' code (digest seed-003 §2.3; App. D.3). A *Taylor
+with the practical linearized projection of the authors' code (paper 003 App. D.3). A *Taylor
 center* at p holds (p, L, ∇L, S, u, ∇S), ∇S = ∇³L(p)(u, u) (Lemma 2). One linearized projection step is
 
     ∇S⊥ = ∇S − u(u·∇S)
@@ -20,7 +20,7 @@ The top eigenpair is a parameter: any ``top_eig(params, u_warm) -> (S, u, residu
 e.g. the engine's warm-started certified solver (``engine.self_stabilization.solver_top_eig``) or
 ``dense_top_eig`` here (exact ``eigh``, a few thousand parameters at most; the tests' oracle). Each
 returns u with its sign aligned to ``u_warm`` (the sign of an eigenvector is arbitrary and solvers flip
-it between calls; digest pitfall 2).
+it between calls).
 
 Everything is pure and jittable; ``TaylorCenter`` is a NamedTuple, so ``constrained_scan_body`` is a
 ``lax.scan`` body. Flat vectors follow ``jax.flatten_util.ravel_pytree`` order (as ``curvature.hvp``).
@@ -102,7 +102,7 @@ def _shift(params: Params, delta: Array) -> Params:
 
 
 def linear_project(loss: Loss, center: TaylorCenter, eta: Array | float, top_eig: TopEigFn) -> TaylorCenter:
-    """One linearized projection step onto M (digest §2.3): p + Δ_S + Δ_N, re-centered.
+    """One linearized projection step onto M (App. D.3, after Lemma 13): p + Δ_S + Δ_N, re-centered.
 
     Δ_S = −max(0, S − 2/η) ∇S⊥/‖∇S⊥‖² (zero where ∇S⊥ = 0), Δ_N = −u(u·∇L)/S.
     """
@@ -152,7 +152,7 @@ def project_to_tolerance(
 
 
 class ConstrainedDiagnostics(NamedTuple):
-    """Per-step record of θ†_t (digest §2.3 pitfall, §4.0): residuals and the Def. 4/6 coefficients."""
+    """Per-step record of θ†_t: its projection residuals (App. D.3) and the Def. 4/6 coefficients (§5.1)."""
 
     loss: Array  # L(θ†_t)
     sharpness_residual: Array  # S(θ†_t) − 2/η

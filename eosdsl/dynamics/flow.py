@@ -1,4 +1,4 @@
-"""Gradient-flow reference trajectory dθ/dτ = −∇L(θ) (paper 003 §6 / Fig. 4; digest seed-003 §2.9).
+"""Gradient-flow reference trajectory dθ/dτ = −∇L(θ) (paper 003 §6 / Fig. 4; App. D.3).
 
 GD step t corresponds to flow time τ = ηt, so one GD step is matched by ``gradient_flow_step`` over
 ``time = η``. The interval is cut into n = ⌈time·S / (2·fraction)⌉ equal sub-steps h = time/n, so that

@@ -7,12 +7,12 @@ Notation (at θ†_t, from a projected ``TaylorCenter``): u_t, ∇L_t, ∇²L_t,
 * Def. 5: v_t = θ_t − θ†_t, x_t = u_t·v_t, y_t = ∇S⊥_t·v_t (``deviation``).
 * Eq. (6) / Def. 8 (``predicted_step``, form "paper"):
       v̂_{t+1} = P⊥_{u_{t+1}} [(I − η∇²L_t) P⊥_{u_t} v̂_t + η∇S⊥_t (δ_t² − x̂_t²)/2] − (1 + ηŷ_t) x̂_t u_{t+1}.
-  Form "code" is the authors' ``predicted_step`` (digest §2.6), with no re-projection:
+  Form "code" is ``predicted_step`` of the authors' code release, with no re-projection:
       v̂ ← v̂ − η[(x̂² − δ_t²)/2 ∇S⊥_t + ∇²L_t v̂ + u_t x̂ ŷ];
   the two agree exactly when u_{t+1} = u_t and S_t = 2/η.
 * Generalized (App. F, Lemma 5; ``generalized=True``): the same ⊥ part, and along u_{t+1}
       x̂_{t+1} = −(1 + ηŷ_t) x̂_t − η F_t'(x̂_t),   F_t(x) = L(θ†_t + x u_t) − L(θ†_t) − x²/η,
-  with the + sign on x̂_{t+1}u_{t+1} (digest §0 correction of the OCR's −). F_t' is computed exactly,
+  with the + sign on x̂_{t+1}u_{t+1}, as in eq. (6) (the OCR'd App. F has −). F_t' is computed exactly,
   F_t'(x) = u_t·∇L(θ†_t + x u_t) − 2x/η (one extra gradient), so it includes the projection residuals
   F_t'(0) = u_t·∇L_t and F_t''(0) = S_t − 2/η; the "code" form uses the same directional gradient, as
   the authors' code does. F is *not* symmetrized (App. F.2 allows taking its even part; the code does
@@ -22,7 +22,7 @@ Notation (at θ†_t, from a projected ``TaylorCenter``): u_t, ∇L_t, ∇²L_t,
   S ≈ 2/η + ŷ_t + F_t''(x̂_t).
 * Eq. (3) (``simplified_step``), ODE (4) (``envelope_field``, ``envelope_rk4_step``), Lemma 3's conserved
   g (``conserved_g``) and the leading-order per-step drift of g under the discrete map
-  (``discrete_g_drift``, digest §2.4 pitfall): map (3) is not conservative.
+  (``discrete_g_drift``): map (3) is not conservative, unlike ODE (4) (§4.2, Lemma 3).
 
 Vectors are flat (P,), in ``ravel_pytree`` order. Hessian products use ``curvature.hvp.hvp_fn`` (1 HVP
 per predicted step). All functions are pure and jittable.
@@ -165,7 +165,7 @@ class PredictedObservables(NamedTuple):
 def predicted_observables(center: TaylorCenter, v_hat: Array, eta: Array | float) -> PredictedObservables:
     """Theorem 1: L̂ = L(θ†) + x̂²/η, Ŝ = 2/η + ŷ + (∇S·u)x̂, and 2/η + ŷ.
 
-    Pass the true v = θ − θ† instead of v̂ for the phase-independent Check B (digest §3).
+    Pass the true v = θ − θ† instead of v̂ for a phase-independent check of Theorem 1 (§5.3).
     """
     d = coordinates(v_hat, center)
     s_avg = 2.0 / eta + d.y
@@ -217,7 +217,7 @@ def conserved_g(big_x: Array, big_y: Array, alpha: Array | float, beta: Array | 
 def discrete_g_drift(
     big_x: Array, big_y: Array, eta: Array | float, alpha: Array | float, beta: Array | float
 ) -> Array:
-    """Leading-order change of g in one step of map (3) on (|x|, y) (digest §2.4 pitfall):
+    """Leading-order change of g in one step of map (3) on (|x|, y) (g of Lemma 3, §4.2):
 
     Δg = (2/α) ΔH,  ΔH = (η²/2)[(βX²/2 − α)² + Y²(βX²/2 + α)] + O(η³) > 0,
     from q = log X, p = Y, H = p²/2 + βX²/4 − α log X, and the explicit update q' = q + log(1 + ηp),

@@ -72,8 +72,8 @@ class Checkpoints(Protocol):
         ended: bool,
         save: bool | None = None,
     ) -> None:
-        """Called after every chunk; saves a checkpoint when due (or as ``save`` says) and always when the
-        run ended."""
+        """Called after every chunk; saves a checkpoint when due (or as ``save`` says). When the run ended,
+        the final state is kept for whoever stores the finished run (``on_done``) to save."""
 
 
 def report_writing(progress: Progress | None, runs: int) -> None:
@@ -324,16 +324,45 @@ def member_bytes(spec: m.Spec, host: HostProblem, own_data: bool) -> int:
     return 4 * _nbytes(state) + _nbytes(outputs) + (_nbytes(host.data) if own_data else 0)
 
 
-def step_flops(spec: m.Spec, host: HostProblem) -> float | None:
-    """XLA's estimate of the floating-point operations of one step of ``spec``'s program (both branches
-    of its conditionals counted), from the lowered program without compiling it; None if unavailable."""
-    structure, layout, hparams, state = _abstract(spec, host)
-    try:
-        cost = run_chunk.lower(structure, hparams, layout, 1, state, host.data).cost_analysis()
-    except Exception:  # noqa: BLE001 — an estimate only: a backend without cost analysis gives none
-        return None
-    flops = (cost or {}).get("flops")
-    return float(flops) if flops is not None and flops >= 0 else None
+TRIAL_STEPS = 64
+"""Steps of the trial chunks :func:`trial_chunk_seconds` times: long enough that a step's fixed cost
+(dispatch, loop) is shared as in a real chunk, short enough that a compute-bound trial costs little."""
+
+
+def trial_chunk_seconds(specs: Sequence[m.Spec], hosts: Sequence[HostProblem]) -> float:
+    """Wall seconds of one chunk of ``min(TRIAL_STEPS, chunk)`` steps of ``specs`` as one program: alone
+    for one spec, else a pack (as :func:`execute_pack` runs it). The program is compiled and run once
+    first; the least of the timed runs is returned (the one least disturbed by whatever else the machine
+    does): at least 2 of them, more for a fast program until 20 ms were timed, at most 10. Nothing is
+    stored; the runs themselves start afresh."""
+    enable_x64()
+    spec0, host0 = specs[0], hosts[0]
+    structure, layout = Structure.of(spec0), layout_of(spec0, host0)
+    length = min(TRIAL_STEPS, _plan(spec0)[1])
+    if len(specs) == 1:
+        hparams = hyperparameters(spec0)
+        state = init_state(structure, hparams, layout, host0.params)
+
+        def chunk() -> Any:
+            return run_chunk(structure, hparams, layout, length, state, host0.data)
+
+    else:
+        hparams = _stack([hyperparameters(s) for s in specs])
+        state = init_pack(structure, hparams, layout, _stack([h.params for h in hosts]))
+        shared = len({data_key(h) for h in hosts}) == 1
+        data, data_axis = (host0.data, None) if shared else (_stack([h.data for h in hosts]), 0)
+
+        def chunk() -> Any:
+            return run_pack_chunk(structure, hparams, layout, length, state, data, data_axis)
+
+    jax.block_until_ready(chunk())  # compiles
+    best, timed, repeats = math.inf, 0.0, 0
+    while repeats < 2 or (timed < 0.02 and repeats < 10):
+        started = time.perf_counter()
+        jax.block_until_ready(chunk())
+        elapsed = time.perf_counter() - started
+        best, timed, repeats = min(best, elapsed), timed + elapsed, repeats + 1
+    return best
 
 
 def _nbytes(tree: Any) -> int:
@@ -424,7 +453,7 @@ __all__ = [
     "execute_pack",
     "member_bytes",
     "pack_key",
-    "step_flops",
+    "trial_chunk_seconds",
     "prepare",
     "report_ended",
     "report_writing",

@@ -14,7 +14,7 @@ At step t the measure records the deviation θ_t − θ†_t in the coordinates 
 predictions of Theorem 1 from v̂_t, and ‖θ_t − θ_GF‖; then the three companions advance to t + 1 with
 the step's η. Every eigensolve is the spec's ``sharpness`` solver at k = 1, warm-started from the
 previous eigenvector (a block of one row for LOBPCG), so a θ† step costs four warm solves and four
-∇³L(u, u) products (digest §2.3), not four cold Lanczos runs.
+∇³L(u, u) products (App. D.3's three linearized steps plus the gradient step), not four cold Lanczos runs.
 """
 
 from __future__ import annotations

@@ -16,9 +16,12 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+
+from eosdsl.lazy import lazy_module
+
+jax = lazy_module("jax")  # imported when an expression is first evaluated, not when a spec is validated
+jnp = lazy_module("jax.numpy")
 
 __all__ = [
     "CONSTANTS",
@@ -159,20 +162,20 @@ def _elementwise(name: str, op: Callable[[Any], Any], doc: str) -> None:
 
 
 for _name, _op, _doc in [
-    ("sqrt", jnp.sqrt, "Elementwise square root."),
-    ("exp", jnp.exp, "Elementwise exponential."),
-    ("log", jnp.log, "Elementwise natural logarithm."),
-    ("log1p", jnp.log1p, "Elementwise ``log(1 + x)``, accurate for small ``x``."),
-    ("expm1", jnp.expm1, "Elementwise ``exp(x) - 1``, accurate for small ``x``."),
-    ("tanh", jnp.tanh, "Elementwise hyperbolic tangent."),
-    ("sinh", jnp.sinh, "Elementwise hyperbolic sine."),
-    ("cosh", jnp.cosh, "Elementwise hyperbolic cosine."),
-    ("sin", jnp.sin, "Elementwise sine."),
-    ("cos", jnp.cos, "Elementwise cosine."),
-    ("arctan", jnp.arctan, "Elementwise inverse tangent."),
-    ("relu", jax.nn.relu, "Elementwise ``max(x, 0)``."),
-    ("sigmoid", jax.nn.sigmoid, "Elementwise logistic sigmoid ``1 / (1 + exp(-x))``."),
-    ("softplus", jax.nn.softplus, "Elementwise ``log(1 + exp(x))``."),
+    ("sqrt", lambda x: jnp.sqrt(x), "Elementwise square root."),
+    ("exp", lambda x: jnp.exp(x), "Elementwise exponential."),
+    ("log", lambda x: jnp.log(x), "Elementwise natural logarithm."),
+    ("log1p", lambda x: jnp.log1p(x), "Elementwise ``log(1 + x)``, accurate for small ``x``."),
+    ("expm1", lambda x: jnp.expm1(x), "Elementwise ``exp(x) - 1``, accurate for small ``x``."),
+    ("tanh", lambda x: jnp.tanh(x), "Elementwise hyperbolic tangent."),
+    ("sinh", lambda x: jnp.sinh(x), "Elementwise hyperbolic sine."),
+    ("cosh", lambda x: jnp.cosh(x), "Elementwise hyperbolic cosine."),
+    ("sin", lambda x: jnp.sin(x), "Elementwise sine."),
+    ("cos", lambda x: jnp.cos(x), "Elementwise cosine."),
+    ("arctan", lambda x: jnp.arctan(x), "Elementwise inverse tangent."),
+    ("relu", lambda x: jax.nn.relu(x), "Elementwise ``max(x, 0)``."),
+    ("sigmoid", lambda x: jax.nn.sigmoid(x), "Elementwise logistic sigmoid ``1 / (1 + exp(-x))``."),
+    ("softplus", lambda x: jax.nn.softplus(x), "Elementwise ``log(1 + exp(x))``."),
 ]:
     _elementwise(_name, _op, _doc)
 del _name, _op, _doc

@@ -1,4 +1,4 @@
-"""Models for edge-of-stability experiments, as pure init/apply functions (issue 4).
+"""Models for edge-of-stability experiments, as pure init/apply functions.
 
 ``build_model(kind, **config) -> ModelFns`` builds an MLP, the two-layer linear net of paper 001 §4, a
 deep linear net, a small CNN, a VGG-style net or a CIFAR ResNet-20 (batch norm off / on / ghost). Params

@@ -6,11 +6,11 @@ stride 1 and symmetric zero padding ⌊k/2⌋ ("same" size, PyTorch's ``padding=
 then optional batch norm (training mode, full-batch or ghost statistics; see :mod:`eosdsl.models.mlp`),
 then σ. Pooling is 2×2 with stride 2 (``max`` or ``avg``; odd sizes are floored).
 
-Small CNN (``kind: cnn``; the CPU stand-in for ResNet18 suggested in digest seed-001 §6):
+Small CNN (``kind: cnn``; a CPU stand-in for paper 001's ResNet18, §3.2):
 
     [conv_i → (BN) → σ → pool]_{i < len(channels)} → flatten → [dense → (BN) → σ]* → dense(out)
 
-VGG-style (``kind: vgg``; paper 004's VGG10, digest seed-004 §4.13: 3 stages × 3 convs, widths 8/16/32,
+VGG-style (``kind: vgg``; paper 004's VGG10, App. F: 3 stages × 3 convs, widths 8/16/32,
 GhostBN with chunks of 1,024, no dropout):
 
     [[conv → (BN) → σ]^{convs_per_stage[s]} → pool]_{s < len(widths)}

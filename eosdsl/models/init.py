@@ -17,7 +17,7 @@ scheme             W                                      b                     
 
 - ``torch_default`` is PyTorch's ``nn.Linear`` / ``nn.Conv2d`` default (``kaiming_uniform_(a=√5)`` gives
   the bound 1/√fan_in for W; the bias bound is also 1/√fan_in). It is the convention of the locuslab EoS
-  code (digest seed-000 §5.4) and of paper 002's networks (digest seed-002 §4.0).
+  code (paper 000 App. E) and of paper 002's networks (App. F).
 - ``lecun`` and ``he`` are *untruncated* Gaussians with the stated variances. (Flax's ``lecun_normal``
   draws from a truncated normal rescaled to the same variance; the variance is what matters here, and an
   untruncated draw makes the init statistics exactly those in the table.)
@@ -26,7 +26,7 @@ scheme             W                                      b                     
   pre-activation scale equals that of ``lecun`` (σ = 1) at init but the gradients, the Hessian and hence
   the sharpness are those of the NTK parametrization. The bias enters as β·b (β = ``ntk_beta``, default 1;
   Jacot et al. used β = 0.1).
-- ``zeros`` is for a single layer, e.g. a zero output layer so that F(0) = 0 (digest seed-001 Lemma 3.1).
+- ``zeros`` is for a single layer, e.g. a zero output layer so that F(0) = 0 (paper 001 Lemma 3.1).
 
 Aliases accepted by :func:`canonical_scheme`: ``pytorch``/``torch`` → ``torch_default``,
 ``lecun_normal`` → ``lecun``, ``he_normal``/``kaiming_normal`` → ``he``, ``gaussian`` → ``normal``.

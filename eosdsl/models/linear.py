@@ -1,6 +1,6 @@
 """Linear networks: the two-layer linear net of paper 001 §4 and deep linear nets.
 
-Two-layer linear (``kind: two_layer_linear``; digest seed-001 §3.4, §4):
+Two-layer linear (``kind: two_layer_linear``; paper 001 §4.1):
 
     f(x) = Aᵀ W x / √m   (``scaling="ntk"``)   or   f(x) = Aᵀ W x   (``scaling="standard"``),
 
@@ -8,7 +8,7 @@ with ``W ∈ R^{m×d}`` (group ``W``) and ``A ∈ R^{m×k}`` (group ``A``, the o
 On a batch ``X ∈ R^{N×d}`` the outputs are ``F = X Wᵀ A / √m ∈ R^{N×k}``. Parameter count m·d + m·k
 (d = 50, m = 400, k = 1: 20,400).
 
-Initialization (digest seed-001 §2.0, §3.4 Theorem 1, E6): ``W_ij ~ N(0, 1/d)`` (so ``WᵀW ≈ (m/d) I``;
+Initialization (paper 001 §4.2, the proof of Theorem 1): ``W_ij ~ N(0, 1/d)`` (so ``WᵀW ≈ (m/d) I``;
 ``w_std`` overrides 1/√d) and a *small* output layer ``A_qj ~ N(0, a_std²)`` so that F(0) ≈ 0 (Lemma 3.1's
 hypothesis; with ‖x‖² ≈ d each output has std ≈ ``a_std``). The paper's value of the A scale is in its
 missing appendices; ``a_std = 0.01`` is this module's default [suggestion] and ``a_std = 0`` gives

@@ -5,14 +5,14 @@ MLP (``kind: mlp``), with ``h_0 = flatten(x)``:
     z_l = m_W · h_{l−1} W_l + m_b · b_l,   (optionally z_l ← BN(z_l)),   h_l = σ_l(z_l),   l = 1..L
     f(x) = m_W · h_L W_out + m_b · b_out
 
-``W_l`` has shape ``(fan_in, fan_out)`` (flax's orientation; the digests' ``W_l`` is its transpose). The
+``W_l`` has shape ``(fan_in, fan_out)`` (flax's orientation; the papers' ``W_l`` is its transpose). The
 multipliers ``m_W, m_b`` are 1 except under the NTK parametrization (:mod:`eosdsl.models.init`).
 
-- Paper 004's fMNIST MLP (digest seed-004 §4.13) is ``in_dim=784, widths=(32, 32, 32, 32), out=10,
+- Paper 004's fMNIST MLP (App. F) is ``in_dim=784, widths=(32, 32, 32, 32), out=10,
   bias=False, activation="relu"``: 784·32 + 3·32·32 + 32·10 = 28,480 parameters.
-- The locuslab ``fc-relu`` of paper 000 (digest seed-000 §2, §5.4) is ``in_dim=3072, widths=(200, 200),
+- The locuslab ``fc-relu`` of paper 000 (App. E) is ``in_dim=3072, widths=(200, 200),
   out=10, bias=True, init="torch_default"``: 3072·200+200 + 200·200+200 + 200·10+10 = 656,810.
-- Paper 002's 2-layer nets (digest seed-002 §4.0) are ``widths=(m,), bias=False`` with activation tanh /
+- Paper 002's 2-layer nets (App. F) are ``widths=(m,), bias=False`` with activation tanh /
   relu / cubic and optionally ``norm="batch", norm_affine=False`` (``BatchNorm1d(affine=False)`` between
   the first linear layer and the activation).
 
@@ -20,7 +20,7 @@ Batch norm here is always in *training mode with full-batch statistics*: the mea
 variance are taken over the batch passed to ``apply`` (per feature/channel), there are no running
 averages and no mutable state, so the network output — and the training loss — is a function of the
 parameters and the batch alone. ``ghost`` batch norm takes the statistics over fixed, consecutive chunks
-of ``ghost_size`` examples in the order given (paper 004's GhostBatchNorm, digest seed-004 §4.13); a
+of ``ghost_size`` examples in the order given (paper 004's GhostBatchNorm, §4 and App. F); a
 last, shorter chunk is normalized over its own examples.
 """
 

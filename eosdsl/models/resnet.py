@@ -1,6 +1,6 @@
 """CIFAR ResNet-20 (He et al. 2016, §4.2), with batch norm off / on / ghost.
 
-Architecture (``kind: resnet20``; digest seed-000 §5.4, seed-004 §4.8):
+Architecture (``kind: resnet20``; paper 000 App. E.3.2, paper 004 §4.3):
 
     stem:   conv3×3(C → w_0) → (BN) → σ
     stages: s = 0, 1, 2 with widths w = (16, 32, 64), each ``blocks_per_stage`` = 3 basic blocks;

@@ -4,7 +4,7 @@ Every rule maps the current displacement d_t = w_t − w_{t−1} (carried explic
 as a difference of iterates) to the next one, and the engine applies w_{t+1} = w_t + d_{t+1}. Keeping
 d as its own accumulator is what makes heavy ball robust in float32: the literal form
 ``w + β(w − w_prev)`` has a rounding fixed point where |w − w_prev| is a few ulps and never decays
-(digest 000 §2, "Float32 rounding trap"); the accumulated d decays geometrically instead. Because d
+(docs/specs.md, "Heavy ball in float32" under `precision`); the accumulated d decays geometrically. Because d
 is shared by all rules, a GD → heavy-ball switch carries the displacement, as paper 000 requires.
 """
 

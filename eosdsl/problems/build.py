@@ -20,7 +20,6 @@ from eosdsl.data.sparse_regression import (
     min_l2_interpolator,
     population_risk,
 )
-from eosdsl.problems import supervised
 from eosdsl.spec import models as m
 from eosdsl.spec.networks import SupervisedProblem
 from eosdsl.spec.scope import Scope
@@ -60,6 +59,8 @@ def host_problem(problem: m.Problem, scope: Scope, seed: int = 0) -> HostProblem
     """Initial parameters, data and references of ``problem`` (numbers resolved in ``scope``)."""
     dtype = scope.dtype
     if isinstance(problem, SupervisedProblem):
+        from eosdsl.problems import supervised  # networks: flax and the data pipeline, imported on use
+
         precision = "float64" if np.dtype(dtype) == np.float64 else "float32"
         params, data, ds, config = supervised.host_inputs(problem, precision, seed)
         references = {
@@ -102,6 +103,8 @@ def host_problem(problem: m.Problem, scope: Scope, seed: int = 0) -> HostProblem
 def problem_fns(problem: m.Problem, scope: Scope, network: tuple | None = None) -> ProblemFns:
     """Loss (and test loss where defined) as functions of (params, data)."""
     if isinstance(problem, SupervisedProblem):
+        from eosdsl.problems import supervised
+
         fns = supervised.traced_fns(problem, dict(network or ()))
         measures = {k: v for k, v in fns.items() if k not in ("loss", "test_loss", "gauss_newton")}
         return ProblemFns(fns["loss"], fns["test_loss"], measures, fns.get("gauss_newton"))

@@ -18,12 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
+from eosdsl.lazy import lazy_module
 from eosdsl.registry.atomic import atomic_write
 from eosdsl.registry.store import CHECKPOINTS
+
+jax = lazy_module("jax")
+ocp = lazy_module("orbax.checkpoint")  # imported when a run first saves or restores a checkpoint
 
 
 class RunCheckpoints:
@@ -39,43 +41,60 @@ class RunCheckpoints:
         self.heartbeat = heartbeat
         self.parts = scratch / "chunks"
         self.parts.mkdir(parents=True, exist_ok=True)
-        self.manager = ocp.CheckpointManager(
-            (work_dir / CHECKPOINTS).absolute(),
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=2, enable_async_checkpointing=False, create=True
-            ),
-        )
+        self.folder = (work_dir / CHECKPOINTS).absolute()
+        self._manager: Any = None
         self.pending: list[tuple[int, dict[str, np.ndarray]]] = []
-        self.last_saved = self.manager.latest_step() or 0
+        self.final: tuple[int, Any] | None = None
+        self.last_saved = (self.manager.latest_step() or 0) if self.folder.is_dir() else 0
+
+    @property
+    def manager(self) -> Any:
+        """The Orbax ``CheckpointManager``, created on first use (a run too short to checkpoint before
+        it ends creates it at its end: Orbax is imported then, not when the run starts)."""
+        if self._manager is None:
+            self._manager = ocp.CheckpointManager(
+                self.folder,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=2, enable_async_checkpointing=False, create=True
+                ),
+            )
+        return self._manager
 
     def position(self) -> int:
         """Scan iterations covered by the latest usable checkpoint (0: none, the run starts from scratch;
-        checkpoints without the outputs before them are discarded, see :meth:`restore`)."""
-        position = self.manager.latest_step()
-        if position is None:
-            return 0
-        if self._outputs_before(position, steps_only=True) is None:
-            self.discard()
-            return 0
-        return position
+        see :meth:`restore`)."""
+        usable = self._usable(steps_only=True)
+        return 0 if usable is None else usable[0]
 
     def restore(self, template: Any) -> tuple[Any, int, list[dict[str, np.ndarray]]] | None:
-        """(state, position, outputs before position) of the latest checkpoint, or ``None``.
+        """(state, position, outputs before position) of the latest usable checkpoint, or ``None``.
 
-        A checkpoint is only usable with the recorded outputs of every chunk before it: if they do not
-        tile [0, position) — a commit interrupted after it dropped ``scratch/``, or files lost — the
-        checkpoints are discarded and ``None`` says to start over (deterministic: the same bits).
+        A checkpoint is only usable with the recorded outputs of every chunk before it. The final
+        checkpoint of an ended run has none (they go to ``results.zarr``), so a crash between it and the
+        commit falls back to the checkpoint before; if no checkpoint's outputs tile [0, position) — files
+        lost, or a commit interrupted after it dropped ``scratch/`` — they are all discarded and ``None``
+        says to start over (deterministic: the same bits).
         """
-        position = self.manager.latest_step()
-        if position is None:
+        usable = self._usable()
+        if usable is None:
             return None
-        outputs = self._outputs_before(position)
-        if outputs is None:
-            self.discard()
-            return None
+        position, outputs = usable
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         state = self.manager.restore(position, args=ocp.args.StandardRestore(abstract))
         return state, position, outputs
+
+    def _usable(self, steps_only: bool = False) -> tuple[int, list[dict[str, np.ndarray]]] | None:
+        """(position, outputs before it) of the latest checkpoint whose outputs tile [0, position);
+        newer ones without their outputs are deleted, and everything is discarded if none qualifies."""
+        if not self.folder.is_dir():
+            return None
+        for position in sorted(self.manager.all_steps(), reverse=True):
+            outputs = self._outputs_before(position, steps_only)
+            if outputs is not None:
+                return position, outputs
+            self.manager.delete(position)
+        self.discard()
+        return None
 
     def _outputs_before(
         self, position: int, steps_only: bool = False
@@ -98,11 +117,12 @@ class RunCheckpoints:
 
     def discard(self) -> None:
         """Delete every checkpoint and saved output: the run starts over from step 0."""
-        for step in list(self.manager.all_steps()):
-            self.manager.delete(step)
+        if self.folder.is_dir():
+            for step in list(self.manager.all_steps()):
+                self.manager.delete(step)
         for part in self.parts.glob("*.npz"):
             part.unlink(missing_ok=True)
-        self.pending, self.last_saved = [], 0
+        self.pending, self.final, self.last_saved = [], None, 0
 
     def due(self, position: int) -> bool:
         """Whether a checkpoint is due at scan ``position``: ``every`` steps and ``min_seconds`` since the
@@ -113,24 +133,43 @@ class RunCheckpoints:
     def after_chunk(
         self, state: Any, position: int, output: dict[str, np.ndarray], ended: bool, save: bool | None = None
     ) -> None:
-        """Keep the chunk's outputs; persist them and the state when the run ended or a checkpoint is due
-        (``save``: the caller's decision, e.g. one for every member of a pack; None: :meth:`due`)."""
+        """Keep the chunk's outputs; persist them and the state when a checkpoint is due (``save``: the
+        caller's decision, e.g. one for every member of a pack; None: :meth:`due`). When the run ended,
+        the final checkpoint is only held until :meth:`save_final`, which the commit calls (possibly in
+        another thread, so the engine goes on meanwhile)."""
         length = len(output["step"])
         self.pending.append((position - length, output))
         if self.heartbeat is not None:
             self.heartbeat()
-        if ended or (self.due(position) if save is None else save):
-            start = self.pending[0][0]  # one file for the chunks since the last checkpoint
-            merged = {k: np.concatenate([out[k] for _, out in self.pending]) for k in self.pending[0][1]}
-            _save_npz(self.parts / f"{start}.npz", merged)
-            self.pending = []
-            self.manager.save(position, args=ocp.args.StandardSave(state), force=True)
-            self.manager.wait_until_finished()
-            self.last_saved = position
-            self.saved_at = time.monotonic()
+        if ended:
+            self.final = (position, state)
+        elif self.due(position) if save is None else save:
+            self._save(position, state)
+
+    def save_final(self) -> None:
+        """Save the ended run's final state: the checkpoint kept with the committed run. Its outputs are
+        not saved again (the commit writes them to ``results.zarr``), so it is not a resume point
+        (:meth:`restore`). A no-op unless the run ended since the last call."""
+        if self.final is not None:
+            self._save_state(*self.final)
+            self.final, self.pending = None, []
+
+    def _save(self, position: int, state: Any) -> None:
+        start = self.pending[0][0]  # one file for the chunks since the last checkpoint
+        merged = {k: np.concatenate([out[k] for _, out in self.pending]) for k in self.pending[0][1]}
+        _save_npz(self.parts / f"{start}.npz", merged)
+        self.pending = []
+        self._save_state(position, state)
+
+    def _save_state(self, position: int, state: Any) -> None:
+        self.manager.save(position, args=ocp.args.StandardSave(state), force=True)
+        self.manager.wait_until_finished()
+        self.last_saved = position
+        self.saved_at = time.monotonic()
 
     def close(self) -> None:
-        self.manager.close()
+        if self._manager is not None:
+            self._manager.close()
 
 
 def _escape(name: str) -> str:

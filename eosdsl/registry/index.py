@@ -56,6 +56,7 @@ __all__ = [
     "series_summary",
     "stray_entries",
     "update_index",
+    "update_index_many",
 ]
 
 INDEX_FILE = "index.sqlite"
@@ -178,9 +179,17 @@ def series_summary(steps: np.ndarray, values: np.ndarray) -> dict[str, Any] | No
     return summary
 
 
-def run_summaries(run: Any) -> dict[str, dict[str, Any]]:
-    """Summaries of every 1-D numeric series of ``run`` (unreadable series are left out)."""
+def run_summaries(
+    run: Any, series: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Summaries of every 1-D numeric series of ``run`` (unreadable series are left out); from
+    ``series`` instead of the stored ones when given (the series a commit just wrote)."""
     found: dict[str, dict[str, Any]] = {}
+    if series is not None:
+        for name, (steps, values) in series.items():
+            if (summary := series_summary(np.asarray(steps), np.asarray(values))) is not None:
+                found[name] = summary
+        return found
     try:
         names = run.series_names()
     except Exception:  # a damaged results.zarr must not stop indexing or `show`
@@ -242,8 +251,9 @@ def _check_rows(run_key: str, checks: Any) -> list[tuple]:
     return rows
 
 
-def run_rows(run: Any) -> RunRows:
-    """The index rows of a committed run; :class:`UnreadableRun` if its JSON files cannot be read."""
+def run_rows(run: Any, series: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> RunRows:
+    """The index rows of a committed run; :class:`UnreadableRun` if its JSON files cannot be read.
+    ``series``: the run's stored series, when the caller has them in memory (see :func:`run_summaries`)."""
     try:
         spec, info = run.spec, run.info
     except (OSError, ValueError) as error:
@@ -276,7 +286,7 @@ def run_rows(run: Any) -> RunRows:
     leaves = [leaf for path, value in flatten(spec) if (leaf := _leaf_row(key, path, value)) is not None]
     summaries = [
         (key, name, s["count"], s["final"], s["final_step"], s["min"], s["max"], s["argmin"], s["argmax"])
-        for name, s in sorted(run_summaries(run).items())
+        for name, s in sorted(run_summaries(run, series).items())
     ]
     return RunRows(key, row, leaves, summaries, checks)
 
@@ -430,20 +440,31 @@ class Index:
 
     # -- writing
 
-    def add(self, run: Any) -> None:
+    def add(self, run: Any, series: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         """Index (or re-index) one committed run, in one transaction."""
-        try:
-            rows: RunRows | None = run_rows(run)
-            reason = ""
-        except UnreadableRun as error:
-            rows, reason = None, str(error)
+        self.add_many([(run, series)])
+
+    def add_many(
+        self, items: Sequence[tuple[Any, Mapping[str, tuple[np.ndarray, np.ndarray]] | None]]
+    ) -> None:
+        """Index (or re-index) committed runs, each with its series if in memory (else read back), in
+        one transaction: a sweep's runs cost one connection and one commit, not one per run."""
+        prepared: list[tuple[Any, RunRows | None, str]] = []
+        for run, series in items:
+            try:
+                prepared.append((run, run_rows(run, series), ""))
+            except UnreadableRun as error:
+                prepared.append((run, None, str(error)))
+        if not prepared:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _connection(self.path) as conn, _transaction(conn):
             _schema_in_transaction(conn)
-            if rows is None:
-                _write_skipped(conn, run.run_key, reason)
-            else:
-                _write_rows(conn, rows)
+            for run, rows, reason in prepared:
+                if rows is None:
+                    _write_skipped(conn, run.run_key, reason)
+                else:
+                    _write_rows(conn, rows)
 
     def rebuild(self, registry: Any) -> int:
         """Re-index every committed run of ``registry`` from ``objects/``; returns how many were indexed.
@@ -631,8 +652,18 @@ def open_index(registry: Any) -> Index:
     return index
 
 
-def update_index(registry: Any, run: Any) -> None:
-    """Index a just-committed run. Best effort: the index is a cache, so any SQLite or OS error is
-    swallowed (the next command that finds the index stale rebuilds it)."""
+def update_index(
+    registry: Any, run: Any, series: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None
+) -> None:
+    """Index a just-committed run (with its ``series`` when in memory): :func:`update_index_many`."""
+    update_index_many(registry, [(run, series)])
+
+
+def update_index_many(
+    registry: Any, items: Sequence[tuple[Any, Mapping[str, tuple[np.ndarray, np.ndarray]] | None]]
+) -> None:
+    """Index just-committed runs, each with its series when in memory, in one transaction. Best effort:
+    the index is a cache, so any SQLite or OS error is swallowed (the next command that finds the index
+    stale rebuilds it)."""
     with contextlib.suppress(sqlite3.Error, OSError):
-        Index(registry.root).add(run)
+        Index(registry.root).add_many(items)

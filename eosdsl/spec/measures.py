@@ -217,7 +217,7 @@ class SelfStabilizationMeasure(Cadence):
     From t₀ on, every step advances three companions of the GD iterate θ_t:
 
     * θ†: projected GD on the stable set M = {S ≤ 2/η, ∇L·u = 0} (eq. 2), each projection made of
-      ``projection_steps`` linearized steps (digest §2.3; every one costs a warm top-eigenpair solve by
+      ``projection_steps`` linearized steps (App. D.3; every one costs a warm top-eigenpair solve by
       the ``sharpness`` measure's solver and one ∇³L(u, u));
     * v̂: the predicted deviation of eq. (6) (``form: paper``; ``code``: the authors' variant without
       re-projection; ``generalized: true``: the exact loss along u, §7.2 / App. F);

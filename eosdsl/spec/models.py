@@ -64,7 +64,7 @@ class ToyProblem(Model):
 
 
 class ReluScalar(Model):
-    """Paper 000's ReLU scalar network L(u, v) = ½u²v²·1[u ≥ 0] (§3.3, Fig. 3)."""
+    """Paper 000's ReLU scalar network L(u, v) = ½u²v²·1[u ≥ 0] (§3.1, Fig. 3)."""
 
     kind: Literal["relu_scalar"]
     u0: Scalar = 10.0
@@ -95,7 +95,7 @@ class ScalarProduct(Model):
 
     ``g`` is an expression in ``s`` (= xy) and the coefficients ``a``, ``b``. The default is the
     continuous regularity family g(s) = ((1 + (sᵇ − 1)²)^{a/2} − 1)/(a b²): a = 1 is the
-    "good regularity" line of eq. (2), a = 2 the polynomial ½(sᵇ − 1)²/b² (digest 002 §2.2; the
+    "good regularity" line of eq. (2), a = 2 the polynomial ½(sᵇ − 1)²/b² (paper 002 §3; the
     paper's text lost the formula, so ``g`` is user-definable).
     """
 
@@ -209,7 +209,7 @@ class HeavyBall(Model):
     ``lr_convention: gd_equivalent`` applies (1+β)·lr, so the maximum stable sharpness
     2(1+β)/η_applied equals GD's 2/lr (the paper's matched-MSS comparison); ``raw`` applies lr.
     ``form: displacement`` is eq. (1); ``torch_buffer`` is ``torch.optim.SGD(momentum=β)``, which
-    differs from eq. (1) only while the learning rate changes (digest 000 §2).
+    differs from eq. (1) only while the learning rate changes (docs/specs.md, ``optimizer``).
     """
 
     kind: Literal["heavy_ball"]
@@ -538,9 +538,9 @@ class PredictionCheck(Model):
 
 
 class ProductChainIdentitiesCheck(Model):
-    """Paper 004's exact identities on ``product_chain`` (digest seed-004 §3.2, §3.5), at every step in
+    """Paper 004's exact identities on ``product_chain`` (§3.1, App. B.1 and App. C), at every step in
     ``steps`` where ``params`` and ``sharpness`` were both recorded, against a numpy closed form:
-    ``hessian``: the top eigenvalue(s) of the closed-form Hessian (eq. 4, §3.5) equal the recorded
+    ``hessian``: the top eigenvalue(s) of the closed-form Hessian (eq. 4, App. C) equal the recorded
     ``sharpness`` (and ``eigs``); ``secular``: the largest root of D·Σ_j 1/(λθ_j² + z'Θ) = 1 equals the
     recorded sharpness; ``r2`` (two parameters only, skipped otherwise): |u₁,ₛ/u₁,ₗ| = β + √(β² + 1),
     eq. (6), with s/l the smaller/larger |θ|."""

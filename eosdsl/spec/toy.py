@@ -11,7 +11,7 @@ from __future__ import annotations
 from eosdsl.spec import models as m
 
 RELU_SCALAR = "0.5 * u**2 * v**2 * (u >= 0)"
-"""Paper 000 §3.3: L(u, v) = ½u²v²·1[u ≥ 0]."""
+"""Paper 000 §3.1: L(u, v) = ½u²v²·1[u ≥ 0]."""
 
 LDN_POINT = "0.5 * (u**2 - v**2 - 1)**2"
 """Paper 000 App. E.5: L(u, v) = ½(u² − v² − 1)², the diagonal network on the single point (e₁, 1)."""
