@@ -23,7 +23,7 @@ from pathlib import Path
 
 import jax
 
-from eosdsl.engine.run import execute, prepare
+from eosdsl.engine.execute import execute, prepare
 from eosdsl.spec.load import load
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "eigenvector-rotation" / "fmnist-mlp.yaml"

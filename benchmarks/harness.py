@@ -12,8 +12,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from eosdsl.engine.execute import layout_of, prepare
 from eosdsl.engine.program import Structure, hyperparameters, init_state, run_chunk
-from eosdsl.engine.run import layout_of, prepare
 from eosdsl.spec.load import load
 
 

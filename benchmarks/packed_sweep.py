@@ -3,16 +3,16 @@
 Default grid: paper 000 Fig. 4 (``specs/phb-catapults/relu-scalar-beta-sweep.yaml``): heavy ball on the
 ReLU scalar net for β = 0, 0.01, …, 0.99, 10⁵ steps each. The script
 
-1. runs every point alone (``engine.run.execute``: one compiled program, reused by every point, as
+1. runs every point alone (``engine.execute.execute``: one compiled program, reused by every point, as
    ``eosdsl run --pack 1`` does) and times the whole loop;
-2. runs the same points as vmap-packed programs (``engine.run.execute_pack``; ``--pack`` members per
+2. runs the same points as vmap-packed programs (``engine.packs.execute_pack``; ``--pack`` members per
    pack, default all of them) and times them;
 3. prints both wall times (compilation included in each: one compile for the loop, one per pack shape)
    and their ratio, and how well the two agree: how many points have bitwise-equal series, and the
    largest relative difference otherwise.
 
 Nothing is stored, unless ``--store``: then both variants also run end to end as ``eosdsl run`` does
-(``runs.run_points`` into two fresh temporary registries, ``pack=1`` against packs): identities,
+(``orchestration.run_points`` into two fresh temporary registries, ``pack=1`` against packs): identities,
 claims, checkpoints, checks, Zarr series, index — the storage work is the same in both, so this ratio is
 lower whenever writing results dominates. Usage::
 
@@ -33,7 +33,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from eosdsl.engine.run import execute, execute_pack, prepare
+from eosdsl.engine.execute import execute, prepare
+from eosdsl.engine.packs import execute_pack
 from eosdsl.spec.load import load
 
 DEFAULT = Path(__file__).resolve().parents[1] / "specs" / "phb-catapults" / "relu-scalar-beta-sweep.yaml"
@@ -91,11 +92,11 @@ def main() -> None:
 def _end_to_end(
     spec: str, overrides: list[str], axes: list[str], count: int | None, pack: int | None
 ) -> None:
-    """Both variants through ``runs.run_points`` into fresh registries (what ``eosdsl run`` does)."""
+    """Both variants through ``orchestration.run_points`` into fresh registries (what ``eosdsl run`` does)."""
     import tempfile
 
+    from eosdsl.orchestration import run_points
     from eosdsl.registry import Registry
-    from eosdsl.runs import run_points
 
     loaded = load(spec, overrides, axes)
     points = loaded.points[:count]

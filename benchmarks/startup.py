@@ -49,7 +49,7 @@ def mark(name):
 import eosdsl.cli  # noqa: F401  (what `eosdsl run` imports)
 from eosdsl.problems import supervised
 from eosdsl.registry import Registry
-from eosdsl.runs import run_points
+from eosdsl.orchestration import run_points
 from eosdsl.spec.load import load
 mark("imports")
 

@@ -1,37 +1,66 @@
-"""The Python API for notebooks: open a stored run by its id prefix and read it as numpy (or xarray).
+"""The Python API for notebooks: open a stored run or sweep by its id prefix and read it as numpy
+(or xarray / pandas).
 
 >>> import eosdsl
->>> run = eosdsl.open_run("3f2a9c")          # doctest: +SKIP
+>>> run = eosdsl.open_run("8143")            # doctest: +SKIP
 >>> run                                      # doctest: +SKIP
-RunView(3f2a9c1b0d4e 'quickstart' completed, end step 5000, checks 4/4 passed)
+RunView(81436cc1ad7f 'quickstart' completed, end step 5000, checks 4/4 passed)
 >>> steps, sharpness = run.series("sharpness")  # doctest: +SKIP
+>>> run.resolved_spec["optimizer"]["lr"]     # doctest: +SKIP
+0.0201
 >>> ds = run.to_xarray()                     # doctest: +SKIP
+>>> sweep = eosdsl.open_sweep("5b02")         # doctest: +SKIP
+>>> sweep.table(["final.test_loss", "max.sharpness"])   # doctest: +SKIP
 
 Nothing here imports jax or computes anything: a :class:`RunView` only reads the committed files of a
-run (``spec.json``, ``env.json``, ``run.json`` and ``results.zarr``), which never change after commit.
+run (``spec.json``, ``env.json``, ``run.json`` and ``results.zarr``), which never change after commit;
+a :class:`SweepView` reads a sweep record (``sweeps/<id>.json``) and its members' runs.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eosdsl.checks.result import CheckResult
-from eosdsl.registry.store import Registry, Run, default_root
+from eosdsl.registry.store import AmbiguousRun, Registry, RegistryError, StoredRun, UnknownRun, default_root
 
 if TYPE_CHECKING:
+    import pandas
     import xarray
 
+    from eosdsl.registry.sweeps import Sweep
     from eosdsl.spec import models as m
 
-__all__ = ["RunView", "open_run"]
+__all__ = ["RunView", "SweepMember", "SweepView", "open_run", "open_sweep", "resolve_expressions"]
 
 XARRAY_HINT = "RunView.to_xarray() needs xarray, which eosdsl does not install: pip install xarray"
+PANDAS_HINT = (
+    "SweepView.table() needs pandas, which eosdsl does not install: pip install pandas "
+    "(or use SweepView.records(), which needs nothing)"
+)
+
+
+def _store(registry: str | os.PathLike | Registry | None) -> Registry:
+    return registry if isinstance(registry, Registry) else Registry(default_root(registry))
+
+
+def _is_sweep(store: Registry, prefix: str) -> bool:
+    try:
+        store.read_sweep(prefix)
+    except AmbiguousRun:
+        return True
+    except (RegistryError, OSError, ValueError):
+        return False
+    return True
 
 
 def open_run(prefix: str, registry: str | os.PathLike | Registry | None = None) -> RunView:
@@ -39,11 +68,102 @@ def open_run(prefix: str, registry: str | os.PathLike | Registry | None = None) 
 
     ``registry`` is a registry root (or a :class:`~eosdsl.registry.Registry`); ``None`` means
     :func:`eosdsl.registry.default_root` (``$EOSDSL_REGISTRY``, else the checkout's ``registry/``).
-    Raises :class:`~eosdsl.registry.UnknownRun` if no run matches and
+    Raises :class:`~eosdsl.registry.UnknownRun` if no run matches (saying "use open_sweep" when
+    ``prefix`` is a sweep id) and :class:`~eosdsl.registry.AmbiguousRun` if several do.
+    """
+    store = _store(registry)
+    try:
+        return RunView(store.resolve(prefix))
+    except UnknownRun:
+        if not _is_sweep(store, prefix):
+            raise
+    raise UnknownRun(f"{prefix!r} is a sweep, not a run: use eosdsl.open_sweep({prefix!r})")
+
+
+def open_sweep(prefix: str, registry: str | os.PathLike | Registry | None = None) -> SweepView:
+    """The sweep whose id starts with ``prefix`` (>= 4 hex characters), as a read-only :class:`SweepView`.
+
+    ``registry`` as for :func:`open_run`. Raises :class:`~eosdsl.registry.UnknownRun` if no sweep
+    matches (saying "use open_run" when ``prefix`` is a run id) and
     :class:`~eosdsl.registry.AmbiguousRun` if several do.
     """
-    store = registry if isinstance(registry, Registry) else Registry(default_root(registry))
-    return RunView(store.resolve(prefix))
+    from eosdsl.registry.sweeps import find_sweep
+
+    store = _store(registry)
+    try:
+        return SweepView(find_sweep(store, prefix))
+    except UnknownRun as error:
+        try:
+            store.resolve(prefix)
+        except AmbiguousRun:
+            pass
+        except (RegistryError, OSError, ValueError):
+            raise error from None
+    raise UnknownRun(f"{prefix!r} is a run, not a sweep: use eosdsl.open_run({prefix!r})")
+
+
+# ------------------------------------------------------------------------------------------ expressions
+
+_LITERAL_FIELDS = frozenset({"name", "description", "tags", "sweep", "runtime"})
+"""Top-level spec fields whose strings are never expressions (``sweep`` holds unexpanded overrides)."""
+_NAME_KEYS = frozenset({"kind", "name", "label", "of", "over", "order", "dtype", "data", "path"})
+"""Keys whose string values name things (a kind, a series, a case), never numbers."""
+
+
+@lru_cache(maxsize=1024)
+def _compiled(source: str) -> Any:
+    from eosdsl.expr import ExprError, compile_expr
+
+    try:
+        return compile_expr(source)
+    except (ExprError, RecursionError, ValueError, TypeError):
+        return None
+
+
+def _constant_number(source: str, constants: Mapping[str, float]) -> float | None:
+    """``source`` evaluated with NumPy (float64) when it is an expression over ``constants`` alone that
+    gives one finite real number; None otherwise (a series name, a condition, a kind, free text)."""
+    from eosdsl.expr.backend import numpy_evaluation
+
+    expr = _compiled(source)
+    if expr is None or not expr.names <= set(constants):
+        return None
+    try:
+        with numpy_evaluation():
+            value = np.asarray(expr(dict(constants)))
+    except Exception:  # noqa: BLE001 — whatever fails to evaluate stays the string it is
+        return None
+    if value.shape != () or value.dtype.kind not in "iuf":
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def resolve_expressions(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a spec document (``spec.json``) with every expression over its ``constants``
+    evaluated to its number (float64, with NumPy, as ``eosdsl validate`` evaluates them), e.g.
+    ``optimizer.lr: "(2 + eps) / u0**2"`` -> ``0.0201``. Strings that are not such expressions (kinds,
+    series names, thresholds over ``mss``, conditions) are kept, as are ``name``, ``description``,
+    ``tags``, ``sweep`` and ``runtime``. The values a run used come from JAX in its precision; these
+    are float64 and can differ from float32 values in the last bits."""
+    raw = spec.get("constants") if isinstance(spec, Mapping) else None
+    constants = {
+        str(k): float(v)
+        for k, v in (raw.items() if isinstance(raw, Mapping) else [])
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+    def walk(value: Any, key: str | None) -> Any:
+        if isinstance(value, Mapping):
+            return {k: walk(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, key) for v in value]
+        if isinstance(value, str) and key not in _NAME_KEYS:
+            number = _constant_number(value, constants)
+            return value if number is None else number
+        return copy.deepcopy(value)
+
+    return {k: copy.deepcopy(v) if k in _LITERAL_FIELDS else walk(v, str(k)) for k, v in dict(spec).items()}
 
 
 class RunView:
@@ -53,7 +173,7 @@ class RunView:
     newly validated model, newly read arrays), so changing what it returns never changes the view.
     """
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: StoredRun) -> None:
         object.__setattr__(self, "_run", run)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -65,8 +185,8 @@ class RunView:
     # -------------------------------------------------------------------------------- identity
 
     @property
-    def run(self) -> Run:
-        """The underlying registry :class:`~eosdsl.registry.Run`."""
+    def run(self) -> StoredRun:
+        """The underlying registry :class:`~eosdsl.registry.StoredRun`."""
         return self._run
 
     @property
@@ -119,6 +239,24 @@ class RunView:
     def spec(self) -> dict[str, Any]:
         """A copy of ``spec.json``: the validated spec with every default filled."""
         return copy.deepcopy(self._run.spec)
+
+    @property
+    def resolved_spec(self) -> dict[str, Any]:
+        """:attr:`spec` with every expression over constants evaluated to its number (float64): the
+        same tree, ``optimizer.lr`` ``0.0201`` instead of ``"(2 + eps) / u0**2"``
+        (:func:`resolve_expressions`)."""
+        return resolve_expressions(self._run.spec)
+
+    def resolved(self, path: str | None = None) -> Any:
+        """:attr:`resolved_spec`, or one value of it by dotted path (``run.resolved("optimizer.lr")``;
+        list items by index, ``checks.0.below``). ``KeyError`` naming the path if it is not there."""
+        value: Any = self.resolved_spec
+        for part in path.split(".") if path else []:
+            try:
+                value = value[int(part)] if isinstance(value, list) else value[part]
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise KeyError(f"the spec of run {self.short_id} has no {path!r}") from None
+        return value
 
     @property
     def spec_model(self) -> m.Spec:
@@ -239,6 +377,174 @@ class RunView:
 
     def __hash__(self) -> int:
         return hash(self._run)
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+
+
+@dataclass(frozen=True)
+class SweepMember:
+    """One point of a sweep: its label, case label, swept values (``spec path -> value``), run key,
+    status (``completed``/``stopped``/``diverged``, or ``failed``/``missing``/``damaged`` when it has no
+    readable run), its :class:`RunView` (None without one) and the error that failed it."""
+
+    label: str
+    case: str | None
+    values: Mapping[str, Any]
+    run_key: str
+    status: str
+    run: RunView | None
+    error: str | None = None
+    _summaries: Any = field(default=None, repr=False, compare=False)
+
+    def value(self, axis: str) -> Any:
+        """The member's value on ``axis`` (a swept spec path, or ``case``); None if it has none."""
+        return self.case if axis == "case" else self.values.get(axis)
+
+
+class SweepView:
+    """A read-only view of one sweep: its base spec, swept axes, members (label, swept values, run) and
+    sweep-level checks; :meth:`table` puts the swept values against per-run summaries.
+
+    Attributes cannot be set; ``spec`` and member values are copies.
+    """
+
+    def __init__(self, sweep: Sweep) -> None:
+        members = tuple(
+            SweepMember(
+                label=mb.label,
+                case=mb.case,
+                values=copy.deepcopy(dict(mb.values)),
+                run_key=mb.run_key,
+                status=mb.status,
+                run=None if mb.run is None else RunView(mb.run),
+                error=mb.error,
+                _summaries=mb,
+            )
+            for mb in sweep.members
+        )
+        object.__setattr__(self, "_sweep", sweep)
+        object.__setattr__(self, "_members", members)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"SweepView is read-only; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"SweepView is read-only; cannot delete {name!r}")
+
+    @property
+    def sweep_id(self) -> str:
+        """The full sweep id (a hash of the base spec and the member run keys)."""
+        return self._sweep.sweep_id
+
+    @property
+    def short_id(self) -> str:
+        return self._sweep.short_id
+
+    @property
+    def name(self) -> str:
+        return self._sweep.name
+
+    @property
+    def created_at(self) -> str:
+        return self._sweep.created_at
+
+    @property
+    def spec(self) -> dict[str, Any] | None:
+        """A copy of the base spec the sweep expanded (None for an old record without one)."""
+        return None if self._sweep.spec is None else copy.deepcopy(dict(self._sweep.spec))
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """The swept spec paths no case sets (grid and ``-m`` axes), in expansion order, with ``case``
+        first when the members have case labels."""
+        return (("case",) if self._sweep.cases else ()) + tuple(self._sweep.axes)
+
+    @property
+    def members(self) -> tuple[SweepMember, ...]:
+        return self._members
+
+    @property
+    def checks(self) -> list[CheckResult]:
+        """The sweep-level check results (``ordering``, ``trend``…) as recorded."""
+        return [CheckResult.from_dict(record) for record in self._sweep.checks]
+
+    @property
+    def series_names(self) -> list[str]:
+        """Every series some member run stored."""
+        return self._sweep.series_names()
+
+    @property
+    def check_names(self) -> list[str]:
+        """Every per-run check name some member run recorded."""
+        return self._sweep.check_names()
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __iter__(self) -> Iterator[SweepMember]:
+        return iter(self._members)
+
+    def __getitem__(self, key: int | str) -> SweepMember:
+        """A member by position or by label (``sweep["gd"]``)."""
+        if isinstance(key, int):
+            return self._members[key]
+        for member in self._members:
+            if member.label == key or member.case == key:
+                return member
+        raise KeyError(f"sweep {self.short_id} has no member {key!r}; labels: {[m.label for m in self]}")
+
+    def records(self, summaries: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One dict per member: ``label``, its value on each of :attr:`axes`, ``run`` (short id),
+        ``status`` and each summary. Summaries are ``eosdsl query`` fields as ``eosdsl show -s`` takes
+        them — ``final.S``, ``min.S``, ``max.S``, ``argmin.S``, ``argmax.S``, ``count.S`` of a series
+        ``S``, ``check.NAME``, ``check.NAME.margin`` — default ``final.sharpness`` and ``final.loss``
+        (those some run has). A member without the run or series gets None; ``ValueError``
+        (:class:`~eosdsl.registry.sweeps.SummaryError`) names what is available for a bad summary."""
+        from eosdsl.registry.sweeps import default_summaries, parse_summaries, summary_value
+
+        if summaries is None:
+            parsed = default_summaries(self._sweep)
+        else:
+            parsed = parse_summaries([summaries] if isinstance(summaries, str) else summaries, self._sweep)
+        rows = []
+        for member in self._members:
+            row: dict[str, Any] = {"label": member.label}
+            row.update({axis: member.value(axis) for axis in self.axes})
+            row["run"] = member.run_key[:12]
+            row["status"] = member.status
+            for summary in parsed:
+                row[summary.text] = summary_value(member._summaries.run, summary)
+            rows.append(row)
+        return rows
+
+    def table(self, summaries: Sequence[str] | None = None) -> pandas.DataFrame:
+        """:meth:`records` as a ``pandas.DataFrame`` indexed by member label: a column per axis, then
+        ``run``, ``status`` and a column per summary (NaN/None where a member has no value).
+
+        Raises ``ImportError`` (saying ``pip install pandas``) when pandas is not installed.
+        """
+        try:
+            import pandas
+        except ImportError as err:
+            raise ImportError(PANDAS_HINT) from err
+        rows = self.records(summaries)
+        frame = pandas.DataFrame.from_records(rows, columns=list(rows[0]) if rows else ["label"])
+        return frame.set_index("label")
+
+    def __repr__(self) -> str:
+        statuses: dict[str, int] = {}
+        for member in self._members:
+            statuses[member.status] = statuses.get(member.status, 0) + 1
+        counts = ", ".join(f"{n} {s}" for s, n in statuses.items()) or "no members"
+        axes = ", ".join(self.axes) or "labels only"
+        return f"SweepView({self.short_id} {self.name!r}: {len(self)} points over {axes}; {counts})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SweepView) and self.sweep_id == other.sweep_id
+
+    def __hash__(self) -> int:
+        return hash(self.sweep_id)
 
 
 def _free_name(name: str, taken: set[str]) -> str:

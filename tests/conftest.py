@@ -1,7 +1,7 @@
 """Shared test setup: eosdsl always runs with 64-bit types, so the tests do too; caches off; a small stored
 sweep.
 
-``eosdsl.engine.run.execute`` enables ``jax_enable_x64`` itself; tests that call the optimizer and
+``eosdsl.engine.execute.execute`` enables ``jax_enable_x64`` itself; tests that call the optimizer and
 schedule functions directly need it before they build their first array.
 """
 
@@ -56,8 +56,8 @@ sweep:
 def small_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """``(registry root, sweep id)`` of a stored 2 cases × 2 α × 3 η sweep of a tiny linear diagonal
     network (150 steps), where the largest rates diverge. Copy the root before changing it."""
+    from eosdsl.orchestration import run_points
     from eosdsl.registry import Registry
-    from eosdsl.runs import run_points
     from eosdsl.spec.load import load
 
     base = tmp_path_factory.mktemp("small-sweep")

@@ -15,8 +15,8 @@ import pytest
 import eosdsl
 from eosdsl.api import XARRAY_HINT, RunView, open_run
 from eosdsl.checks.result import CheckResult
-from eosdsl.registry import AmbiguousRun, Registry, Run, UnknownRun, spec_id
-from eosdsl.runs import Outcome, run_one
+from eosdsl.orchestration import JobOutcome, run_one
+from eosdsl.registry import AmbiguousRun, Registry, StoredRun, UnknownRun, spec_id
 from eosdsl.spec import models as m
 from eosdsl.spec.load import load
 
@@ -44,7 +44,7 @@ runtime: {chunk: 10}
 
 
 @pytest.fixture(scope="module")
-def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Outcome]:
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, JobOutcome]:
     """A registry holding one real run of ``TINY`` (computed once for the module)."""
     root = tmp_path_factory.mktemp("registry")
     outcome = run_one(load("api-tiny.yaml", text=TINY).spec, Registry(root))
@@ -53,7 +53,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Outcome]:
 
 
 @pytest.fixture
-def view(stored: tuple[Path, Outcome]) -> RunView:
+def view(stored: tuple[Path, JobOutcome]) -> RunView:
     root, outcome = stored
     return open_run(outcome.run.run_key[:6], root)
 
@@ -65,7 +65,7 @@ def _read_json(path: Path) -> dict:
 # ------------------------------------------------------------------------------------------ documents
 
 
-def test_open_run_by_six_char_prefix(stored: tuple[Path, Outcome], view: RunView) -> None:
+def test_open_run_by_six_char_prefix(stored: tuple[Path, JobOutcome], view: RunView) -> None:
     _, outcome = stored
     run = outcome.run
     assert isinstance(view, RunView)
@@ -111,8 +111,8 @@ def test_view_is_read_only(view: RunView) -> None:
 # ------------------------------------------------------------------------------------------ results
 
 
-def test_series_equal_the_registry_series(stored: tuple[Path, Outcome], view: RunView) -> None:
-    run: Run = stored[1].run
+def test_series_equal_the_registry_series(stored: tuple[Path, JobOutcome], view: RunView) -> None:
+    run: StoredRun = stored[1].run
     names = run.series_names()
     assert view.series_names == names
     assert {"loss", "mss", "params.u", "params.v", "sharpness"} <= set(names)
@@ -163,7 +163,7 @@ def test_repr_is_one_line_with_id_name_status_end_step_and_checks(view: RunView)
 # ------------------------------------------------------------------------------------------ lookup
 
 
-def test_registry_argument_forms(stored: tuple[Path, Outcome], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registry_argument_forms(stored: tuple[Path, JobOutcome], monkeypatch: pytest.MonkeyPatch) -> None:
     root, outcome = stored
     key = outcome.run.run_key
     assert open_run(key, str(root)).run_key == key
@@ -172,7 +172,7 @@ def test_registry_argument_forms(stored: tuple[Path, Outcome], monkeypatch: pyte
     assert open_run(key[:8]).run_key == key  # registry=None -> default_root() -> $EOSDSL_REGISTRY
 
 
-def test_unknown_and_ambiguous_prefixes(stored: tuple[Path, Outcome], tmp_path: Path) -> None:
+def test_unknown_and_ambiguous_prefixes(stored: tuple[Path, JobOutcome], tmp_path: Path) -> None:
     root, outcome = stored
     key = outcome.run.run_key
     with pytest.raises(UnknownRun):
@@ -199,7 +199,7 @@ def test_open_run_is_exported_lazily() -> None:
     code = (
         "import sys, eosdsl\n"
         "assert 'eosdsl.api' not in sys.modules and 'zarr' not in sys.modules and 'jax' not in sys.modules\n"
-        "assert 'open_run' in dir(eosdsl) and eosdsl.__all__ == ['open_run']\n"
+        "assert 'open_run' in dir(eosdsl) and 'open_sweep' in eosdsl.__all__\n"
         "from eosdsl import open_run\n"
         "import eosdsl.api\n"
         "assert open_run is eosdsl.api.open_run is eosdsl.open_run\n"
@@ -285,3 +285,24 @@ def test_to_xarray_without_xarray_says_how_to_install(view: RunView, monkeypatch
     assert str(info.value) == XARRAY_HINT
     # Everything else keeps working without xarray.
     assert view.to_dict().keys() == set(view.series_names)
+
+
+# ------------------------------------------------------------------------------------------ resolved
+
+
+def test_resolved_spec_evaluates_expressions_over_constants(view: RunView) -> None:
+    assert view.spec["optimizer"]["lr"] == "(2 + eps) / u0**2"
+    resolved = view.resolved_spec
+    assert resolved["optimizer"]["lr"] == pytest.approx((2 + 0.01) / 10.0**2, rel=1e-15)
+    assert view.resolved("optimizer.lr") == resolved["optimizer"]["lr"]
+    assert resolved["problem"]["u0"] == 10.0  # `u0: u0` is the constant's value
+    # names, kinds and thresholds over series stay as they are
+    assert resolved["name"] == "api-tiny" and resolved["optimizer"]["kind"] == "gd"
+    assert resolved["checks"][0]["below"] == "mss" and resolved["checks"][0]["of"] == "sharpness"
+    assert view.resolved("checks.0.below") == "mss"
+    # the rest of the tree is the spec's
+    assert {k: v for k, v in resolved.items() if k not in ("optimizer", "problem")} == {
+        k: v for k, v in view.spec.items() if k not in ("optimizer", "problem")
+    }
+    with pytest.raises(KeyError, match="no 'optimizer.nope'"):
+        view.resolved("optimizer.nope")

@@ -222,7 +222,7 @@ def test_generated_data_is_not_cached(cache_dir: Path) -> None:
 
 def _jax_cache_dir(env: dict[str, str]) -> str:
     code = (
-        "from eosdsl.engine.run import enable_x64; enable_x64(); import jax, json; "
+        "from eosdsl.engine.execute import enable_x64; enable_x64(); import jax, json; "
         "print(json.dumps([jax.config.jax_compilation_cache_dir, "
         "jax.config.jax_persistent_cache_min_compile_time_secs]))"
     )

@@ -16,7 +16,7 @@ import pytest
 
 from eosdsl.checks import product_chain as pc
 from eosdsl.checks.evaluate import run_checks
-from eosdsl.engine.run import execute
+from eosdsl.engine.execute import execute
 from eosdsl.spec import models as m
 from eosdsl.spec.errors import SpecError
 from eosdsl.spec.load import load

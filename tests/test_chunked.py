@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from eosdsl.engine.run import execute
+from eosdsl.engine.execute import execute
 from eosdsl.problems import supervised as sup
 from eosdsl.spec import networks as n
 from eosdsl.spec.errors import SpecError

@@ -81,8 +81,8 @@ def _spec(text: str) -> m.Spec:
 
 def test_recorded_series_is_the_one_table(tmp_path):
     """Validation's names and the engine's series come from recorded_series."""
+    from eosdsl.engine.execute import layout_of, prepare
     from eosdsl.engine.program import series_of
-    from eosdsl.engine.run import layout_of, prepare
 
     spec = _spec(
         """
@@ -191,8 +191,8 @@ def test_scalar_product_validates_with_its_default_g():
 
 @pytest.mark.slow
 def test_scalar_product_runs(tmp_path):
+    from eosdsl.orchestration import run_one
     from eosdsl.registry import Registry
-    from eosdsl.runs import run_one
 
     spec = _spec(
         "name: t\nproblem: {kind: scalar_product, x0: 1.5, y0: 0.5}\noptimizer: {kind: gd, lr: 0.1}\n"
@@ -207,8 +207,8 @@ def test_scalar_product_runs(tmp_path):
 
 
 def _runs(path: Path, labels: tuple[str, ...], tmp_path: Path) -> dict:
+    from eosdsl.orchestration import run_one
     from eosdsl.registry import Registry
-    from eosdsl.runs import run_one
 
     loaded = load(path)
     points = [p for p in loaded.points if p.label in labels] if labels else loaded.points

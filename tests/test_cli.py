@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import eosdsl.runs
+import eosdsl.orchestration.running
 from eosdsl.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def test_run_stores_then_reuses_without_recomputing(tmp_path, monkeypatch):
     def no_recompute(*args, **kwargs):
         raise AssertionError("the engine ran for a stored spec")
 
-    monkeypatch.setattr(eosdsl.runs, "execute", no_recompute)
+    monkeypatch.setattr(eosdsl.orchestration.running, "execute", no_recompute)
     second = invoke("run", QUICKSTART, "--registry", tmp_path)
     assert second.exit_code == 0, second.output
     assert f"run {run_id}" in second.output and "reused" in second.output
@@ -133,3 +133,72 @@ def test_case_ordering_is_checked_at_each_grid_point(tmp_path):
     lines = [line for line in result.output.splitlines() if "ordering sharpness" in line]
     assert len(lines) == 2 and all("✓" in line for line in lines)
     assert "[train.steps=2500]" in lines[0] and "[train.steps=3000]" in lines[1]
+
+
+EVENT_SPEC = """\
+name: events-and-two-finals
+problem: {kind: relu_scalar}
+optimizer: {kind: gd, lr: 0.0201}
+train: {steps: 40}
+measure: [{kind: loss}, {kind: sharpness}]
+events:
+  - {name: halt, when: {step: {at: 30}}, do: {stop: true}}
+  - {name: never, when: {loss: {below: -1}}, do: {freeze_schedule: true}}
+checks:
+  - {kind: final, of: sharpness, below: 1000}
+  - {kind: final, of: sharpness, above: 9}
+"""
+
+
+def test_run_prints_events_and_numbers_same_named_checks(tmp_path):
+    """`eosdsl run` says which events fired; two `final` checks of one series (both named "final
+    sharpness") are told apart as #1 and #2, in `run` and in `show`."""
+    spec = tmp_path / "events.yaml"
+    spec.write_text(EVENT_SPEC)
+    result = invoke("run", spec, "--registry", tmp_path / "registry")
+    assert result.exit_code == 0, result.output
+    assert "  event halt: fired at step 30\n" in result.output
+    assert "  event never: did not fire\n" in result.output
+    assert "✓ final sharpness #1: sharpness = " in result.output
+    assert "✓ final sharpness #2: sharpness = " in result.output
+    run_id = re.search(r"run ([0-9a-f]{12})", result.output).group(1)
+    shown = invoke("show", run_id, "--registry", tmp_path / "registry").output
+    assert "event halt: fired at step 30" in shown and "final sharpness #2:" in shown
+
+
+MIXED = """\
+name: mixed
+constants: {eps: 0.01}
+problem: {kind: relu_scalar}
+optimizer: {kind: gd, lr: (2 + epss) / 100}
+train: {steps: 40}
+measure: [{kind: loss}, {kind: sharpness}]
+checks:
+  - {kind: final, of: sharpness, below: mss}
+  - {kind: final, of: sharpness, abov: 9}
+  - {kind: lemma6, tol: nope}
+"""
+
+
+def test_validate_reports_expression_errors_with_structural_ones(tmp_path):
+    """Expression (semantic) errors of the parts that validated come in the same report as the
+    structural errors: a check with a bad key does not hide a bad name in the learning rate, and the
+    checks after it keep their indices."""
+    path = tmp_path / "mixed.yaml"
+    path.write_text(MIXED)
+    result = invoke("validate", path)
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"{path}:4:23 optimizer.lr: unknown name 'epss'")
+    needs = "final needs the series mss: add `{kind: mss}` to measure"
+    assert lines[1] == f"{path}:8:34 checks.0.below: {needs}"
+    assert lines[2].startswith(f"{path}:9:34 checks.1.abov: unknown key 'abov'")
+    assert lines[3].startswith(f"{path}:10:20 checks.2.tol: expected a number")
+    assert len(lines) == 4
+    # a measure with a structural error: the checks' semantic errors (which may follow from it) are not
+    # reported, the optimizer's are
+    broken = MIXED.replace("{kind: sharpness}]", "{kind: sharpness, evry: 2}]")
+    path.write_text(broken)
+    text = invoke("validate", path).output
+    assert "measure.1.evry" in text and "optimizer.lr: unknown name 'epss'" in text
+    assert "checks.0.below" not in text

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from eosdsl.cli import app
+from eosdsl.orchestration import run_one, run_points
 from eosdsl.registry import Registry
 from eosdsl.registry.index import INDEX_FILE
 from eosdsl.registry.manifest import MANIFEST
-from eosdsl.runs import run_one, run_points
 from eosdsl.spec.load import load
 from eosdsl.spec.models import Spec
 
@@ -265,3 +265,33 @@ def test_runs_removed_by_verify_drop_out_of_the_index(reg):
     assert verified.exit_code == 1
     listed = invoke("ls", "--registry", root)
     assert "no longer stored" in listed.output and ids["hb"][:12] not in listed.output
+
+
+def test_diff_hides_fields_null_on_one_side_and_absent_on_the_other():
+    from eosdsl.cli.inspect import diff_lines
+
+    a = {"optimizer": {"kind": "gd", "lr": 0.1}, "train": {"steps": 5, "max_time": None}}
+    b = {"optimizer": {"kind": "heavy_ball", "lr": 0.1, "beta": 0.5, "nesterov": None}, "train": {"steps": 5}}
+    assert diff_lines(a, b) == ["  + optimizer.beta: 0.5", '  optimizer.kind: "gd" → "heavy_ball"']
+    assert diff_lines({"x": None}, {"x": 1}) == ["  x: null → 1"]
+
+
+def test_ls_shows_expressions_as_numbers_and_fits_80_columns(tmp_path):
+    """``lr: eta``, ``beta: b`` and a warmup schedule's ends show as numbers; no line is wider than the
+    terminal (CliRunner's 80 columns) and a long name ends in "…"."""
+    reg = Registry(tmp_path / "registry")
+    long_name = "a-name-much-longer-than-the-name-column-of-ls-at-eighty-columns"
+    for name, optimizer in (
+        (long_name, {"kind": "heavy_ball", "lr": "eta", "beta": "b"}),
+        ("warm", {"kind": "gd", "lr": {"kind": "linear_warmup", "start": 0.001, "end": "eta", "steps": 10}}),
+    ):
+        spec = {**BASE, "name": name, "constants": {"eta": 0.0201, "b": 0.5}, "optimizer": optimizer}
+        run_one(Spec.model_validate(spec), reg)
+    result = invoke("ls", "--registry", reg.root)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, result.output
+    text = " ".join(lines)
+    assert "lr=0.0201" in text and "beta=0.5" in text and "beta=b" not in text and "lr=eta" not in text
+    assert "warmup(0.001→0.0201)" in text
+    assert long_name not in text and "a-name-much-" in text and "…" in text

@@ -42,7 +42,8 @@ DRIVER = textwrap.dedent(
     phase, spec, registry = sys.argv[1:4]
     import eosdsl.registry.checkpoints as checkpoints
     import eosdsl.registry.store as store
-    import eosdsl.runs as runs
+    import eosdsl.orchestration.commit as commit
+    import eosdsl.orchestration.judging as judging
 
     def kill(owner, name, nth=1, through=False):
         real, calls = getattr(owner, name), [0]
@@ -71,9 +72,9 @@ DRIVER = textwrap.dedent(
     elif phase == "after-rename":
         kill(store.StagedRun, "commit", through=True)
     elif phase == "verdict":
-        kill(runs, "write_verdict")
+        kill(judging, "write_verdict")
     elif phase == "index":
-        kill(runs, "update_index_many")
+        kill(commit, "update_index_many")
     else:
         raise SystemExit(f"unknown phase {phase}")
     from eosdsl.cli import main

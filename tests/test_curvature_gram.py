@@ -6,7 +6,7 @@ against JᵀJ and JJᵀ times random vectors (1e-12 relative: one jvp + one vjp 
 ~ε times a few hundred terms), and Lanczos on them runs iters = dim steps, where T is similar to the
 operator and the top Ritz value is exact to round-off, so relative 1e-10 leaves a wide margin (~1e-14
 observed). For a model linear in θ the MSE Hessian *is* (c/n)JᵀJ (∇²F = 0), so the dense Hessian of
-``eosdsl.losses.mse`` under each convention must equal the Gram operator with c = ``gram_scale(...)``
+``eosdsl.problems.losses.mse`` under each convention must equal the Gram operator with c = ``gram_scale(...)``
 to round-off (1e-12 relative).
 """
 
@@ -21,7 +21,7 @@ from jax.flatten_util import ravel_pytree
 from eosdsl.curvature.dense import hessian_matrix
 from eosdsl.curvature.gram import gram_matvec, gram_output_matvec, gram_scale
 from eosdsl.curvature.lanczos import lanczos_top
-from eosdsl.losses import mse
+from eosdsl.problems.losses import mse
 
 pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from eosdsl.canonical import canonical_json
 from eosdsl.data import (
     Dataset,
     array_fingerprint,
-    canonical_json,
     gaussian_mixture,
     gaussian_spectrum_binary,
     make_dataset,

@@ -383,7 +383,7 @@ def test_eos_sharpness_prediction():
 def test_warm_solver_top_eig_matches_dense_and_jits_in_a_step():
     """The engine's ``solver_top_eig`` (LOBPCG at k = 1, warm from u_warm, relative tol 1e-12) agrees with
     the dense solver, aligns u's sign with the warm vector, and runs inside a jitted ``constrained_step``."""
-    from eosdsl.engine.self_stabilization import solver_top_eig
+    from eosdsl.engine.step_companions import solver_top_eig
     from eosdsl.spec import models as m
 
     loss, params = eos_problem()

@@ -1,4 +1,4 @@
-"""Oracle tests for the compiled engine (``eosdsl.engine``) through :func:`eosdsl.engine.run.execute`.
+"""Oracle tests for the compiled engine (``eosdsl.engine``) through :func:`eosdsl.engine.execute.execute`.
 
 Each test builds a spec, runs it, and compares the recorded series with a literal numpy simulation of
 the same dynamics written in the test (paper 000 eq. (5) for the ReLU scalar network, textbook GD /
@@ -14,8 +14,8 @@ import jax
 import numpy as np
 import pytest
 
+from eosdsl.engine.execute import ExecutionResult, execute
 from eosdsl.engine.program import run_chunk
-from eosdsl.engine.run import RunOutput, execute
 from eosdsl.spec.load import load
 from eosdsl.spec.models import Spec
 
@@ -27,7 +27,7 @@ ETA = (2 + EPS) / U0**2
 MSS = 2 / ETA
 
 
-def run(spec: dict) -> RunOutput:
+def run(spec: dict) -> ExecutionResult:
     return execute(Spec.model_validate({"name": "engine-test", **spec}))
 
 

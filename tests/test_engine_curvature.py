@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eosdsl.engine.run import execute, prepare
+from eosdsl.engine.execute import execute, prepare
 from eosdsl.spec.errors import SpecError
 from eosdsl.spec.load import load
 from eosdsl.spec.models import Spec

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 
-from eosdsl.engine.run import execute
+from eosdsl.engine.execute import execute
 from eosdsl.spec.models import Spec
 
 pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test

@@ -71,8 +71,8 @@ def _pid_task(task: tuple[str | None, str]) -> tuple[int, str]:
 def _claim_task(task: tuple[str, str, str]) -> dict:
     """Run the toy spec in the registry at ``root`` once every worker has started, as a sweep pack would."""
     root, barrier, text = task
+    from eosdsl.orchestration import run_one
     from eosdsl.registry import Registry, numerics_environment
-    from eosdsl.runs import run_one
     from eosdsl.spec.load import load
 
     spec = load("toy.yaml", text=text).spec
@@ -136,8 +136,8 @@ def test_ray_claims_keep_two_workers_off_the_same_run(ray_executor, tmp_path):
     assert not list(root.glob("claims/*.json")), "the claim is released after the commit"
 
     # The workers ran with this process's numerics (64-bit types included): the same run key is found here.
+    from eosdsl.orchestration import run_one
     from eosdsl.registry import Registry
-    from eosdsl.runs import run_one
     from eosdsl.spec.load import load
 
     here = run_one(load("toy.yaml", text=TOY_SPEC).spec, Registry(root))
@@ -210,8 +210,8 @@ def test_ray_executor_without_ray_says_how_to_install_it():
 def test_sweep_on_ray_commits_every_point_once_in_packs(ray_executor, tmp_path):
     """``run_points`` with the Ray executor: packs go to the workers, each point is committed once under
     the run key this process computes for it, and re-running the sweep here reuses every point."""
+    from eosdsl.orchestration import plan_points, run_points
     from eosdsl.registry import Registry
-    from eosdsl.runs import plan_points, run_points
     from eosdsl.spec.load import load
 
     loaded = load("toy.yaml", text=TOY_SPEC, multirun=["constants.eps=0.01,0.02,0.05,0.1"])

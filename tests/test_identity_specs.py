@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from eosdsl.data.preprocess import STEPS
-from eosdsl.engine.run import prepare
+from eosdsl.engine.execute import prepare
 from eosdsl.registry import identity
 from eosdsl.registry.identity import NON_SEMANTIC_KEYS, numerics_environment, run_key, spec_id
 from eosdsl.spec import models as m
@@ -34,7 +34,7 @@ LeafPath = tuple[str | int, ...]
 
 
 def id_of(spec: m.Spec) -> str:
-    """The id of a validated spec, exactly as ``eosdsl.runs.run_one`` computes it."""
+    """The id of a validated spec, exactly as ``eosdsl.orchestration.run_one`` computes it."""
     return spec_id(spec.model_dump(mode="json"))
 
 

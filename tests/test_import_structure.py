@@ -182,7 +182,7 @@ def test_the_graph_sees_module_level_imports_only() -> None:
     source = (
         "from typing import TYPE_CHECKING\n"
         "import eosdsl.spec.models\n"
-        "from eosdsl import losses\n"
+        "from eosdsl.problems import losses\n"
         "from . import sibling\n"
         "if TYPE_CHECKING:\n"
         "    from eosdsl.engine import run\n"
@@ -197,4 +197,4 @@ def test_the_graph_sees_module_level_imports_only() -> None:
     )
     found = {name for name, _ in _module_level_imports(ast.parse(source), "eosdsl.cli.common", False)}
     units = {_unit(name) for name in found} - {None}
-    assert units == {"spec", "losses", "cli", "data", "cache", "optim"}
+    assert units == {"spec", "problems", "cli", "data", "cache", "optim"}

@@ -1,4 +1,4 @@
-"""Tests for ``eosdsl.losses``.
+"""Tests for ``eosdsl.problems.losses``.
 
 Oracles: the defining formulas in numpy (MSE conventions ½Σr²/N, Σr²/(N·k), Σr²/N; −mean log softmax),
 optax's reference implementations (``softmax_cross_entropy``, ``..._with_integer_labels``,
@@ -14,7 +14,8 @@ import numpy as np
 import optax
 import pytest
 
-from eosdsl.losses import (
+from eosdsl.models import build_model
+from eosdsl.problems.losses import (
     MSE_CONVENTIONS,
     PAPER_002_PAIRS,
     accuracy,
@@ -25,7 +26,6 @@ from eosdsl.losses import (
     one_hot,
     pm1,
 )
-from eosdsl.models import build_model
 
 jax.config.update("jax_enable_x64", True)
 

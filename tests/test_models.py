@@ -24,9 +24,9 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from eosdsl.curvature.dense import hessian_matrix
-from eosdsl.losses import cross_entropy, mse
 from eosdsl.models import KINDS, OUTPUT_GROUP, batch_norm, build_model
 from eosdsl.models.build import ModelFns
+from eosdsl.problems.losses import cross_entropy, mse
 
 pytestmark = pytest.mark.slow  # compiles JAX programs per model, finite-difference Hessians: seconds per test
 

@@ -1,6 +1,6 @@
 """Packed sweeps: points of one program structure run as one ``vmap``-ped program.
 
-Oracle: the same points run alone (``engine.run.execute``). On CPU, elementwise programs (the toys)
+Oracle: the same points run alone (``engine.execute.execute``). On CPU, elementwise programs (the toys)
 agree bitwise; networks agree to rounding only, because a batched matmul may sum in another order —
 the tolerance below (relative 1e-12 over a short, non-chaotic trajectory) is that rounding, amplified
 by at most a few hundred steps of a contracting map.
@@ -14,10 +14,11 @@ import jax
 import numpy as np
 import pytest
 
+from eosdsl.engine.execute import execute, prepare
+from eosdsl.engine.packs import execute_pack, pack_key
 from eosdsl.engine.program import Structure, run_pack_chunk
-from eosdsl.engine.run import execute, execute_pack, pack_key, prepare
+from eosdsl.orchestration import plan_points, run_points
 from eosdsl.registry import Registry
-from eosdsl.runs import plan_points, run_points
 from eosdsl.spec.load import load
 
 pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
@@ -186,7 +187,7 @@ def test_network_points_and_seeds_pack_and_agree_with_alone_to_rounding() -> Non
 def test_float32_network_points_agree_with_alone_within_the_stated_bound() -> None:
     """The float32 statement stored in every packed float32 run: same course, and values within its
     ``tested_rtol`` (1e-5; a few ulps per step are seen, 4e-7 over these ≤ 70 steps)."""
-    from eosdsl.engine.run import PACKED_AGREEMENT
+    from eosdsl.engine.execute import PACKED_AGREEMENT
 
     rtol = PACKED_AGREEMENT["float32"]["tested_rtol"]
     net32 = NET.replace("precision: float64", "precision: float32")
@@ -201,8 +202,9 @@ def test_float32_network_points_agree_with_alone_within_the_stated_bound() -> No
 
 def _cond_counts(text: str, axes: list[str]) -> tuple[int, int]:
     """Number of ``cond`` primitives in the jaxpr of one chunk: lone program, packed program."""
+    from eosdsl.engine.execute import layout_of
+    from eosdsl.engine.packs import _stack
     from eosdsl.engine.program import hyperparameters, init_pack, init_state, run_chunk
-    from eosdsl.engine.run import _stack, layout_of
 
     specs = [p.spec for p in _points(text, axes)]
     hosts = [prepare(s) for s in specs]
@@ -270,10 +272,10 @@ def test_a_failing_pack_does_not_stop_the_sweep(
 ) -> None:
     """A pack that raises fails its members (recorded as failed in the sweep record); the sweep goes on to
     the next pack unless fail_fast."""
-    import eosdsl.runs as runs
+    import eosdsl.orchestration.dispatch as dispatch
 
     loaded = load("pack.yaml", text=TOY, multirun=["constants.lr=0.001,0.002,0.003,0.004"])
-    real = runs.compute
+    real = dispatch.compute
     calls = []
 
     def flaky(jobs, registry, progress=None, poll=0.5):
@@ -282,7 +284,7 @@ def test_a_failing_pack_does_not_stop_the_sweep(
             raise RuntimeError("injected failure")
         return real(jobs, registry, progress, poll)
 
-    monkeypatch.setattr(runs, "compute", flaky)
+    monkeypatch.setattr(dispatch, "compute", flaky)
     outcomes, _, sid = run_points(loaded.spec, loaded.points, Registry(tmp_path), pack=2, fail_fast=fail_fast)
     statuses = [o.status for o in outcomes]
     assert statuses[:2] == ["failed", "failed"]
@@ -296,16 +298,17 @@ def test_auto_packing_packs_cheap_programs_and_leaves_compute_bound_ones_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without --pack, the pack size is measured: paper 000's scalar toy with loss and parameters only (a
-    step of ≈10² flops, all fixed cost) is packed, as a trial pack of 3 costs about one lone chunk on
-    any machine, far below 3. A program whose
+    step of ≈10² flops) is packed, as a trial pack of 16 costs ≈3.4 lone chunks here (a step's fixed
+    cost is shared), far below 16 on any machine. A program whose
     trial pack costs more per member than a lone run (faked here: which networks are compute-bound
     depends on the machine) runs one point at a time, with a note giving both timings; an explicit
     --pack still packs it."""
-    import eosdsl.runs as runs
+    import eosdsl.orchestration.packing as packing
 
     registry = Registry(tmp_path)
-    toy = plan_points(_points(SCALAR, ["constants.eps=0.01,0.02,0.03"]), registry)
-    assert [len(p) for p in toy.packs] == [3] and toy.notes == []
+    eps = ",".join(f"{0.01 + 0.001 * i:.3f}" for i in range(16))
+    toy = plan_points(_points(SCALAR, [f"constants.eps={eps}"]), registry)
+    assert [len(p) for p in toy.packs] == [16] and toy.notes == []
     net_points = _points(NET, ["optimizer.lr=0.05,0.1"])
     trials: list[int] = []
 
@@ -313,7 +316,7 @@ def test_auto_packing_packs_cheap_programs_and_leaves_compute_bound_ones_alone(
         trials.append(len(specs))
         return 0.002 * (1 if len(specs) == 1 else 3 * len(specs))
 
-    monkeypatch.setattr(runs, "trial_chunk_seconds", compute_bound)
+    monkeypatch.setattr(packing, "trial_chunk_seconds", compute_bound)
     net = plan_points(net_points, registry)
     forced = plan_points(net_points, registry, pack=2)
     assert trials == [1, 2]  # one lone trial and one of the full pack; none with --pack
@@ -325,7 +328,7 @@ def test_auto_packing_packs_cheap_programs_and_leaves_compute_bound_ones_alone(
 
 def test_trial_chunk_seconds_times_a_compiled_chunk() -> None:
     """The trial runs the real programs (alone and packed) and returns a positive wall time."""
-    from eosdsl.engine.run import trial_chunk_seconds
+    from eosdsl.engine.packs import trial_chunk_seconds
 
     points = _points(RELU, ["constants.eps=0.01,0.02"])
     specs, hosts = [p.spec for p in points], [prepare(p.spec) for p in points]
@@ -336,7 +339,7 @@ def test_trial_chunk_seconds_times_a_compiled_chunk() -> None:
 def test_a_worker_in_another_environment_refuses_its_pack(tmp_path: Path) -> None:
     """run_pack_task recomputes the run keys; keys planned elsewhere (another jax, backend or device)
     make it refuse rather than store the points under keys the planner will not look up."""
-    from eosdsl.runs import EnvironmentMismatch, PackTask, run_pack_task
+    from eosdsl.orchestration import EnvironmentMismatch, PackTask, run_pack_task
 
     points = _points(RELU, ["constants.eps=0.01,0.02"])
     documents = tuple(p.spec.model_dump(mode="json") for p in points)
@@ -352,8 +355,8 @@ def test_held_claims_are_refreshed_while_a_pack_waits(tmp_path: Path) -> None:
     import os
     import time
 
+    from eosdsl.orchestration.running import _Heartbeats
     from eosdsl.registry.claims import try_claim
-    from eosdsl.runs import _Heartbeats
 
     claim = try_claim(tmp_path, "a" * 64)
     os.utime(claim.path, (0, 0))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from eosdsl.orchestration import run_points
 from eosdsl.registry import Registry
-from eosdsl.runs import run_points
 from eosdsl.spec.load import load
 
 pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from eosdsl.checks.evaluate import run_checks
+from eosdsl.orchestration import run_one
 from eosdsl.registry import Registry
-from eosdsl.runs import run_one
 from eosdsl.spec.load import load
 
 pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eosdsl.orchestration import run_one
 from eosdsl.registry import Registry
-from eosdsl.runs import run_one
 from eosdsl.spec.load import load
 
 pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test

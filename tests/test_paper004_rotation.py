@@ -37,8 +37,8 @@ import numpy as np
 import pytest
 
 from eosdsl.data.images import FASHION_MNIST_DEFAULT_DIR, FASHION_MNIST_FILES
+from eosdsl.orchestration import run_one
 from eosdsl.registry import Registry
-from eosdsl.runs import run_one
 from eosdsl.spec.load import load
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "eigenvector-rotation" / "fmnist-mlp-rotation.yaml"

@@ -17,7 +17,7 @@ MAX_BYTES = 300_000
 
 
 class FakeRun:
-    """The attributes and methods of eosdsl.registry.Run that the plots read, over in-memory arrays."""
+    """The attributes and methods of eosdsl.registry.StoredRun that the plots read, over in-memory arrays."""
 
     def __init__(
         self,

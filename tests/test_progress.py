@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 from eosdsl.cli.common import RateClock, SweepProgress, ends_text, format_rate
-from eosdsl.engine.run import execute, execute_pack, prepare, report_writing
+from eosdsl.engine.execute import execute, prepare, report_writing
+from eosdsl.engine.packs import execute_pack
 from eosdsl.spec.load import load
 
 

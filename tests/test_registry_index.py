@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import eosdsl.runs
+import eosdsl.orchestration.commit
+from eosdsl.orchestration import run_one
 from eosdsl.registry import Registry
 from eosdsl.registry.index import (
     INDEX_FILE,
@@ -25,7 +26,6 @@ from eosdsl.registry.index import (
     update_index,
 )
 from eosdsl.registry.query import QueryError, compile_query
-from eosdsl.runs import run_one
 from eosdsl.spec.models import Spec
 
 BASE = {
@@ -348,7 +348,7 @@ def test_truncated_index_file_is_rebuilt(reg):
 def test_run_committed_without_update_index_is_detected_and_indexed(reg, monkeypatch):
     """A process that died between commit and index update leaves the index stale; it is repaired."""
     index = open_index(reg)
-    monkeypatch.setattr(eosdsl.runs, "update_index_many", lambda registry, items: None)
+    monkeypatch.setattr(eosdsl.orchestration.commit, "update_index_many", lambda registry, items: None)
     fresh = run_one(spec_of("late", optimizer={"kind": "gd", "lr": 0.0199}), reg).run
     assert index.problem(reg) == "the index is stale: 1 run(s) not indexed"
     index = open_index(reg)

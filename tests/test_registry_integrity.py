@@ -21,14 +21,14 @@ from eosdsl.registry.integrity import (
     verify_run,
 )
 from eosdsl.registry.manifest import write_manifest
-from eosdsl.registry.store import Registry, RegistryError, Run
+from eosdsl.registry.store import Registry, RegistryError, StoredRun
 
 ENV = {"semantics": "1", "backend": "cpu", "x64": True}
 OLD = 1_000_000_000  # an mtime far in the past: older than gc's min age
 runner = CliRunner()
 
 
-def make_run(reg: Registry, lr: float = 0.1, name: str = "quad", data: dict | None = None) -> Run:
+def make_run(reg: Registry, lr: float = 0.1, name: str = "quad", data: dict | None = None) -> StoredRun:
     """Stage and commit a fake run whose ids are consistent with its content."""
     spec = {"name": name, "optimizer": {"kind": "gd", "lr": lr}, "train": {"steps": 20}}
     sid = identity.spec_id(spec)
@@ -43,7 +43,7 @@ def make_run(reg: Registry, lr: float = 0.1, name: str = "quad", data: dict | No
     return staged.commit()
 
 
-def chunk_files(run: Run) -> list[Path]:
+def chunk_files(run: StoredRun) -> list[Path]:
     return sorted(p for p in (run.path / "results.zarr").rglob("*") if p.is_file() and p.parent.name == "c")
 
 

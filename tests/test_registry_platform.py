@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from eosdsl.orchestration import run_one
 from eosdsl.registry import Registry, identity
 from eosdsl.registry.identity import (
     PLATFORM_KEYS,
@@ -19,7 +20,6 @@ from eosdsl.registry.identity import (
     run_key,
     xla_codegen_flags,
 )
-from eosdsl.runs import run_one
 from eosdsl.spec.load import load
 
 INTEL_FLAGS = (

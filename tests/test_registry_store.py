@@ -15,7 +15,7 @@ from eosdsl.registry.store import (
     AmbiguousRun,
     Registry,
     RegistryError,
-    Run,
+    StoredRun,
     UnknownRun,
     default_root,
 )
@@ -48,7 +48,7 @@ def _stage_full(reg: Registry, key: str, name: str = "run", finished_at: str | N
     return staged
 
 
-def _commit(reg: Registry, key: str, name: str = "run", finished_at: str | None = None) -> Run:
+def _commit(reg: Registry, key: str, name: str = "run", finished_at: str | None = None) -> StoredRun:
     return _stage_full(reg, key, name, finished_at).commit()
 
 

@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eosdsl.engine.run import execute_pack, prepare
+from eosdsl.engine.execute import prepare
+from eosdsl.engine.packs import execute_pack
+from eosdsl.orchestration import run_one
 from eosdsl.registry import Registry
 from eosdsl.registry.claims import claim_path
 from eosdsl.registry.identity import environment_difference
-from eosdsl.runs import run_one
 from eosdsl.spec.load import load
 
 pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test

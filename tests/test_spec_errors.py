@@ -1,4 +1,5 @@
-"""Tests for eosdsl.spec.errors: pydantic errors → located, readable ``file:line:col path: message``."""
+"""Tests for eosdsl.spec.errors and eosdsl.spec.pydantic_errors: pydantic errors → located, readable
+``file:line:col path: message``."""
 
 from __future__ import annotations
 
@@ -8,15 +9,8 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from eosdsl.spec.errors import (
-    LocatedError,
-    SpecError,
-    TypeName,
-    from_validation_error,
-    locate,
-    resolve_loc,
-    validate_model,
-)
+from eosdsl.spec.errors import LocatedError, SpecError, locate
+from eosdsl.spec.pydantic_errors import TypeName, from_validation_error, resolve_loc, validate_model
 from eosdsl.spec.yamlio import load_yaml
 
 # --------------------------------------------------------------------------------------- test models

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from eosdsl.cli import app
 from eosdsl.curvature.dense import top_eigenpair
-from eosdsl.engine.run import execute, prepare
+from eosdsl.engine.execute import execute, prepare
 from eosdsl.problems.build import problem_fns
 from eosdsl.spec.load import load
 from eosdsl.spec.scope import Scope

@@ -376,14 +376,15 @@ def test_a_sweep_stores_and_shows_its_claims(tmp_path):
 
 
 def test_sweep_checks_sees_points_without_a_run_as_missing():
-    """`eosdsl.runs.sweep_checks` passes every point to the claims: failed points (no run) are missing."""
-    from eosdsl.runs import Outcome, sweep_checks
+    """`eosdsl.orchestration.sweep_checks` passes every point to the claims: failed points (no run) are
+    missing."""
+    from eosdsl.orchestration import JobOutcome, sweep_checks
 
     loaded = load_claims(
         "{kind: fit, of: sharpness, along: constants.k}",
         "{kind: trend, of: loss, along: constants.k, direction: increasing, missing: skip}",
     )
-    outcomes = [Outcome(None, p.spec, False, label=p.label, point=p, error="boom") for p in loaded.points]
+    outcomes = [JobOutcome(None, p.spec, False, label=p.label, point=p, error="boom") for p in loaded.points]
     fit, trend = sweep_checks(loaded.spec, outcomes)
     assert not fit.passed and fit.values["missing"] == 6 and "6 points have no stored run" in fit.detail
     assert math.isnan(fit.values["slope[a]"]) and math.isnan(fit.values["slope[b]"])
@@ -395,8 +396,8 @@ def test_paper002_limiting_sharpness_follows_the_o_eta_law(tmp_path):
     """specs/good-regularity: 2/η − λ∞ ≈ c·η with c ≈ 1 (log-log slope ≈ 1); every claim passes."""
     from pathlib import Path
 
+    from eosdsl.orchestration import run_points
     from eosdsl.registry import Registry
-    from eosdsl.runs import run_points
 
     spec = Path(__file__).resolve().parents[1] / "specs/good-regularity/limiting-sharpness-eta-sweep.yaml"
     loaded = load(spec)

@@ -107,7 +107,7 @@ def _shortened(spec: m.Spec, steps: int) -> m.Spec:
 def test_two_points_of_the_beta_sweep_pass_theorem2() -> None:
     """β = 0 (GD) and β = 0.99, 3000 steps instead of 10⁵ (τ_u = 1404 and 70; both have converged)."""
     from eosdsl.checks.evaluate import run_checks
-    from eosdsl.engine.run import execute
+    from eosdsl.engine.execute import execute
 
     points = {p.label: p.spec for p in load(SPECS / "phb-catapults/relu-scalar-beta-sweep.yaml").points}
     for label, tau_u in [("constants.beta=0", 1404), ("constants.beta=0.99", 70)]:

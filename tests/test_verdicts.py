@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import eosdsl.runs
+import eosdsl.orchestration.running
 from eosdsl.cli import app
 from eosdsl.registry import Registry, spec_id
 from eosdsl.registry.integrity import verify_run
@@ -87,8 +87,8 @@ def test_adding_a_check_judges_the_stored_run_without_recomputing(tmp_path, monk
     def no_recompute(*args, **kwargs):
         raise AssertionError("the engine ran for a stored run")
 
-    monkeypatch.setattr(eosdsl.runs, "execute", no_recompute)
-    monkeypatch.setattr(eosdsl.runs, "execute_pack", no_recompute)
+    monkeypatch.setattr(eosdsl.orchestration.running, "execute", no_recompute)
+    monkeypatch.setattr(eosdsl.orchestration.running, "execute_pack", no_recompute)
     second = invoke("run", tmp_path / "b.yaml", "--registry", registry)
     assert f"run {run_id}" in second.output and "(reused)" in second.output
     assert "✗ final w" in second.output and second.exit_code == 1  # the new check, judged and failing
@@ -125,8 +125,9 @@ def test_a_new_sweep_claim_keeps_the_sweep_and_its_runs(tmp_path, monkeypatch) -
     first = invoke("run", tmp_path / "s.yaml", "--registry", registry)
     assert first.exit_code == 0, first.output
     sweep = re.search(r"sweep ([0-9a-f]{12})", first.output).group(1)
-    monkeypatch.setattr(eosdsl.runs, "execute_pack", lambda *a, **k: pytest.fail("recomputed"))
-    monkeypatch.setattr(eosdsl.runs, "execute", lambda *a, **k: pytest.fail("recomputed"))
+    running = eosdsl.orchestration.running
+    monkeypatch.setattr(running, "execute_pack", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(running, "execute", lambda *a, **k: pytest.fail("recomputed"))
     (tmp_path / "t.yaml").write_text(SWEEP + TREND)
     second = invoke("run", tmp_path / "t.yaml", "--registry", registry)
     assert f"sweep {sweep}" in second.output and second.output.count("(reused)") == 3

@@ -38,7 +38,7 @@ def _finite_or_none(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Outcome of one check.
+    """JobOutcome of one check.
 
     Attributes:
         name: short identifier of the statement checked, e.g. ``"theorem2"``.

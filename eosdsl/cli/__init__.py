@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from eosdsl.cli import check as _check  # noqa: F401  (importing registers the commands)
 from eosdsl.cli import inspect as _inspect  # noqa: F401
+from eosdsl.cli import kinds as _kinds  # noqa: F401
 from eosdsl.cli import maintain as _maintain  # noqa: F401
 from eosdsl.cli import plot as _plot  # noqa: F401
-from eosdsl.cli import run as _run  # noqa: F401
+from eosdsl.cli import specs as _specs  # noqa: F401
 from eosdsl.cli.common import app
 
 

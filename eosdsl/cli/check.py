@@ -82,7 +82,7 @@ def _spec_for(run: Any, loaded: Any, spec_file: Path | None) -> Any:
 
 
 def _judge_and_print(run: Any, spec: Any, reg: Any, label: str | None) -> bool:
-    from eosdsl.runs import judge
+    from eosdsl.orchestration import judge
 
     results = judge(run, spec, reg, force=True)
     prefix = f"[{label}] " if label else ""
@@ -95,7 +95,7 @@ def _judge_and_print(run: Any, spec: Any, reg: Any, label: str | None) -> bool:
 
 def _check_sweep(sweep: Any, loaded: Any, spec_file: Path | None, reg: Any) -> bool:
     """Judge every member run, then the sweep-level checks; the sweep record gets the new ones."""
-    from eosdsl.runs import Outcome, rejudge_sweep
+    from eosdsl.orchestration import JobOutcome, rejudge_sweep
     from eosdsl.spec import models as m
     from eosdsl.spec.sweep import Point
 
@@ -106,12 +106,12 @@ def _check_sweep(sweep: Any, loaded: Any, spec_file: Path | None, reg: Any) -> b
     for member in sweep.members:
         if member.run is None:
             out.print(f"[{member.label}] no stored run ({member.status})", markup=False)
-            outcomes.append(Outcome(None, base, reused=True, label=member.label, key=member.run_key))
+            outcomes.append(JobOutcome(None, base, reused=True, label=member.label, key=member.run_key))
             continue
         spec = _spec_for(member.run, loaded, spec_file)
         failed |= _judge_and_print(member.run, spec, reg, member.label)
         point = Point(member.label, spec, dict(member.values), member.case)
-        outcomes.append(Outcome(member.run, spec, reused=True, label=member.label, point=point))
+        outcomes.append(JobOutcome(member.run, spec, reused=True, label=member.label, point=point))
     for result in rejudge_sweep(base, outcomes, reg, sweep.sweep_id, record):
         failed |= print_check(result.to_dict())
     out.print(f"sweep {sweep.short_id}: {len(outcomes)} runs", markup=False)

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,7 +17,6 @@ from rich.segment import Segment
 from eosdsl.spec.errors import SpecError, safe_text
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Edge-of-stability experiments as YAML specs: compiled with JAX, stored by content hash.",
@@ -25,6 +24,25 @@ app = typer.Typer(
 registry_app = typer.Typer(no_args_is_help=True, help="Maintain the registry: verify, gc, reindex.")
 app.add_typer(registry_app, name="registry")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from eosdsl import __version__
+
+        print(f"eosdsl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the eosdsl version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Edge-of-stability experiments as YAML specs: compiled with JAX, stored by content hash."""
 
 
 def terminal_safe(text: str) -> str:
@@ -83,12 +101,50 @@ def resolve_run(run_id: str, registry: Path | None):
         fail(str(error))
 
 
-def print_check(check: dict) -> bool:
-    """Print one check line; True if it failed."""
+def print_check(check: dict, name: str | None = None) -> bool:
+    """Print one check line (under ``name`` if given, else its own); True if it failed."""
     applicable = check.get("applicable", True)
     mark = ("✓" if check["passed"] else "✗") if applicable else "n/a"
-    out.print(f"  {mark} {check['name']}: {check['detail']}", markup=False)
+    out.print(f"  {mark} {check['name'] if name is None else name}: {check['detail']}", markup=False)
     return not check["passed"]
+
+
+def distinct_names(names: Sequence[str]) -> list[str]:
+    """``names`` with each one that occurs more than once numbered in order (``final sharpness #1``,
+    ``final sharpness #2``: two ``final`` checks of one series have the same default name)."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    seen: dict[str, int] = {}
+    labels = []
+    for name in names:
+        if counts[name] > 1:
+            seen[name] = seen.get(name, 0) + 1
+            name = f"{name} #{seen[name]}"
+        labels.append(name)
+    return labels
+
+
+def print_checks(checks: Sequence[dict]) -> bool:
+    """Print check lines, same-named checks numbered (:func:`distinct_names`); True if one failed."""
+    failed = False
+    for check, name in zip(checks, distinct_names([str(c["name"]) for c in checks]), strict=True):
+        failed |= print_check(check, name)
+    return failed
+
+
+def event_lines(info: Any) -> list[str]:
+    """``event halt: fired at step 18`` / ``event never: did not fire`` for each event of a ``run.json``."""
+    events = info.get("events") if isinstance(info, dict) else None
+    lines = []
+    for event in events if isinstance(events, list) else []:
+        if not isinstance(event, dict):
+            continue
+        fired = event.get("fired_at")
+        when = f"fired at step {fired}" if fired is not None else "did not fire"
+        kind = f" ({event['kind']})" if event.get("kind") not in (None, "", "event") else ""
+        lines.append(f"event {event.get('name')}{kind}: {when}")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------- progress
@@ -157,7 +213,7 @@ class RateClock:
 
 
 class RunProgress:
-    """The progress callback of one pack (a ``Progress`` of ``eosdsl.engine.run``): the steps of each
+    """The progress callback of one pack (a ``Progress`` of ``eosdsl.engine.execute``): the steps of each
     chunk, then ``writing`` and ``ended``. One callback may serve several runs in turn (points of a pack
     resumed from different checkpoints run as separate groups): each ``ended`` starts afresh."""
 
@@ -232,7 +288,7 @@ class RunProgress:
 
 
 class SweepProgress:
-    """Progress of a run or a sweep (an ``eosdsl.runs.SweepReporter``).
+    """Progress of a run or a sweep (an ``eosdsl.orchestration.SweepReporter``).
 
     On a terminal: a rich display with the points done, the current pack's steps, steps/s and ETA, and
     "writing results of N runs…" while they are stored. Otherwise (not a terminal, or ``CI=true``): a

@@ -18,7 +18,18 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from eosdsl.cli.common import RegistryOption, app, err, fail, open_registry, out, print_check, registry_app
+from eosdsl.cli.common import (
+    RegistryOption,
+    app,
+    err,
+    event_lines,
+    fail,
+    open_registry,
+    out,
+    print_check,
+    print_checks,
+    registry_app,
+)
 
 if TYPE_CHECKING:
     from eosdsl.registry.sweeps import Summary, Sweep
@@ -119,12 +130,47 @@ def _hints(index: Any, compiled: Any) -> list[str]:
 # ------------------------------------------------------------------------------------------- ls / query
 
 
+def _resolved(leaves: Mapping[str, Any], path: str) -> str:
+    """A spec leaf for a table, an expression over constants (``eta``, ``(2 + eps) / u0**2``) shown as
+    its number (evaluated with NumPy, as ``RunView.resolved_spec`` does)."""
+    value = leaves.get(path, _MISSING)
+    if isinstance(value, str):
+        from eosdsl.api import _constant_number
+
+        constants = {
+            p.removeprefix("constants."): v
+            for p, v in leaves.items()
+            if p.startswith("constants.") and isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        number = _constant_number(value, constants)
+        if number is not None:
+            return _number(number)
+    return _short(value)
+
+
+_SCHEDULE_TEXT = {
+    "constant": ("value",),
+    "linear_warmup": ("start", "end"),
+    "cosine": ("peak", "end"),
+}
+
+
 def _lr_text(leaves: Mapping[str, Any]) -> str | None:
+    """``0.0201``; a schedule as ``warmup(0.001→0.0201)``, ``cosine(0.02→0)``, ``piecewise(0.02→…→0.01)``."""
     if "optimizer.lr" in leaves:
-        return _short(leaves["optimizer.lr"])
-    if "optimizer.lr.kind" in leaves:
-        return f"{leaves['optimizer.lr.kind']} schedule"
-    return None
+        return _resolved(leaves, "optimizer.lr")
+    kind = leaves.get("optimizer.lr.kind")
+    if kind is None:
+        return None
+    if kind == "piecewise":
+        ends = sorted((p for p in leaves if p.startswith("optimizer.lr.values.")), key=_path_key)
+        ends = ends[:1] + ends[-1:] if len(ends) > 1 else ends
+        return "piecewise(" + "→…→".join(_resolved(leaves, p) for p in ends) + ")"
+    fields = _SCHEDULE_TEXT.get(str(kind))
+    if fields is None:
+        return f"{kind} schedule"
+    values = "→".join(_resolved(leaves, f"optimizer.lr.{f}") for f in fields)
+    return ("warmup" if kind == "linear_warmup" else str(kind)) + f"({values})"
 
 
 def _events_text(leaves: Mapping[str, Any]) -> str:
@@ -180,11 +226,13 @@ def _hyperparameters(leaves: Mapping[str, Any], extra: Sequence[str]) -> str:
     if lr is not None:
         parts.append(f"lr={lr}")
     if "optimizer.beta" in leaves:
-        parts.append(f"beta={_short(leaves['optimizer.beta'])}")
+        parts.append(f"beta={_resolved(leaves, 'optimizer.beta')}")
     events = _events_text(leaves)
     if events:
         parts.append(f"[{events}]")
-    parts += [f"{_label(p)}={_short(leaves[p])}" for p in extra if p in leaves]
+    # a constant that lr or beta is (``lr: eta``) is already shown as their number
+    shown = {f"constants.{leaves.get(p)}" for p in ("optimizer.lr", "optimizer.beta")}
+    parts += [f"{_label(p)}={_resolved(leaves, p)}" for p in extra if p in leaves and p not in shown]
     return " ".join(parts)
 
 
@@ -206,15 +254,26 @@ def _runs_table(index: Any, rows: Sequence[Mapping[str, Any]]) -> tuple[Table, i
     per_run = [leaves.get(row["run_key"], {}) for row in rows]
     differing = _differing(per_run)
     extra, more = differing[:_MAX_EXTRA], max(len(differing) - _MAX_EXTRA, 0)
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("id", no_wrap=True, min_width=12)
+    # Fitted to the terminal: a long name ends in "…" (`eosdsl show ID` has it in full), hyperparameters
+    # wrap between words; below 100 columns the finish time is left out.
+    width = out.size.width
+    statuses = [str(row.get("status") or "") for row in rows]
+    steps = ["" if row.get("end_step") is None else str(row["end_step"]) for row in rows]
+    finished = width >= 100
+    fixed = [12, max(len("status"), *map(len, statuses)), max(len("step"), *map(len, steps)), 6]
+    fixed += [11] if finished else []
     longest = max((len(row.get("name") or "") for row in rows), default=0)
-    table.add_column("name", overflow="fold", min_width=min(longest, 20))
-    table.add_column("status", no_wrap=True)
-    table.add_column("step", justify="right", no_wrap=True)
-    table.add_column("hyperparameters", overflow="fold", min_width=24, ratio=1)
-    table.add_column("checks", justify="right", no_wrap=True)
-    table.add_column("finished", no_wrap=True)
+    name_width = max(4, min(longest, max(12, width // 6)))
+    hyper_width = max(16, width - sum(fixed) - name_width - 2 * len(fixed) - 2)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("id", no_wrap=True, width=12)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", width=name_width)
+    table.add_column("status", no_wrap=True, width=fixed[1])
+    table.add_column("step", justify="right", no_wrap=True, width=fixed[2])
+    table.add_column("hyperparameters", overflow="fold", width=hyper_width)
+    table.add_column("checks", justify="right", no_wrap=True, width=6)
+    if finished:
+        table.add_column("finished", no_wrap=True, width=11)
     for row, run_leaves in zip(rows, per_run, strict=True):
         table.add_row(
             Text(row["run_key"][:12]),
@@ -223,7 +282,7 @@ def _runs_table(index: Any, rows: Sequence[Mapping[str, Any]]) -> tuple[Table, i
             Text("" if row.get("end_step") is None else str(row["end_step"])),
             Text(_hyperparameters(run_leaves, extra)),
             _checks_cell(row),
-            Text(_when(row.get("finished_at"))),
+            *([Text(_when(row.get("finished_at")))] if finished else []),
         )
     return table, more
 
@@ -379,13 +438,8 @@ def _print_status(run: Any, info: Mapping[str, Any]) -> None:
     out.print(
         f"  started {info.get('started_at', '?')}, finished {info.get('finished_at', '?')}", markup=False
     )
-    for event in info.get("events") or []:
-        if not isinstance(event, dict):
-            continue
-        fired = event.get("fired_at")
-        when = f"fired at step {fired}" if fired is not None else "did not fire"
-        kind = f" ({event['kind']})" if event.get("kind") else ""
-        out.print(f"  event {event.get('name')}{kind}: {when}", markup=False)
+    for line in event_lines(info):
+        out.print(f"  {line}", markup=False)
     references = info.get("references")
     for name, value in (references if isinstance(references, dict) else {}).items():
         out.print(f"  reference {name} = {_value(value)}", markup=False)
@@ -422,8 +476,7 @@ def _print_checks(checks: Iterable[Any], title: str = "checks") -> None:
         return
     passed = sum(bool(c.get("passed")) for c in checks)
     out.print(f"{title} ({passed}/{len(checks)} passed):", markup=False)
-    for check in checks:
-        print_check({"name": "?", "passed": False, "detail": "", **check})
+    print_checks([{"name": "?", "passed": False, "detail": "", **check} for check in checks])
 
 
 def _read_run(run: Any) -> tuple[dict, dict, dict]:
@@ -603,11 +656,14 @@ def _leaf_map(document: Any) -> dict[str, Any]:
 
 
 def diff_lines(a: Any, b: Any) -> list[str]:
-    """``path: a → b`` for changed leaves, ``+ path: b`` added, ``- path: a`` removed; sorted by path."""
+    """``path: a → b`` for changed leaves, ``+ path: b`` added, ``- path: a`` removed; sorted by path.
+    A null leaf counts as absent: a field null on one side and absent on the other is no difference."""
     left, right = _leaf_map(a), _leaf_map(b)
     lines = []
     for path in sorted(set(left) | set(right), key=_path_key):
         old, new = left.get(path, _MISSING), right.get(path, _MISSING)
+        if old in (None, _MISSING) and new in (None, _MISSING):
+            continue
         if old is _MISSING:
             lines.append(f"  + {path}: {_literal(new)}")
         elif new is _MISSING:

@@ -13,7 +13,7 @@ __all__ = ["resolve_any"]
 
 
 def resolve_any(reg: Registry, prefix: str) -> tuple[str, Any]:
-    """``("run", Run)`` or ``("sweep", Sweep)`` for an id prefix; exit 2 on unknown or ambiguous.
+    """``("run", StoredRun)`` or ``("sweep", Sweep)`` for an id prefix; exit 2 on unknown or ambiguous.
 
     A prefix is looked up among runs and sweeps; a sweep record that cannot be read only matters when
     no run matches. A sweep comes with its members' runs looked up

@@ -11,7 +11,7 @@ part, and JJᵀ and JᵀJ share their nonzero eigenvalues, so Λ = λ_max((c/n) 
 sharpness when the model is linear in θ (∇²F = 0), an approximation otherwise (paper 001 App. F).
 
 The constant c is the second derivative of the loss in one residual entry, times n. For the MSE
-conventions of ``eosdsl.losses.mse`` (N = n examples, k outputs each, ``scale`` s):
+conventions of ``eosdsl.problems.losses.mse`` (N = n examples, k outputs each, ``scale`` s):
 
 =====================  ===================  ================
 ``convention``         L                    c (``gram_scale``)
@@ -47,7 +47,8 @@ Array = jax.Array
 
 
 def gram_scale(convention: str = "sum_over_n", outputs: int = 1, scale: float = 1.0) -> float:
-    """The constant c in M = (c/n) JJᵀ for ``eosdsl.losses.mse(convention, scale)`` with ``outputs`` = k.
+    """The constant c in M = (c/n) JJᵀ for ``eosdsl.problems.losses.mse(convention, scale)`` with
+    ``outputs`` = k.
 
     c = 2·scale (``sum_over_n``, paper 001), scale (``half_sum_over_n``), 2·scale/k (``mean``), which makes
     (c/n) JᵀJ exactly the Gauss–Newton part of that loss's Hessian.

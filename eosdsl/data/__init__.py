@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from eosdsl.data.dataset import TARGET_ENCODINGS, Dataset, canonical_json, make_dataset
+from eosdsl.data.dataset import TARGET_ENCODINGS, Dataset, make_dataset
 from eosdsl.data.fingerprint import array_fingerprint
 from eosdsl.data.images import (
     CIFAR10_CLASSES,
@@ -86,7 +86,6 @@ __all__ = [
     "UnsafePickleError",
     "array_fingerprint",
     "balanced",
-    "canonical_json",
     "center",
     "fashion_mnist_available",
     "filter_classes",

@@ -25,55 +25,22 @@ data read from another directory has the same identity.
 from __future__ import annotations
 
 import copy
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from eosdsl.canonical import canonical_json, jsonable
 from eosdsl.data.fingerprint import array_fingerprint
 
-__all__ = ["TARGET_ENCODINGS", "Dataset", "canonical_json", "derive", "make_dataset"]
+__all__ = ["TARGET_ENCODINGS", "Dataset", "derive", "make_dataset"]
 
 #: How ``y`` is encoded. ``labels``: int64 class indices ``(n,)`` in ``0..n_classes-1``; ``plus_minus_one``:
 #: float64 ``(n,)`` in {-1, +1} (binary); ``one_hot``: float64 ``(n, k)`` with ``on``/``off`` values;
 #: ``one_hot_zero_mean``: float64 ``(n, k)``, :math:`e_y-\mathbf 1/k`; ``real``: float64 regression
 #: targets ``(n,)`` or ``(n, m)``.
 TARGET_ENCODINGS = ("labels", "plus_minus_one", "one_hot", "one_hot_zero_mean", "real")
-
-
-def _jsonable(obj: Any, where: str) -> Any:
-    """Normalise ``obj`` to plain JSON types (tuples -> lists, numpy scalars -> Python); reject the rest."""
-    if obj is None or isinstance(obj, bool | str):
-        return obj
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, int | np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        f = float(obj)
-        if not math.isfinite(f):
-            raise ValueError(f"non-finite number {f} in dataset description at {where}")
-        return f
-    if isinstance(obj, Mapping):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise TypeError(f"dataset description keys must be strings, got {k!r} at {where}")
-            out[k] = _jsonable(v, f"{where}.{k}")
-        return out
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    if isinstance(obj, np.ndarray) and obj.ndim <= 1 and obj.dtype.kind in "biuf":
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj.tolist())]
-    raise TypeError(f"cannot put {type(obj).__name__} into a dataset description (at {where})")
-
-
-def canonical_json(obj: Any) -> str:
-    """Canonical JSON text of a description: plain types only, sorted keys, ``(",", ":")`` separators."""
-    return json.dumps(_jsonable(obj, "$"), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def _frozen(a: Any, name: str) -> np.ndarray:
@@ -98,8 +65,8 @@ def _fingerprint(
     input_shape: tuple[int, ...],
     description: dict[str, Any],
 ) -> str:
-    meta = canonical_json(
-        {"description": description, "input_shape": list(input_shape), "n_classes": n_classes}
+    meta = canonical_json(  # numpy scalars in a description become Python numbers first
+        jsonable({"description": description, "input_shape": list(input_shape), "n_classes": n_classes})
     )
     return array_fingerprint(
         x_train=x_train,
@@ -200,7 +167,7 @@ def make_dataset(
     (labels in range, ±1 values, one-hot width ``n_classes``), ``n_classes`` is ``None`` iff the targets
     are ``real``.
     """
-    desc = _jsonable(dict(description), "$")
+    desc = jsonable(dict(description))
     desc.setdefault("pipeline", [])
     if not isinstance(desc.get("source"), dict) or "kind" not in desc["source"]:
         raise ValueError("dataset description needs a 'source' mapping with a 'kind'")

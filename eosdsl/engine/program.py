@@ -27,8 +27,8 @@ import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from eosdsl.engine.curvature import Curvature
 from eosdsl.engine.lanes import ALONE, PACK_AXIS, Lanes
+from eosdsl.engine.step_curvature import Curvature
 from eosdsl.engine.traced import float_leaves, replace_floats, structure_key
 from eosdsl.optim.optimizers import StepInputs, build_rule
 from eosdsl.optim.schedules import build_schedule

@@ -22,21 +22,20 @@ What runs where:
   instance with ``workers`` CPUs (default: all cores) is started and shut down on close. Start-up of a
   local instance takes a few seconds. The function and the tasks are pickled (cloudpickle) to the
   workers, and each worker imports ``eosdsl`` itself, so it runs with the same settings as this process
-  (64-bit JAX types included: ``eosdsl.runs.run_one`` enables them). Ray itself is an optional extra:
+  (64-bit JAX types included: ``eosdsl.orchestration.run_one`` enables them). Ray itself is an optional extra:
   ``pip install 'eosdsl[ray]'``; without it, ``make_executor("ray", ...)`` raises
   :class:`ExecutorUnavailable` whose message says so.
 
-How results are committed: not through the executor. The task function (``eosdsl.runs.run_pack_task``)
-opens the registry by its path in the worker and computes its pack with ``eosdsl.runs.compute``, which
-checks that the worker derives the same run keys as the planning process and commits through the
-registry's claim protocol (:mod:`eosdsl.registry.claims`): a run is computed by the one process that
-holds its claim, and a process that finds the claim held waits for the commit and reuses the run
-("computed by another process"). So two workers, two executors, or a worker and a CLI run on the same
-registry never compute the same run twice, and a task that Ray reruns after its worker died resumes
-from that run's last checkpoint. Workers must therefore see the registry at the same path (one
-machine, or a shared filesystem on a cluster), and they return only small picklable results (run
-keys, flags, notices; no JAX arrays) to this process.
-"""
+How results are committed: not through the executor. The task function
+(``eosdsl.orchestration.run_pack_task``) opens the registry by its path in the worker and computes its pack
+with ``eosdsl.orchestration.compute``, which checks that the worker derives the same run keys as the
+planning process and commits through the registry's claim protocol (:mod:`eosdsl.registry.claims`): a run is
+computed by the one process that holds its claim, and a process that finds the claim held waits for the
+commit and reuses the run ("computed by another process"). So two workers, two executors, or a worker and a
+CLI run on the same registry never compute the same run twice, and a task that Ray reruns after its worker
+died resumes from that run's last checkpoint. Workers must therefore see the registry at the same path (one
+machine, or a shared filesystem on a cluster), and they return only small picklable results (run keys,
+flags, notices; no JAX arrays) to this process. """
 
 from __future__ import annotations
 

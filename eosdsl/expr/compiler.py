@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from eosdsl.expr.functions import CONSTANTS, FUNCTIONS, arity, coerce, function_signature, jnp, power
+from eosdsl.expr.backend import array_op, jnp
+from eosdsl.expr.functions import CONSTANTS, FUNCTIONS, arity, coerce, function_signature, power
 
 if TYPE_CHECKING:
     import jax
@@ -237,25 +238,17 @@ def _check_index(shape: tuple[int, ...], index: int | slice | tuple[int | slice,
     return None
 
 
-def _logical_and(a: Any, b: Any) -> Any:
-    return jnp.logical_and(a, b)
-
-
-def _logical_or(a: Any, b: Any) -> Any:
-    return jnp.logical_or(a, b)
-
-
 # --------------------------------------------------------------------------------------------------
 # operator tables
 # --------------------------------------------------------------------------------------------------
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: lambda a, b: jnp.add(a, b),
-    ast.Sub: lambda a, b: jnp.subtract(a, b),
-    ast.Mult: lambda a, b: jnp.multiply(a, b),
-    ast.Div: lambda a, b: jnp.true_divide(a, b),
-    ast.FloorDiv: lambda a, b: jnp.floor_divide(a, b),
-    ast.Mod: lambda a, b: jnp.remainder(a, b),
+    ast.Add: array_op("add"),
+    ast.Sub: array_op("subtract"),
+    ast.Mult: array_op("multiply"),
+    ast.Div: array_op("true_divide"),
+    ast.FloorDiv: array_op("floor_divide"),
+    ast.Mod: array_op("remainder"),
     ast.Pow: power,
 }
 
@@ -269,12 +262,12 @@ _BITWISE: dict[type[ast.AST], tuple[str, str]] = {
 }
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Lt: lambda a, b: jnp.less(a, b),
-    ast.LtE: lambda a, b: jnp.less_equal(a, b),
-    ast.Gt: lambda a, b: jnp.greater(a, b),
-    ast.GtE: lambda a, b: jnp.greater_equal(a, b),
-    ast.Eq: lambda a, b: jnp.equal(a, b),
-    ast.NotEq: lambda a, b: jnp.not_equal(a, b),
+    ast.Lt: array_op("less"),
+    ast.LtE: array_op("less_equal"),
+    ast.Gt: array_op("greater"),
+    ast.GtE: array_op("greater_equal"),
+    ast.Eq: array_op("equal"),
+    ast.NotEq: array_op("not_equal"),
 }
 
 _BAD_COMPARE: dict[type[ast.cmpop], tuple[str, str]] = {
@@ -437,7 +430,7 @@ class _Compiler:
             raise self.error(f"bitwise operator `{symbol}` is not allowed; {advice}", node)
         operand = self.compile(node.operand, depth)
         if isinstance(node.op, ast.Not):
-            return self.guarded(node, lambda x: jnp.logical_not(x), [operand])
+            return self.guarded(node, array_op("logical_not"), [operand])
         if isinstance(node.op, ast.USub):
             return self.guarded(node, lambda x: jnp.negative(*coerce(x)), [operand])
         return self.guarded(node, lambda x: coerce(x)[0], [operand])
@@ -511,7 +504,7 @@ class _Compiler:
         return self.guarded(node, lambda a, b: fn(*coerce(a, b)), operands)
 
     def _compile_BoolOp(self, node: ast.BoolOp, depth: int) -> Evaluator:
-        fn = _logical_and if isinstance(node.op, ast.And) else _logical_or
+        fn = array_op("logical_and") if isinstance(node.op, ast.And) else array_op("logical_or")
         operands = [self.compile(value, depth) for value in node.values]
         return self.guarded(node, lambda *values: reduce(fn, values), operands)
 
@@ -528,7 +521,7 @@ class _Compiler:
 
         def chain(*values: Any) -> Any:
             results = [fn(a, b) for fn, a, b in zip(fns, values, values[1:], strict=False)]
-            return reduce(_logical_and, results)
+            return reduce(array_op("logical_and"), results)
 
         return self.guarded(node, chain, operands)
 

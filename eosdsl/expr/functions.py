@@ -18,10 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from eosdsl.lazy import lazy_module
-
-jax = lazy_module("jax")  # imported when an expression is first evaluated, not when a spec is validated
-jnp = lazy_module("jax.numpy")
+from eosdsl.expr.backend import array_op, is_weak, jnp, nn
 
 __all__ = [
     "CONSTANTS",
@@ -54,23 +51,12 @@ def is_bool(x: Any) -> bool:
     return dtype is not None and np.dtype(dtype) == np.bool_
 
 
-def _is_weak(x: Any) -> bool:
-    """Return whether ``x`` is a weakly typed JAX value (Python scalars count as weak)."""
-    if isinstance(x, _PYTHON_SCALARS):
-        return True
-    typeof = getattr(jax, "typeof", None) or jax.core.get_aval  # jax.typeof is new in jax 0.4.36+
-    try:
-        return bool(getattr(typeof(x), "weak_type", False))
-    except TypeError:
-        return False
-
-
 def _strong_inexact_dtype(x: Any) -> np.dtype | None:
     """Return the dtype of ``x`` if it is a strongly typed floating/complex array, else ``None``."""
     dtype = getattr(x, "dtype", None)
     if dtype is None or isinstance(x, _PYTHON_SCALARS):
         return None
-    if not jnp.issubdtype(dtype, jnp.inexact) or _is_weak(x):
+    if not jnp.issubdtype(dtype, jnp.inexact) or is_weak(x):
         return None
     return np.dtype(dtype)
 
@@ -162,20 +148,20 @@ def _elementwise(name: str, op: Callable[[Any], Any], doc: str) -> None:
 
 
 for _name, _op, _doc in [
-    ("sqrt", lambda x: jnp.sqrt(x), "Elementwise square root."),
-    ("exp", lambda x: jnp.exp(x), "Elementwise exponential."),
-    ("log", lambda x: jnp.log(x), "Elementwise natural logarithm."),
-    ("log1p", lambda x: jnp.log1p(x), "Elementwise ``log(1 + x)``, accurate for small ``x``."),
-    ("expm1", lambda x: jnp.expm1(x), "Elementwise ``exp(x) - 1``, accurate for small ``x``."),
-    ("tanh", lambda x: jnp.tanh(x), "Elementwise hyperbolic tangent."),
-    ("sinh", lambda x: jnp.sinh(x), "Elementwise hyperbolic sine."),
-    ("cosh", lambda x: jnp.cosh(x), "Elementwise hyperbolic cosine."),
-    ("sin", lambda x: jnp.sin(x), "Elementwise sine."),
-    ("cos", lambda x: jnp.cos(x), "Elementwise cosine."),
-    ("arctan", lambda x: jnp.arctan(x), "Elementwise inverse tangent."),
-    ("relu", lambda x: jax.nn.relu(x), "Elementwise ``max(x, 0)``."),
-    ("sigmoid", lambda x: jax.nn.sigmoid(x), "Elementwise logistic sigmoid ``1 / (1 + exp(-x))``."),
-    ("softplus", lambda x: jax.nn.softplus(x), "Elementwise ``log(1 + exp(x))``."),
+    ("sqrt", array_op("sqrt"), "Elementwise square root."),
+    ("exp", array_op("exp"), "Elementwise exponential."),
+    ("log", array_op("log"), "Elementwise natural logarithm."),
+    ("log1p", array_op("log1p"), "Elementwise ``log(1 + x)``, accurate for small ``x``."),
+    ("expm1", array_op("expm1"), "Elementwise ``exp(x) - 1``, accurate for small ``x``."),
+    ("tanh", array_op("tanh"), "Elementwise hyperbolic tangent."),
+    ("sinh", array_op("sinh"), "Elementwise hyperbolic sine."),
+    ("cosh", array_op("cosh"), "Elementwise hyperbolic cosine."),
+    ("sin", array_op("sin"), "Elementwise sine."),
+    ("cos", array_op("cos"), "Elementwise cosine."),
+    ("arctan", array_op("arctan"), "Elementwise inverse tangent."),
+    ("relu", lambda x: nn("relu")(x), "Elementwise ``max(x, 0)``."),
+    ("sigmoid", lambda x: nn("sigmoid")(x), "Elementwise logistic sigmoid ``1 / (1 + exp(-x))``."),
+    ("softplus", lambda x: nn("softplus")(x), "Elementwise ``log(1 + exp(x))``."),
 ]:
     _elementwise(_name, _op, _doc)
 del _name, _op, _doc

@@ -16,7 +16,7 @@ F(0) = 0 exactly.
 
 Loss convention implied by paper 001: the identity
 ‖A_{t+1}‖² − ‖A_t‖² = −(4η/n) D_tᵀF_t + η²‖∇_A L_t‖² (D = F − Y, scalar output, no bias in A) holds for
-L = (1/n) Σ_i (f_i − y_i)², i.e. :func:`eosdsl.losses.mse` with ``convention="sum_over_n"`` (equal to
+L = (1/n) Σ_i (f_i − y_i)², i.e. :func:`eosdsl.problems.losses.mse` with ``convention="sum_over_n"`` (equal to
 ``"mean"`` for k = 1), *not* the ½ convention: ∇_A L = (2/(n√m)) W X D, so that
 2η Aᵀ∇_A L = (4η/n) Fᵀ D.
 

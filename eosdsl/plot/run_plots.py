@@ -6,7 +6,7 @@ is saved. The builders (``loss_figure`` ...) return an open :class:`~matplotlib.
 ``plot_series`` save and close.
 
 A run is anything with ``series_names()``, ``series(name)``, ``spec``, ``info`` and ``short_id``
-(see :class:`RunLike`), e.g. :class:`eosdsl.registry.Run`.
+(see :class:`PlottableRun`), e.g. :class:`eosdsl.registry.StoredRun`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from eosdsl.plot.common import FIGSIZE, REFERENCE_COLORS, closes_on_error, legen
 from eosdsl.registry.sweeps import references_of
 
 __all__ = [
-    "RunLike",
+    "PlottableRun",
     "loss_figure",
     "lr_figure",
     "params_figure",
@@ -43,8 +43,8 @@ EVENT_COLOR = "0.45"
 Series = tuple[np.ndarray, np.ndarray]
 
 
-class RunLike(Protocol):
-    """The part of :class:`eosdsl.registry.Run` the plots use."""
+class PlottableRun(Protocol):
+    """The part of :class:`eosdsl.registry.StoredRun` the plots use."""
 
     short_id: str
 
@@ -62,7 +62,7 @@ class RunLike(Protocol):
 # --------------------------------------------------------------------------------------------- public API
 
 
-def plot_run(run: RunLike, out_dir: Path) -> list[Path]:
+def plot_run(run: PlottableRun, out_dir: Path) -> list[Path]:
     """Write the standard PNGs of ``run`` into ``out_dir`` (created) and return the paths written.
 
     ``loss.png`` (if ``loss`` or ``test_loss`` exists), ``sharpness.png`` (if ``sharpness`` exists),
@@ -84,7 +84,7 @@ def plot_run(run: RunLike, out_dir: Path) -> list[Path]:
     return written
 
 
-def plot_series(run: RunLike, names: list[str], out: Path, logy: bool = False) -> Path:
+def plot_series(run: PlottableRun, names: list[str], out: Path, logy: bool = False) -> Path:
     """Plot the named series against step into ``out`` (a PNG); ``KeyError`` lists the available names."""
     fig = series_figure(run, names, logy=logy)
     out = Path(out)
@@ -96,7 +96,7 @@ def plot_series(run: RunLike, names: list[str], out: Path, logy: bool = False) -
 
 
 @closes_on_error
-def loss_figure(run: RunLike) -> Figure | None:
+def loss_figure(run: PlottableRun) -> Figure | None:
     """Training (and test) loss on a log axis, test-loss references, and a diverged run's last step."""
     available = set(run.series_names())
     present = [name for name in ("loss", "test_loss") if name in available]
@@ -119,7 +119,7 @@ def loss_figure(run: RunLike) -> Figure | None:
 
 
 @closes_on_error
-def sharpness_figure(run: RunLike) -> Figure | None:
+def sharpness_figure(run: PlottableRun) -> Figure | None:
     """Sharpness against step with the MSS as a red dotted step line and grey event lines."""
     available = set(run.series_names())
     if "sharpness" not in available:
@@ -144,7 +144,7 @@ def sharpness_figure(run: RunLike) -> Figure | None:
 
 
 @closes_on_error
-def params_figure(run: RunLike) -> Figure | None:
+def params_figure(run: PlottableRun) -> Figure | None:
     """The trajectory in the parameter plane of a two-parameter toy, else ``None``."""
     pair = two_parameters(run)
     if pair is None:
@@ -166,7 +166,7 @@ def params_figure(run: RunLike) -> Figure | None:
 
 
 @closes_on_error
-def lr_figure(run: RunLike) -> Figure | None:
+def lr_figure(run: PlottableRun) -> Figure | None:
     """The learning rate against step, and the applied rate where it differs."""
     available = set(run.series_names())
     if "lr" not in available:
@@ -186,7 +186,7 @@ def lr_figure(run: RunLike) -> Figure | None:
 
 
 @closes_on_error
-def series_figure(run: RunLike, names: Sequence[str], logy: bool = False) -> Figure:
+def series_figure(run: PlottableRun, names: Sequence[str], logy: bool = False) -> Figure:
     """Several named series against step.
 
     Names are stripped of surrounding blanks; ``KeyError`` listing the available names if one is unknown
@@ -212,7 +212,7 @@ def series_figure(run: RunLike, names: Sequence[str], logy: bool = False) -> Fig
     return fig
 
 
-def two_parameters(run: RunLike) -> tuple[tuple[str, np.ndarray], tuple[str, np.ndarray]] | None:
+def two_parameters(run: PlottableRun) -> tuple[tuple[str, np.ndarray], tuple[str, np.ndarray]] | None:
     """``((x name, x), (y name, y))`` for a two-parameter toy, else ``None``.
 
     A two-parameter toy stores exactly two scalar ``params.*`` series (width-1 vectors count as scalars)
@@ -359,13 +359,13 @@ def _limit_y(ax: Axes, sharpness: np.ndarray, mss: np.ndarray) -> None:
 # --------------------------------------------------------------------------------------------- runs
 
 
-def _title(run: RunLike) -> str:
+def _title(run: PlottableRun) -> str:
     """``"<spec name> (<short id>)"``."""
     spec = run.spec if isinstance(run.spec, Mapping) else {}
     return f"{spec.get('name') or 'unnamed'} ({run.short_id})"
 
 
-def _diverged_step(run: RunLike, names: Sequence[str]) -> int | None:
+def _diverged_step(run: PlottableRun, names: Sequence[str]) -> int | None:
     """The last step of a diverged run (``info['end_step']``, else the last recorded step), else None."""
     info = run.info if isinstance(run.info, Mapping) else {}
     if info.get("status") != "diverged":
@@ -376,7 +376,7 @@ def _diverged_step(run: RunLike, names: Sequence[str]) -> int | None:
     return int(max(ends)) if ends else None
 
 
-def _references(run: RunLike, prefix: str) -> dict[str, float]:
+def _references(run: PlottableRun, prefix: str) -> dict[str, float]:
     """The run's reference values whose name starts with ``prefix``."""
     return {name: value for name, value in references_of(run).items() if name.startswith(prefix)}
 

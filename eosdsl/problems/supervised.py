@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from eosdsl import losses
 from eosdsl.cache import cached_dataset, dataset_key
 from eosdsl.curvature.gram import gram_matvec, gram_scale
 from eosdsl.data import Dataset, DatasetNotFoundError, images, pipeline, synthetic
 from eosdsl.models.build import ModelFns, build_model
+from eosdsl.problems import losses
 from eosdsl.spec import networks as n
 
 Params = Any
@@ -208,7 +208,7 @@ def chunked_mean(
     as (1/n) Σ_c n_c · mean_fn(chunk c) by :func:`chunked_sum`; ``mean_fn(params, *arrays)`` itself
     when not chunked.
 
-    Exact (up to rounding) for every loss of :mod:`eosdsl.losses`: each is (1/N) Σ_i ℓ_i with a
+    Exact (up to rounding) for every loss of :mod:`eosdsl.problems.losses`: each is (1/N) Σ_i ℓ_i with a
     per-example term ℓ_i that does not depend on N (the ``mean`` conventions divide by N·k, k fixed), so
     n_c · loss(chunk c) is the chunk's Σ_i ℓ_i and the total is divided by the true n.
     """

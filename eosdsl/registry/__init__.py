@@ -23,8 +23,8 @@ from eosdsl.registry.store import (
     DamagedRun,
     Registry,
     RegistryError,
-    Run,
     StagedRun,
+    StoredRun,
     UnknownRun,
     default_root,
 )
@@ -36,7 +36,7 @@ __all__ = [
     "DamagedRun",
     "Registry",
     "RegistryError",
-    "Run",
+    "StoredRun",
     "StagedRun",
     "UnknownRun",
     "canonical_json",

@@ -21,8 +21,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
-import json
-import math
 import os
 import platform
 import re
@@ -33,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from eosdsl.canonical import canonical_json, jsonable
 
 __all__ = [
     "NON_SEMANTIC_KEYS",
@@ -79,85 +79,12 @@ PROVENANCE_PACKAGES = (
 
 RUN_KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 """The shape of a run key (and of a spec id): a sha256 as 64 lowercase hex characters."""
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GIT_TIMEOUT_S = 5.0
 
 
 def is_run_key(value: object) -> bool:
     """Whether ``value`` has the shape of a run key (or spec id): 64 lowercase hex characters."""
     return isinstance(value, str) and RUN_KEY_PATTERN.fullmatch(value) is not None
-
-
-# --------------------------------------------------------------------------------------------- JSON
-
-
-def _child_path(path: str, key: str) -> str:
-    """Readable JSON-path of a mapping child: ``$.a.b`` or ``$['odd key']``."""
-    return f"{path}.{key}" if _IDENT.fullmatch(key) else f"{path}[{key!r}]"
-
-
-def _convert_foreign(obj: Any) -> tuple[bool, Any]:
-    """Map numpy/jax scalars and arrays and paths to plain Python; ``(False, None)`` if not handled."""
-    if isinstance(obj, os.PathLike):
-        return True, os.fspath(obj)
-    item = getattr(obj, "item", None)
-    if callable(item) and getattr(obj, "shape", None) == ():
-        return True, item()
-    if hasattr(obj, "__array__") and hasattr(obj, "shape"):
-        import numpy as np
-
-        return True, np.asarray(obj).tolist()
-    return False, None
-
-
-def _normalize(obj: Any, path: str, *, lenient: bool) -> Any:
-    """Return ``obj`` as plain JSON types, raising with the JSON-path of the first bad value.
-
-    Strict mode (used for hashing) accepts only dict/list/tuple/str/int/float/bool/None, so that an id
-    never depends on how a foreign type happens to convert (``np.float32(0.1)`` is not ``0.1``).
-    Lenient mode (used for stored artifacts) also converts numpy/jax scalars and arrays and paths.
-    """
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            raise ValueError(f"non-finite float {obj!r} at {path}: JSON (and ids) require finite numbers")
-        return float(obj)
-    if isinstance(obj, Mapping):
-        out = {}
-        for key, value in obj.items():
-            if not isinstance(key, str):
-                raise TypeError(f"non-string mapping key {key!r} at {path}")
-            out[key] = _normalize(value, _child_path(path, key), lenient=lenient)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [_normalize(v, f"{path}[{i}]", lenient=lenient) for i, v in enumerate(obj)]
-    if lenient:
-        handled, converted = _convert_foreign(obj)
-        if handled:
-            return _normalize(converted, path, lenient=lenient)
-    raise TypeError(f"unsupported type {type(obj).__name__} at {path}")
-
-
-def canonical_json(obj: Any) -> str:
-    """The canonical JSON text that ids are hashed from.
-
-    Sorted keys, no whitespace, UTF-8 text (no ``\\u`` escapes), tuples as lists. NaN/Inf raise
-    ``ValueError`` naming the path (e.g. ``$.optimizer.lr``); non-JSON types and non-string keys raise
-    ``TypeError``. Note ``1`` and ``1.0`` encode differently: hash validated specs, whose types are fixed.
-    """
-    normalized = _normalize(obj, "$", lenient=False)
-    return json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain-JSON copy of ``obj`` for stored artifacts: numpy/jax values become Python, NaN/Inf raise."""
-    return _normalize(obj, "$", lenient=True)
-
-
-# --------------------------------------------------------------------------------------------- ids
 
 
 def _sha256_hex(prefix: bytes, text: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 from eosdsl.registry import claims, identity, zarr_io
 from eosdsl.registry.atomic import atomic_write
 from eosdsl.registry.manifest import manifest_problems, read_manifest
-from eosdsl.registry.store import QUARANTINE, QUARANTINE_INFO, RESULTS, Registry, RegistryError, Run
+from eosdsl.registry.store import QUARANTINE, QUARANTINE_INFO, RESULTS, Registry, RegistryError, StoredRun
 
 __all__ = [
     "QUARANTINE",
@@ -144,13 +144,13 @@ def _series_problems(path: Path) -> list[str]:
     return problems
 
 
-def verify_run(run: Run | Path, deep: bool = False) -> list[str]:
+def verify_run(run: StoredRun | Path, deep: bool = False) -> list[str]:
     """Everything wrong with one committed run directory (empty if nothing).
 
     Shallow: the manifest lists exactly the files present with their sizes, and the ids agree with the
     content. ``deep`` also re-hashes every file and reads every series of ``results.zarr``.
     """
-    path = run.path if isinstance(run, Run) else Path(run)
+    path = run.path if isinstance(run, StoredRun) else Path(run)
     if not path.is_dir():
         return ["not a directory"]
     try:
@@ -168,7 +168,7 @@ def _quarantine(registry: Registry, path: Path, problems: list[str], deep: bool)
     return registry.quarantine(path, problems, f"failed {'deep ' if deep else ''}verification")
 
 
-def serve(registry: Registry, run_key: str, deep: bool = False) -> tuple[Run | None, str | None]:
+def serve(registry: Registry, run_key: str, deep: bool = False) -> tuple[StoredRun | None, str | None]:
     """The committed run ``run_key`` if it is sound enough to reuse, with a note on what was done.
 
     Shallow (every reuse): the manifest lists exactly the files present with their sizes, and the ids
@@ -371,7 +371,7 @@ def gc(
 # --------------------------------------------------------------------------------------------- export
 
 
-def export_zip(run: Run | Path, zip_path: Path, overwrite: bool = False) -> Path:
+def export_zip(run: StoredRun | Path, zip_path: Path, overwrite: bool = False) -> Path:
     """Write the run directory to ``zip_path`` as ``<run_key>/...`` entries (MANIFEST.json included).
 
     Entries are in sorted path order with fixed timestamps and ZIP_DEFLATED, so the same run always
@@ -379,8 +379,8 @@ def export_zip(run: Run | Path, zip_path: Path, overwrite: bool = False) -> Path
     ``zip_path`` unless ``overwrite`` (``FileExistsError``) and a run that fails shallow verification
     (``RegistryError``).
     """
-    path = run.path if isinstance(run, Run) else Path(run)
-    run_key = run.run_key if isinstance(run, Run) else path.name
+    path = run.path if isinstance(run, StoredRun) else Path(run)
+    run_key = run.run_key if isinstance(run, StoredRun) else path.name
     zip_path = Path(zip_path)
     if zip_path.exists() and not overwrite:
         raise FileExistsError(f"{zip_path} exists; pass overwrite to replace it")

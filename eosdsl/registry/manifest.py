@@ -17,6 +17,11 @@ MANIFEST = "MANIFEST.json"
 FORMAT = "eosdsl-manifest/v1"
 
 
+def utc_timestamp() -> str:
+    """Now, as the registry writes times: ISO 8601 in UTC to the second (``2026-12-07T01:02:03+00:00``)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -37,7 +42,7 @@ def build_manifest(root: Path, run_key: str) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "run_key": run_key,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_at": utc_timestamp(),
         "files": {
             p.relative_to(root).as_posix(): {"sha256": file_sha256(p), "size": p.stat().st_size}
             for p in run_files(root)

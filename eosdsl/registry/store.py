@@ -43,7 +43,7 @@ __all__ = [
     "DamagedRun",
     "Registry",
     "RegistryError",
-    "Run",
+    "StoredRun",
     "StagedRun",
     "UnknownRun",
     "default_root",
@@ -70,7 +70,7 @@ class RegistryError(Exception):
 class DamagedRun(RegistryError):
     """A committed run whose stored files cannot be read back as written."""
 
-    def __init__(self, run: Run, problem: str) -> None:
+    def __init__(self, run: StoredRun, problem: str) -> None:
         super().__init__(
             f"run {run.short_id} is damaged: {problem}; `eosdsl registry verify` quarantines it, and "
             "running its spec again then recomputes it"
@@ -195,10 +195,10 @@ def posix_time(value: Any) -> float | None:
     return moment.timestamp()
 
 
-# --------------------------------------------------------------------------------------------- Run
+# ------------------------------------------------------------------------------------------- StoredRun
 
 
-class Run:
+class StoredRun:
     """A committed, immutable run. JSON files are read lazily and cached (they never change)."""
 
     def __init__(self, path: Path, run_key: str) -> None:
@@ -206,10 +206,10 @@ class Run:
         self.run_key = run_key
 
     def __repr__(self) -> str:
-        return f"Run({self.short_id}, name={self.name!r})"
+        return f"StoredRun({self.short_id}, name={self.name!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Run) and (self.run_key, self.path) == (other.run_key, other.path)
+        return isinstance(other, StoredRun) and (self.run_key, self.path) == (other.run_key, other.path)
 
     def __hash__(self) -> int:
         return hash((self.run_key, self.path))
@@ -351,7 +351,7 @@ class StagedRun:
         shutil.rmtree(self.path / RESULTS, ignore_errors=True)
         self.write_series(series, attrs)
 
-    def commit(self) -> Run:
+    def commit(self) -> StoredRun:
         """Publish by one atomic rename, ``MANIFEST.json`` written last; if another process already
         committed this key, keep theirs."""
         self._require_open()
@@ -374,10 +374,10 @@ class StagedRun:
             else:
                 self._state = "committed"
                 _fsync_dir(target.parent)
-                return Run(target, self.run_key)
+                return StoredRun(target, self.run_key)
         shutil.rmtree(self.path, ignore_errors=True)
         self._state = "committed"
-        return Run(target, self.run_key)
+        return StoredRun(target, self.run_key)
 
     def abort(self) -> None:
         """Discard the staging directory; idempotent, a no-op after commit."""
@@ -450,12 +450,12 @@ class Registry:
 
     # -- runs
 
-    def get(self, run_key: str) -> Run | None:
+    def get(self, run_key: str) -> StoredRun | None:
         """The committed run with this full key, or None."""
         if not is_run_key(run_key):
             return None
         path = self.object_path(run_key)
-        return Run(path, run_key) if _is_committed_dir(path) else None
+        return StoredRun(path, run_key) if _is_committed_dir(path) else None
 
     def object_entries(self, prefix: str = "") -> Iterator[tuple[Path, list[str]]]:
         """Every entry under ``objects/``, in path order, with what is wrong with its name or place.
@@ -486,24 +486,24 @@ class Registry:
     def _matching_keys(self, prefix: str) -> list[str]:
         return [p.name for p, shape in self.object_entries(prefix) if not shape and _is_committed_dir(p)]
 
-    def resolve(self, prefix: str) -> Run:
+    def resolve(self, prefix: str) -> StoredRun:
         """The unique committed run whose key starts with ``prefix`` (>= 4 hex chars, or a full key)."""
         norm = _normalize_prefix(prefix)
         keys = self._matching_keys(norm)
         if not keys:
             raise UnknownRun(f"no run matches {prefix!r} in {self.root}")
         if len(keys) > 1:
-            runs = [Run(self.object_path(k), k) for k in keys]
+            runs = [StoredRun(self.object_path(k), k) for k in keys]
             raise AmbiguousRun(prefix, keys, {r.run_key: _safe_name(r) for r in runs})
-        return Run(self.object_path(keys[0]), keys[0])
+        return StoredRun(self.object_path(keys[0]), keys[0])
 
-    def runs(self) -> list[Run]:
+    def runs(self) -> list[StoredRun]:
         """Committed runs, newest first (run.json ``finished_at``, else directory mtime).
 
         Directories that do not look like committed runs (wrong names, missing or unparsable JSON) are
         skipped: listing must keep working whatever else ends up on disk.
         """
-        found: list[tuple[float, str, Run]] = []
+        found: list[tuple[float, str, StoredRun]] = []
         for path, shape in self.object_entries():
             run = None if shape else self._load_listed(path)
             if run is not None:
@@ -516,11 +516,11 @@ class Registry:
         return [run for _, _, run in found]
 
     @staticmethod
-    def _load_listed(path: Path) -> Run | None:
-        """A fully readable Run for a well-placed listed directory, or None if it is malformed."""
+    def _load_listed(path: Path) -> StoredRun | None:
+        """A fully readable StoredRun for a well-placed listed directory, or None if it is malformed."""
         if not _is_committed_dir(path):
             return None
-        run = Run(path, path.name)
+        run = StoredRun(path, path.name)
         try:
             if not isinstance(run.info, dict) or not isinstance(run.spec, dict):
                 return None
@@ -581,7 +581,7 @@ class Registry:
         return record.get("name") if isinstance(record, dict) else None
 
 
-def _safe_name(run: Run) -> str | None:
+def _safe_name(run: StoredRun) -> str | None:
     """A run's spec name for messages; never raises."""
     try:
         return run.name

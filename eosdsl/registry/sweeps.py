@@ -1,7 +1,7 @@
 """Sweep records read back: each member's swept values and stored run, and per-member summaries.
 
-A sweep record (``sweeps/<sweep_id>.json``, written by :func:`eosdsl.runs.run_points`) lists its members
-in expansion order with their run keys. Records that have ``axes`` also give each member's case label
+A sweep record (``sweeps/<sweep_id>.json``, written by :func:`eosdsl.orchestration.run_points`) lists its
+members in expansion order with their run keys. Records that have ``axes`` also give each member's case label
 and swept values; older records give labels only (:attr:`Sweep.axes` is then empty). A member's run may
 be gone (garbage-collected, never stored) or unreadable: the member is kept, with no run and the status
 ``missing``, ``failed`` (as recorded) or ``damaged``.
@@ -21,7 +21,7 @@ from typing import Any
 
 from eosdsl.registry.index import series_summary
 from eosdsl.registry.query import Field, QueryError, parse_field
-from eosdsl.registry.store import Registry, Run
+from eosdsl.registry.store import Registry, StoredRun
 
 __all__ = [
     "CASE",
@@ -31,6 +31,7 @@ __all__ = [
     "SummaryError",
     "Sweep",
     "default_summaries",
+    "find_sweep",
     "is_number",
     "load_sweep",
     "as_number",
@@ -65,7 +66,7 @@ class Member:
     status: str
     case: str | None
     values: Mapping[str, Any]
-    run: Run | None
+    run: StoredRun | None
     error: str | None = None
 
     def value(self, axis: str) -> Any:
@@ -88,12 +89,14 @@ class Sweep:
     cases: bool
     members: tuple[Member, ...]
     checks: tuple[dict, ...]
+    spec: Mapping[str, Any] | None = None
+    """The base spec the sweep expanded (as recorded; None for a record without one)."""
 
     @property
     def short_id(self) -> str:
         return self.sweep_id[:12]
 
-    def runs(self) -> list[Run]:
+    def runs(self) -> list[StoredRun]:
         """The stored runs of the members, in member order."""
         return [member.run for member in self.members if member.run is not None]
 
@@ -119,7 +122,7 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _series_names(run: Run) -> list[str]:
+def _series_names(run: StoredRun) -> list[str]:
     try:
         return run.series_names()
     except Exception:  # an unreadable results.zarr: the run has no series to offer
@@ -152,7 +155,23 @@ def load_sweep(registry: Registry, sweep_id: str, record: Mapping[str, Any]) -> 
         cases=bool(axes) and any(m.case is not None for m in members),
         members=members,
         checks=tuple(c for c in checks if isinstance(c, dict)) if isinstance(checks, list) else (),
+        spec=record.get("spec") if isinstance(record.get("spec"), Mapping) else None,
     )
+
+
+def find_sweep(registry: Registry, prefix: str) -> Sweep:
+    """The sweep whose id starts with ``prefix``, its members' runs looked up.
+
+    Raises :class:`~eosdsl.registry.UnknownRun` (no sweep matches) or
+    :class:`~eosdsl.registry.AmbiguousRun` as :meth:`Registry.read_sweep` does.
+    """
+    record = registry.read_sweep(prefix)
+    if not isinstance(record, Mapping):
+        raise ValueError(f"the sweep record {prefix!r} is not a JSON object")
+    norm = prefix.strip().lower()
+    matches = sorted(registry.sweeps_dir.glob(f"{norm}*.json"))
+    sweep_id = matches[0].name.removesuffix(".json") if matches else norm
+    return load_sweep(registry, sweep_id, record)
 
 
 def _member(registry: Registry, entry: Mapping[str, Any]) -> Member:
@@ -236,7 +255,7 @@ def default_summaries(sweep: Sweep) -> list[Summary]:
     ]
 
 
-def summary_value(run: Run | None, summary: Summary) -> Value:
+def summary_value(run: StoredRun | None, summary: Summary) -> Value:
     """The value of ``summary`` for ``run``; None when there is no run or it lacks the series or check.
 
     A series summary is a number, NaN for a NaN final value or the min/max of an all-NaN series (which
@@ -258,7 +277,7 @@ def summary_value(run: Run | None, summary: Summary) -> Value:
     return math.nan if value is None else value
 
 
-def _check_value(run: Run, field: Field) -> Value:
+def _check_value(run: StoredRun, field: Field) -> Value:
     for check in run.checks:
         if isinstance(check, dict) and check.get("name") == field.name:
             applicable = bool(check.get("applicable", True))

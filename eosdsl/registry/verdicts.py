@@ -25,12 +25,12 @@ import importlib.metadata
 import json
 import os
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from eosdsl.registry.atomic import atomic_write
 from eosdsl.registry.identity import canonical_json, jsonable
+from eosdsl.registry.manifest import utc_timestamp
 
 __all__ = ["VERDICTS", "current_verdict", "find_verdict", "verdict_id", "verdicts_dir", "write_verdict"]
 
@@ -88,7 +88,7 @@ def write_verdict(
         "verdict_id": verdict_id(checks, version),
         "checks": list(checks),
         "eosdsl": version,
-        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "evaluated_at": utc_timestamp(),
         "results": list(results),
     }
     directory = verdicts_dir(root, run_key)

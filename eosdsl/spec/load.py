@@ -16,8 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from eosdsl.spec import models as m
-from eosdsl.spec.errors import LocatedError, SpecError, from_validation_error, locate
+from eosdsl.spec.errors import LocatedError, SpecError, locate
 from eosdsl.spec.overrides import OverrideError, apply_overrides, parse_multirun, parse_override
+from eosdsl.spec.pydantic_errors import from_validation_error
 from eosdsl.spec.sweep import Point, expand
 from eosdsl.spec.sweep_checks import spec_claim_errors
 from eosdsl.spec.yamlio import load_yaml, load_yaml_file
@@ -48,7 +49,11 @@ def validate(data: Any, positions: Positions, filename: str, context: str | None
         spec = m.Spec.model_validate(data)
     except ValidationError as exc:
         error = from_validation_error(exc, m.Spec, data, positions, filename)
-        raise _in_context(error, context) from None
+        semantic = [
+            LocatedError(e.path, e.message, *locate(e.path, positions))
+            for e in _semantic_despite(data, error.errors, semantic_errors)
+        ]
+        raise _in_context(SpecError([*error.errors, *semantic], filename), context) from None
     errors = semantic_errors(spec)
     if spec.sweep is None and context is None:
         errors += [
@@ -63,6 +68,64 @@ def validate(data: Any, positions: Positions, filename: str, context: str | None
         located = [LocatedError(e.path, e.message, *locate(e.path, positions)) for e in errors]
         raise _in_context(SpecError(located, filename), context)
     return spec
+
+
+_LISTS = ("measure", "checks", "events")
+"""Spec sections whose items are validated one by one (a structural error drops one item)."""
+_DROPPABLE = {"description", "tags", "seed", "runtime", "sweep", *_LISTS}
+"""Top-level keys with defaults: one with a structural error is dropped to check the rest semantically."""
+_READS = {"measure": ("measure", "checks", "events"), "events": ("events", "checks")}
+"""Sections whose semantic checks read another section: ``checks`` need the series ``measure`` records."""
+
+
+def _semantic_despite(
+    data: Any, structural: Sequence[LocatedError], semantic_errors: Any
+) -> list[LocatedError]:
+    """The semantic (expression) errors of the parts of ``data`` that validated structurally, so that one
+    ``validate`` reports both kinds. Each measure, check or event with a structural error is left out
+    (and sections with defaults: description, tags, seed, runtime, sweep); semantic errors of sections that
+    read a section missing something (checks read the measures) are not reported, since they may come
+    from the omission. A structural error in a required section (problem, optimizer, train, constants,
+    name, precision) gives no semantic errors: they would mostly follow from it."""
+    if not isinstance(data, dict):
+        return []
+    dropped_keys: set[str] = set()
+    dropped_items: dict[str, set[int]] = {section: set() for section in _LISTS}
+    for error in structural:
+        if not error.path or error.path[0] not in _DROPPABLE:
+            return []
+        top = str(error.path[0])
+        if top in _LISTS and len(error.path) > 1 and isinstance(error.path[1], int):
+            dropped_items[top].add(error.path[1])
+        else:
+            dropped_keys.add(top)
+    kept: dict[str, list[int]] = {}
+    partial = {key: value for key, value in data.items() if key not in dropped_keys}
+    for section in _LISTS:
+        items = partial.get(section)
+        if dropped_items[section] and isinstance(items, list):
+            kept[section] = [i for i in range(len(items)) if i not in dropped_items[section]]
+            partial[section] = [items[i] for i in kept[section]]
+    try:
+        spec = m.Spec.model_validate(partial)
+        found = semantic_errors(spec)
+    except Exception:  # noqa: BLE001 — a best effort: the structural errors are what must be reported
+        return []
+    unsure = {
+        reader
+        for section, readers in _READS.items()
+        if section in dropped_keys or dropped_items[section]
+        for reader in readers
+    }
+    reported = []
+    for error in found:
+        path = error.path
+        if path and path[0] in unsure:
+            continue
+        if len(path) > 1 and path[0] in kept and isinstance(path[1], int):
+            path = (path[0], kept[str(path[0])][path[1]], *path[2:])
+        reported.append(LocatedError(path, error.message))
+    return reported
 
 
 def _in_context(error: SpecError, context: str | None) -> SpecError:

@@ -262,6 +262,36 @@ class SelfStabilizationMeasure(Cadence):
         ]
 
 
+class HessianTraceMeasure(Cadence):
+    """tr(∇²L) of the full-batch training loss by Hutchinson's estimator (Hutchinson 1990; Avron & Toledo
+    2011) with ``probes`` Rademacher probes z_i: t̂ = mean_i z_iᵀHz_i, unbiased, recorded as
+    ``hessian_trace`` with its standard error ``hessian_trace.stderr`` = std(z_iᵀHz_i)/√m (a Monte-Carlo
+    estimate: tr(H) lies within 2 of them ≈ 95% of the time) and ``hessian_trace.hvps`` (= ``probes``).
+    The probes are drawn from the spec's ``seed`` and the step (``eosdsl.curvature.trace_density``)."""
+
+    kind: Literal["hessian_trace"]
+    probes: int = Field(100, ge=2, description="Rademacher probes (HVPs) per measurement.")
+
+    def series(self) -> list[str]:
+        return ["hessian_trace", "hessian_trace.stderr", "hessian_trace.hvps"]
+
+
+class SpectralDensityMeasure(Cadence):
+    """The Hessian's spectral density by stochastic Lanczos quadrature (Ubaru, Chen & Saad 2017; Ghorbani,
+    Krishnan & Xiao 2019, PyHessian's method): for each of ``probes`` Rademacher probes, k =
+    min(``lanczos_steps``, P) Lanczos steps with full re-orthogonalization; the tridiagonal's Ritz values
+    θ_j and weights τ_j = (first component of its eigenvector)². Records ``spectral_density.nodes`` and
+    ``spectral_density.weights`` (probes × k floats per recorded step; each row of weights sums to 1; the
+    density is (1/probes)·Σ τ·δ(λ − θ)) and ``spectral_density.hvps`` (= probes·k)."""
+
+    kind: Literal["spectral_density"]
+    probes: int = Field(10, ge=1, description="Rademacher probes, one Lanczos run each.")
+    lanczos_steps: int = Field(80, ge=1, description="Lanczos steps per probe (nodes per probe, at most P).")
+
+    def series(self) -> list[str]:
+        return ["spectral_density.nodes", "spectral_density.weights", "spectral_density.hvps"]
+
+
 class DerivedMeasure(Model):
     """A series computed after the run from recorded series and constants, e.g. ``sharpness / mss``."""
 
@@ -278,6 +308,8 @@ CurvatureMeasure = (
     | PreconditionedSharpnessMeasure
     | SliceMeasure
     | SelfStabilizationMeasure
+    | HessianTraceMeasure
+    | SpectralDensityMeasure
 )
 CURVATURE_KINDS = (
     "sharpness",
@@ -287,6 +319,8 @@ CURVATURE_KINDS = (
     "preconditioned_sharpness",
     "slice",
     "self_stabilization",
+    "hessian_trace",
+    "spectral_density",
 )
 
 Measure = Annotated[
@@ -298,6 +332,8 @@ Measure = Annotated[
     | PreconditionedSharpnessMeasure
     | SliceMeasure
     | SelfStabilizationMeasure
+    | HessianTraceMeasure
+    | SpectralDensityMeasure
     | DerivedMeasure,
     Field(discriminator="kind"),
 ]

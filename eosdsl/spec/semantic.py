@@ -25,9 +25,11 @@ import numpy as np
 
 from eosdsl.expr import CONSTANTS, FUNCTIONS, Expr, ExprError, compile_expr
 from eosdsl.expr.across import OPERATORS, STEP, Typed, check_series_expression, uses_across
+from eosdsl.expr.backend import numpy_evaluation
 from eosdsl.spec import models as m
 from eosdsl.spec.checks import CLAIM_OPS
 from eosdsl.spec.errors import LocatedError
+from eosdsl.spec.measures import HessianTraceMeasure, SpectralDensityMeasure
 from eosdsl.spec.networks import SupervisedProblem
 from eosdsl.spec.recorded import param_names, recorded_series
 from eosdsl.spec.toy import as_toy
@@ -54,11 +56,10 @@ def _where(err: ExprError) -> str:
 
 
 def constant_value_problem(expr: Expr, constants: Mapping[str, float], precision: str) -> str | None:
-    """Why ``expr``, evaluated (float64) with ``constants``, is not one finite number; ``None`` if it is."""
-    import jax  # the expressions evaluate with jax.numpy; imported here, not when the spec layer loads
-
+    """Why ``expr``, evaluated (float64, with NumPy: validation never imports JAX) with ``constants``, is
+    not one finite number; ``None`` if it is."""
     try:
-        with jax.enable_x64(True):
+        with numpy_evaluation():
             value = np.asarray(expr(dict(constants)))
     except ExprError as err:
         return f"{err.message}{_where(err)}"
@@ -484,6 +485,8 @@ def _recorded_by() -> dict[str, str]:
         m.SharpnessGradientMeasure.model_construct(kind="sharpness_gradient"),
         m.GramSharpnessMeasure.model_construct(kind="gram_sharpness"),
         m.SelfStabilizationMeasure.model_construct(kind="self_stabilization"),
+        HessianTraceMeasure.model_construct(kind="hessian_trace"),
+        SpectralDensityMeasure.model_construct(kind="spectral_density"),
     ]
     for meas in curvature:
         table.update({n.replace(".", "_"): f"a `{meas.kind}` measure" for n in meas.series()})

@@ -14,10 +14,11 @@ from eosdsl.cli.common import (
     SweepProgress,
     app,
     err,
+    event_lines,
     fail,
     open_registry,
     out,
-    print_check,
+    print_checks,
     spec_error,
 )
 from eosdsl.cli.solver_note import solver_notes
@@ -130,7 +131,7 @@ def _executor(name: str, address: str | None, workers: int | None):
 
 
 def _run_points(loaded, reg, reuse: str, pack: int | None, fail_fast: bool, executor, deep: bool):
-    from eosdsl.runs import run_points
+    from eosdsl.orchestration import run_points
 
     with SweepProgress(loaded.spec.name) as progress:
         return run_points(
@@ -150,8 +151,8 @@ def _dry_run(loaded, reg, reuse: str, pack: int | None) -> None:
     """Print every point with its run id, pack and whether it is stored (or has a checkpoint)."""
     from rich.table import Table
 
+    from eosdsl.orchestration import plan_points
     from eosdsl.registry.claims import claim_is_live
-    from eosdsl.runs import plan_points
 
     plan = plan_points(loaded.points, reg, reuse, pack)  # type: ignore[arg-type]
     pack_of = {i: n for n, members in enumerate(plan.packs) for i in members}
@@ -196,10 +197,10 @@ def _report(outcomes, sweep_checks, sweep, reg) -> None:
             out.print(f"  note: {o.notice}", markup=False)
         for note in solver_notes(run_):  # eigensolver cap hits
             out.print(f"  note: {note}", markup=False)
-        for c in run_.checks:
-            failed |= print_check(c)
-    for c in sweep_checks:
-        failed |= print_check(c.to_dict())
+        for line in event_lines(run_.info):  # fired (or not) events
+            out.print(f"  {line}", markup=False)
+        failed |= print_checks(run_.checks)
+    failed |= print_checks([c.to_dict() for c in sweep_checks])
     if sweep:
         _summary(outcomes)
         out.print(f"sweep {sweep[:12]}: {len(outcomes)} runs", markup=False)
@@ -247,12 +248,20 @@ def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files.")]) -
 
 
 @app.command()
-def schema(out_file: Annotated[Path | None, typer.Option("--out", help="Write to a file.")] = None) -> None:
+def schema(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write to a file (its directory is created if needed).")
+    ] = None,
+) -> None:
     """Print the JSON Schema of specs (for editor autocompletion)."""
     from eosdsl.spec.schema import spec_schema
 
     text = json.dumps(spec_schema(), indent=2)
     if out_file:
-        out_file.write_text(text + "\n")
+        try:
+            out_file.parent.mkdir(parents=True, exist_ok=True)
+            out_file.write_text(text + "\n", encoding="utf-8")
+        except OSError as error:
+            fail(f"cannot write {out_file}: {error}")
     else:
         sys.stdout.write(text + "\n")

@@ -1,7 +1,8 @@
 """Execute one validated spec: the only loop in eosdsl.
 
 The host drives jitted chunks of ``lax.scan``; between chunks it reports progress and keeps the
-measured values. Nothing here touches the disk: the caller stores the returned :class:`RunOutput`.
+measured values. Nothing here touches the disk: the caller stores the returned
+:class:`ExecutionResult`. Packs of specs run in :mod:`eosdsl.engine.packs`.
 """
 
 from __future__ import annotations
@@ -18,16 +19,13 @@ import numpy as np
 from eosdsl.cache import enable_compilation_cache
 from eosdsl.engine.program import (
     STATUS_NAMES,
-    Hyper,
     Layout,
     State,
     Structure,
     dtype_of,
     hyperparameters,
-    init_pack,
     init_state,
     run_chunk,
-    run_pack_chunk,
     series_of,
     triggers_of,
 )
@@ -99,7 +97,7 @@ def enable_x64() -> None:
 
 
 @dataclass
-class RunOutput:
+class ExecutionResult:
     """What one run produced, in memory."""
 
     status: str  # completed | stopped | diverged
@@ -140,8 +138,8 @@ def execute(
     host: HostProblem | None = None,
     progress: Progress | None = None,
     checkpoints: Checkpoints | None = None,
-    on_done: Callable[[int, RunOutput], None] | None = None,
-) -> RunOutput:
+    on_done: Callable[[int, ExecutionResult], None] | None = None,
+) -> ExecutionResult:
     """Run ``spec`` to its end (completed, stopped by a rule or event, or diverged).
 
     With ``checkpoints``, the run starts from the latest checkpoint if there is one. ``on_done(0, out)``
@@ -185,191 +183,6 @@ def execute(
     return output
 
 
-def execute_pack(
-    specs: Sequence[m.Spec],
-    hosts: Sequence[HostProblem],
-    progress: Progress | None = None,
-    checkpoints: Sequence[Checkpoints] | None = None,
-    on_done: Callable[[int, RunOutput], None] | None = None,
-) -> list[RunOutput]:
-    """Run specs of one structure as one ``vmap``-ped program (a *pack*); one output per spec.
-
-    The specs must share :class:`Structure` key, layout, parameter and data shapes (see
-    :func:`pack_key`); their hyperparameters, seeds and initial parameters are stacked along a
-    leading axis, their data too unless every member has the same dataset (then it is shared). A member
-    that ends (stop rule, event, divergence) stops changing while the others go on; ``on_done(i, out)``
-    is called as soon as member ``i`` has ended, so it can be stored before the pack finishes.
-
-    With ``checkpoints`` (one per member), every member checkpoints as a lone run would, and the pack
-    resumes from them: all members must then be at the same position (group them by
-    ``Checkpoints.position``).
-    """
-    enable_x64()
-    started = time.perf_counter()
-    if len({pack_key(s, h) for s, h in zip(specs, hosts, strict=True)}) != 1:
-        raise ValueError("a pack needs specs of one structure with equal parameter and data shapes")
-    spec0, n = specs[0], len(specs)
-    structure = Structure.of(spec0)
-    layout = layout_of(spec0, hosts[0])
-    hparams = _stack([hyperparameters(s) for s in specs])
-    state = init_pack(structure, hparams, layout, _stack([h.params for h in hosts]))
-    shared = len({data_key(h) for h in hosts}) == 1
-    data, data_axis = (hosts[0].data, None) if shared else (_stack([h.data for h in hosts]), 0)
-
-    total, length = _plan(spec0)
-    chunks: list[list[dict[str, np.ndarray]]] = [[] for _ in specs]
-    position, resumed_from = 0, None
-    if checkpoints:
-        restored = [c.restore(_member(state, i)) for i, c in enumerate(checkpoints)]  # jax-array templates
-        if any(r is not None for r in restored):
-            if any(r is None for r in restored) or len({r[1] for r in restored}) != 1:
-                raise ValueError("the members of a pack must resume from the same position")
-            state = _stack([r[0] for r in restored])
-            position, chunks = restored[0][1], [list(r[2]) for r in restored]
-            resumed_from = int(np.max(np.asarray(jax.device_get(state.t))))
-
-    outputs: list[RunOutput | None] = [None] * n
-    compile_done = None
-    host_state = jax.device_get(state)
-
-    def finish(i: int) -> None:
-        elapsed = time.perf_counter() - started
-        timings = {"total_s": elapsed, "first_chunk_s": (compile_done or time.perf_counter()) - started}
-        member = _member(host_state, i)
-        outputs[i] = _output(
-            specs[i], layout, hosts[i], chunks[i], member, timings, resumed_from, pack=(i, n)
-        )
-        if on_done:
-            on_done(i, outputs[i])
-
-    resumed_ended = [i for i in range(n) if int(host_state.status[i]) != 0]
-    if on_done:
-        report_writing(progress, len(resumed_ended))
-    for i in resumed_ended:
-        finish(i)  # ended before the checkpoint it resumed from
-    limit = math.ceil(total / length) * length
-    while any(o is None for o in outputs) and position < limit:
-        state, out = run_pack_chunk(structure, hparams, layout, length, state, data, data_axis)
-        out, host_state = jax.device_get((out, state))
-        position += length
-        compile_done = compile_done or time.perf_counter()
-        running = [i for i in range(n) if outputs[i] is None]
-        save = checkpoints[running[0]].due(position) if checkpoints else False  # all members in step
-        ended_now = []
-        for i in running:
-            output = _member(out, i)
-            chunks[i].append(output)
-            ended = int(host_state.status[i]) != 0
-            if checkpoints:
-                checkpoints[i].after_chunk(_member(host_state, i), position, output, ended, save)
-            if ended:
-                ended_now.append(i)
-        if progress:  # steps measured, reported before the ended members are stored
-            progress(int(np.max(host_state.t)) + (len(ended_now) == len(running)), total)
-        if on_done:
-            report_writing(progress, len(ended_now))
-        for i in ended_now:
-            finish(i)
-    if any(o is None for o in outputs):
-        raise RuntimeError("execute_pack: a member neither ended nor reached the last step")
-    report_ended(progress, [(o.status, o.end_step) for o in outputs], total)
-    return list(outputs)
-
-
-def pack_key(spec: m.Spec, host: HostProblem) -> tuple:
-    """Specs with equal keys can run in one pack: one structure, chunking, and parameter/data shapes."""
-    return (
-        Structure.of(spec).key,
-        layout_of(spec, host),
-        spec.runtime.chunk,
-        spec.runtime.checkpoint_every,
-        spec.runtime.checkpoint_min_seconds,
-        array_layout(host.params),
-        array_layout(host.data),
-    )
-
-
-def array_layout(tree: Any) -> tuple:
-    """(path, shape, dtype) of every array of a pytree: what a compiled program is specialized to."""
-    return tuple(
-        (str(path), np.shape(x), np.asarray(x).dtype.str)
-        for path, x in jax.tree_util.tree_leaves_with_path(tree)
-    )
-
-
-def data_key(host: HostProblem) -> tuple:
-    """Equal for two problems exactly when their data arrays are interchangeable: the same content
-    (fingerprints) in the same layout (dtype, shape)."""
-    return tuple(sorted(host.fingerprints.items())), array_layout(host.data)
-
-
-def _abstract(spec: m.Spec, host: HostProblem) -> tuple[Structure, Layout, Hyper, State]:
-    """The program's static parts, traced inputs and the shape of its initial state (nothing computed)."""
-    structure, layout = Structure.of(spec), layout_of(spec, host)
-    hparams = hyperparameters(spec)
-    state = jax.eval_shape(lambda p: init_state(structure, hparams, layout, p), host.params)
-    return structure, layout, hparams, state
-
-
-def member_bytes(spec: m.Spec, host: HostProblem, own_data: bool) -> int:
-    """Memory one member adds to a pack, roughly: 4× its state (exact shapes: parameters, optimizer
-    moments, warm-start blocks, rotation rings, companions; ×4 for the step's temporaries and the copy
-    sent to the host), one chunk of its recorded outputs (exact), and its data when members do not share
-    them. Activations inside a step are not counted: set ``--pack`` for networks on large batches."""
-    structure, layout, hparams, state = _abstract(spec, host)
-    length = _plan(spec)[1]
-    outputs = jax.eval_shape(
-        lambda s, d: run_chunk(structure, hparams, layout, length, s, d), state, host.data
-    )[1]
-    return 4 * _nbytes(state) + _nbytes(outputs) + (_nbytes(host.data) if own_data else 0)
-
-
-TRIAL_STEPS = 64
-"""Steps of the trial chunks :func:`trial_chunk_seconds` times: long enough that a step's fixed cost
-(dispatch, loop) is shared as in a real chunk, short enough that a compute-bound trial costs little."""
-
-
-def trial_chunk_seconds(specs: Sequence[m.Spec], hosts: Sequence[HostProblem]) -> float:
-    """Wall seconds of one chunk of ``min(TRIAL_STEPS, chunk)`` steps of ``specs`` as one program: alone
-    for one spec, else a pack (as :func:`execute_pack` runs it). The program is compiled and run once
-    first; the least of the timed runs is returned (the one least disturbed by whatever else the machine
-    does): at least 2 of them, more for a fast program until 20 ms were timed, at most 10. Nothing is
-    stored; the runs themselves start afresh."""
-    enable_x64()
-    spec0, host0 = specs[0], hosts[0]
-    structure, layout = Structure.of(spec0), layout_of(spec0, host0)
-    length = min(TRIAL_STEPS, _plan(spec0)[1])
-    if len(specs) == 1:
-        hparams = hyperparameters(spec0)
-        state = init_state(structure, hparams, layout, host0.params)
-
-        def chunk() -> Any:
-            return run_chunk(structure, hparams, layout, length, state, host0.data)
-
-    else:
-        hparams = _stack([hyperparameters(s) for s in specs])
-        state = init_pack(structure, hparams, layout, _stack([h.params for h in hosts]))
-        shared = len({data_key(h) for h in hosts}) == 1
-        data, data_axis = (host0.data, None) if shared else (_stack([h.data for h in hosts]), 0)
-
-        def chunk() -> Any:
-            return run_pack_chunk(structure, hparams, layout, length, state, data, data_axis)
-
-    jax.block_until_ready(chunk())  # compiles
-    best, timed, repeats = math.inf, 0.0, 0
-    while repeats < 2 or (timed < 0.02 and repeats < 10):
-        started = time.perf_counter()
-        jax.block_until_ready(chunk())
-        elapsed = time.perf_counter() - started
-        best, timed, repeats = min(best, elapsed), timed + elapsed, repeats + 1
-    return best
-
-
-def _nbytes(tree: Any) -> int:
-    """Bytes of the arrays (or shape-dtype structs) of a pytree."""
-    return sum(int(np.prod(np.shape(x))) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
-
-
 PACKED_AGREEMENT: dict[str, dict[str, Any]] = {
     "float64": {
         "tested_rtol": 1e-10,
@@ -397,14 +210,6 @@ def _plan(spec: m.Spec) -> tuple[int, int]:
     return total, min(spec.runtime.chunk, total)
 
 
-def _stack(trees: Sequence[Any]) -> Any:
-    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
-
-
-def _member(tree: Any, i: int) -> Any:
-    return jax.tree.map(lambda x: x[i], tree)
-
-
 def _output(
     spec: m.Spec,
     layout: Layout,
@@ -414,8 +219,8 @@ def _output(
     timings: dict[str, float],
     resumed_from: int | None,
     pack: tuple[int, int] | None = None,
-) -> RunOutput:
-    """The RunOutput of a finished run from its chunks' outputs and its final (host) state."""
+) -> ExecutionResult:
+    """The ExecutionResult of a finished run from its chunks' outputs and its final (host) state."""
     series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     steps = np.concatenate([c["step"] for c in chunks])
     for name in series_of(spec, layout):
@@ -433,7 +238,7 @@ def _output(
     if pack is not None:
         agreement = {"precision": spec.precision, **PACKED_AGREEMENT[spec.precision]}
         execution = {"mode": "packed", "index": pack[0], "size": pack[1], "agreement": agreement}
-    return RunOutput(
+    return ExecutionResult(
         status=STATUS_NAMES[int(state.status)],
         end_step=int(state.end_step),
         series=series,
@@ -448,12 +253,12 @@ def _output(
 
 
 __all__ = [
-    "RunOutput",
+    "Checkpoints",
+    "ExecutionResult",
+    "Progress",
+    "enable_x64",
     "execute",
-    "execute_pack",
-    "member_bytes",
-    "pack_key",
-    "trial_chunk_seconds",
+    "layout_of",
     "prepare",
     "report_ended",
     "report_writing",

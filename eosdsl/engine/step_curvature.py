@@ -9,7 +9,10 @@ the spec's ``sharpness`` measure, from Hessian-vector products (forward-over-rev
 * ``rotation`` — the eigenvectors against a baseline (paper 004 App. D), from a ring of the last T
   blocks carried in the scan state (baseline ``period``), or one stored block (``start``, ``step``);
 * ``sharpness_gradient`` — ∇S = ∇³L[u, u] at u = v₁ (paper 003 Lemma 2) and α = −∇L·∇S;
-* ``gram_sharpness`` — a second solve, on the Gauss–Newton operator v ↦ Jᵀ(g·Jv).
+* ``gram_sharpness`` — a second solve, on the Gauss–Newton operator v ↦ Jᵀ(g·Jv);
+* ``hessian_trace`` and ``spectral_density`` — Hutchinson's trace estimate and the stochastic Lanczos
+  quadrature of the spectral density (``eosdsl.curvature.trace_density``), each from its own Rademacher
+  probes, drawn from the spec's seed and the step (no state: a resumed or packed run draws the same).
 
 The iterative solvers are warm-started: the blocks of the previous two solves are carried in the state
 (:class:`Curvature.init`) and LOBPCG starts from the Rayleigh–Ritz of both (under GD's period-2
@@ -37,9 +40,11 @@ from eosdsl.curvature.preconditioned import (
 from eosdsl.curvature.slices import loss_slice, sharpness_slice
 from eosdsl.curvature.solve import top_eigenpairs_warm
 from eosdsl.curvature.third_order import sharpness_gradient
+from eosdsl.curvature.trace_density import hutchinson_trace, slq_density
 from eosdsl.engine.lanes import ALONE, Lanes
-from eosdsl.engine.self_stabilization import SelfStabilization
+from eosdsl.engine.step_companions import SelfStabilization
 from eosdsl.spec import models as m
+from eosdsl.spec.measures import HessianTraceMeasure, SpectralDensityMeasure
 from eosdsl.spec.scope import Scope
 
 Aux = dict[str, Any]
@@ -78,6 +83,8 @@ class Curvature:
         self.slice: m.SliceMeasure | None = _single(spec, m.SliceMeasure)
         ss = _single(spec, m.SelfStabilizationMeasure)
         self.ss = SelfStabilization(ss, self.solver, scope, seed) if ss else None
+        self.trace: HessianTraceMeasure | None = _single(spec, HessianTraceMeasure)
+        self.density: SpectralDensityMeasure | None = _single(spec, SpectralDensityMeasure)
         self.needs_sharpness = needs_sharpness  # a trigger reads S at every step
         self.active = bool(
             self.sharp
@@ -87,6 +94,8 @@ class Curvature:
             or self.precond
             or self.slice
             or self.ss
+            or self.trace
+            or self.density
             or needs_sharpness
         )
         every_step = self.sharp is not None and (self.sharp.every, self.sharp.start, self.sharp.stop) == (
@@ -140,10 +149,16 @@ class Curvature:
 
     # ----------------------------------------------------------------------------------------- solves
 
+    def _key(self, salt: int, t: jnp.ndarray) -> jnp.ndarray:
+        """The PRNG key of a randomized computation at step ``t``: from the seed, the computation's salt
+        (0 sharpness, 1 gram, 2 preconditioned, 3 self-stabilization, 4 slices, 5 trace, 6 density) and
+        the step, so lone, packed and resumed runs draw the same numbers."""
+        return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), salt), t)
+
     def _solve(
         self, solver: m.Solver, matvec: Any, dim: int, warm: Aux, t: jnp.ndarray, salt: int, lanes: Lanes
     ) -> Any:
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), salt), t)
+        key = self._key(salt, t)
         return top_eigenpairs_warm(
             matvec,
             dim,
@@ -315,6 +330,11 @@ class Curvature:
             )
             valid.update({name: pre_due for name in self.precond.series()})
 
+        if self.trace or self.density:
+            values_h, valid_h = self._stochastic(loss, params, dim, hvp, t, ended, lr, aux, lanes)
+            values.update(values_h)
+            valid.update(valid_h)
+
         values = {
             k: (v.astype(self.dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v)
             for k, v in values.items()
@@ -348,6 +368,66 @@ class Curvature:
         template = jax.eval_shape(compute, params)
         blank = lambda p: jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), template)  # noqa: E731
         return lanes.cond(due, compute, blank, params)
+
+    def _stochastic(
+        self,
+        loss: Any,
+        params: Any,
+        dim: int,
+        hvp: Any,
+        t: jnp.ndarray,
+        ended: jnp.ndarray,
+        lr: jnp.ndarray,
+        aux: Aux,
+        lanes: Lanes,
+    ) -> tuple[Aux, Aux]:
+        """(values, validity) of ``hessian_trace`` and ``spectral_density``, each computed only where due.
+
+        Each uses the step's shared linearization ``hvp`` when there is one, else linearizes ∇L inside
+        its own conditional branch."""
+        values: Aux = {}
+        valid: Aux = {}
+
+        def operator(p: Any) -> Any:
+            return hvp if hvp is not None else hvp_fn(loss, p)
+
+        def nan_like(template: Any) -> Any:
+            def blank(s: Any) -> jnp.ndarray:
+                fill = jnp.nan if jnp.issubdtype(s.dtype, jnp.floating) else 0
+                return jnp.full(s.shape, fill, s.dtype)
+
+            return lambda p: jax.tree.map(blank, template)
+
+        if self.trace:
+            tr = self.trace
+            due = self._due(tr, t, ended, lr, aux)
+
+            def trace(p: Any) -> Aux:
+                est = hutchinson_trace(operator(p), dim, tr.probes, self._key(5, t), self.dtype)
+                return {
+                    "hessian_trace": est.trace,
+                    "hessian_trace.stderr": est.stderr,
+                    "hessian_trace.hvps": est.hvps,
+                }
+
+            values.update(lanes.cond(due, trace, nan_like(jax.eval_shape(trace, params)), params))
+            valid.update({name: due for name in tr.series()})
+
+        if self.density:
+            sd = self.density
+            due = self._due(sd, t, ended, lr, aux)
+
+            def density(p: Any) -> Aux:
+                out = slq_density(operator(p), dim, sd.probes, sd.lanczos_steps, self._key(6, t), self.dtype)
+                return {
+                    "spectral_density.nodes": out.nodes,
+                    "spectral_density.weights": out.weights,
+                    "spectral_density.hvps": out.hvps,
+                }
+
+            values.update(lanes.cond(due, density, nan_like(jax.eval_shape(density, params)), params))
+            valid.update({name: due for name in sd.series()})
+        return values, valid
 
     def _preconditioner(self, state: Any) -> jnp.ndarray:
         """The flat diagonal preconditioner (P,) of the main optimizer from its optax state."""
