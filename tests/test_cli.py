@@ -152,7 +152,7 @@ checks:
 
 def test_run_prints_events_and_numbers_same_named_checks(tmp_path):
     """`eosdsl run` says which events fired; two `final` checks of one series (both named "final
-    sharpness") are told apart as #1 and #2, in `run` and in `show`."""
+    sharpness") are told apart as #1 and #2, in `run`, `show` and `check`."""
     spec = tmp_path / "events.yaml"
     spec.write_text(EVENT_SPEC)
     result = invoke("run", spec, "--registry", tmp_path / "registry")
@@ -164,6 +164,8 @@ def test_run_prints_events_and_numbers_same_named_checks(tmp_path):
     run_id = re.search(r"run ([0-9a-f]{12})", result.output).group(1)
     shown = invoke("show", run_id, "--registry", tmp_path / "registry").output
     assert "event halt: fired at step 30" in shown and "final sharpness #2:" in shown
+    checked = invoke("check", run_id, "--spec", spec, "--registry", tmp_path / "registry").output
+    assert "final sharpness #1:" in checked and "final sharpness #2:" in checked
 
 
 MIXED = """\

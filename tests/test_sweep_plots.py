@@ -122,6 +122,27 @@ def test_default_curves_loss_against_the_first_axis_per_value_of_the_second(smal
             assert curve.reasons == [None if np.isfinite(v) else "diverged" for v in curve.y]
 
 
+def test_several_values_and_run_quantities_share_one_axis(small_sweep, tmp_path):
+    """``--value`` repeated draws one curve per value on each panel; a ``NAME=EXPR`` value is a per-run
+    number of the claims' series algebra, labelled NAME: ``final(loss)`` equals the ``final.loss``
+    summary and ``2 * final(loss)`` twice it, point for point."""
+    root, sweep_id = small_sweep
+    options = SweepPlotOptions("final.loss", by="case", also=("twice=2 * final(loss)", "final(loss)"))
+    with pytest.raises(SweepPlotError, match="several --value: one curve each, so no --by"):
+        plot_sweep(loaded(root, sweep_id), tmp_path, options)
+    drawn = plot_sweep(loaded(root, sweep_id), tmp_path, replace(options, by=None, x="problem.alpha"))
+    assert drawn.path.name.startswith("final.loss+twice+final_loss_-vs-problem.alpha")
+    for panel in drawn.panels:
+        plain, twice, again = panel.curves
+        assert [c.label for c in panel.curves] == ["final.loss", "twice", "final(loss)"]
+        finite = np.isfinite(plain.y)
+        np.testing.assert_allclose(twice.y[finite], 2 * plain.y[finite], rtol=1e-12)
+        np.testing.assert_array_equal(again.y[finite], plain.y[finite])
+    bad = SweepPlotOptions("final.loss", x="problem.alpha", also=("x=nope(loss)",))
+    with pytest.raises(SweepPlotError, match="--value nope"):
+        plot_sweep(loaded(root, sweep_id), tmp_path, bad)
+
+
 def test_curves_by_case_with_constant_references_draw_one_dashed_line_each(small_sweep):
     root, sweep_id = small_sweep
     options = SweepPlotOptions(
@@ -229,7 +250,6 @@ def test_plot_defaults_to_plots_slash_the_short_id(small_sweep, tmp_path, monkey
         ),
         (["--logz", "--y", "case"], "--y, --logz: for --heatmap; curves take --x, --by"),
         (["--heatmap", "--y", "nope"], "--y nope: not a swept axis"),
-        (["--series", "loss"], "--series is for runs"),
     ],
 )
 def test_bad_options_exit_2_naming_what_is_available(small_sweep, tmp_path, options, message):

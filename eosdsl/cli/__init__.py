@@ -11,6 +11,7 @@ from eosdsl.cli import inspect as _inspect  # noqa: F401
 from eosdsl.cli import kinds as _kinds  # noqa: F401
 from eosdsl.cli import maintain as _maintain  # noqa: F401
 from eosdsl.cli import plot as _plot  # noqa: F401
+from eosdsl.cli import report as _report  # noqa: F401
 from eosdsl.cli import specs as _specs  # noqa: F401
 from eosdsl.cli.common import app
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from eosdsl.cli.common import RegistryOption, app, fail, open_registry, out, print_check, spec_error
+from eosdsl.cli.common import RegistryOption, app, fail, open_registry, out, print_checks, spec_error
 from eosdsl.spec.errors import SpecError
 
 
@@ -87,10 +87,7 @@ def _judge_and_print(run: Any, spec: Any, reg: Any, label: str | None) -> bool:
     results = judge(run, spec, reg, force=True)
     prefix = f"[{label}] " if label else ""
     out.print(f"{prefix}run {run.short_id}  {run.status}  ({len(results)} checks judged)", markup=False)
-    failed = False
-    for result in results:
-        failed |= print_check(result.to_dict())
-    return failed
+    return print_checks([result.to_dict() for result in results])
 
 
 def _check_sweep(sweep: Any, loaded: Any, spec_file: Path | None, reg: Any) -> bool:
@@ -112,7 +109,6 @@ def _check_sweep(sweep: Any, loaded: Any, spec_file: Path | None, reg: Any) -> b
         failed |= _judge_and_print(member.run, spec, reg, member.label)
         point = Point(member.label, spec, dict(member.values), member.case)
         outcomes.append(JobOutcome(member.run, spec, reused=True, label=member.label, point=point))
-    for result in rejudge_sweep(base, outcomes, reg, sweep.sweep_id, record):
-        failed |= print_check(result.to_dict())
+    failed |= print_checks([r.to_dict() for r in rejudge_sweep(base, outcomes, reg, sweep.sweep_id, record)])
     out.print(f"sweep {sweep.short_id}: {len(outcomes)} runs", markup=False)
     return failed

@@ -1,4 +1,4 @@
-"""``eosdsl plot``: figures of a stored run, or phase diagrams of a sweep."""
+"""``eosdsl plot``: figures of a stored run, phase diagrams of a sweep, or several runs overlaid."""
 
 from __future__ import annotations
 
@@ -10,21 +10,40 @@ import typer
 from eosdsl.cli.common import RegistryOption, app, fail, open_registry, out
 
 if TYPE_CHECKING:
-    from eosdsl.plot import SweepPlotOptions
+    from eosdsl.plot import OverlayOptions, SweepPlotOptions
+
+FILE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 @app.command()
 def plot(
-    run_id: Annotated[str, typer.Argument(help="Run or sweep id (a unique prefix).")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Directory (default plots/<id>).")] = None,
+    ids: Annotated[
+        list[str],
+        typer.Argument(help="Run or sweep ids (unique prefixes); several runs/sweeps are overlaid."),
+    ],
+    out_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Directory (default plots/<id>), or a file: its suffix (.png, .pdf, .svg) is the format.",
+        ),
+    ] = None,
     series: Annotated[
-        str | None, typer.Option("--series", help="Runs: comma-separated series for one figure.")
+        list[str] | None,
+        typer.Option(
+            "--series", "-s", help="Series to plot (repeat, or comma-separate): one panel each in an overlay."
+        ),
     ] = None,
     logy: Annotated[
-        bool, typer.Option("--logy", help="Log y-axis: a run's --series, a sweep's curves.")
+        bool, typer.Option("--logy", help="Log y-axis: series, overlays, a sweep's curves.")
     ] = False,
     value: Annotated[
-        str | None, typer.Option("--value", help="Sweeps: the summary to plot (default final.loss).")
+        list[str] | None,
+        typer.Option(
+            "--value",
+            help="Sweeps: the summary to plot (default final.loss), or a per-run expression of the claims' "
+            "series algebra (`final(u)**2`); repeat to draw several on one axis.",
+        ),
     ] = None,
     x: Annotated[str | None, typer.Option("--x", help="Sweeps: the swept axis on x.")] = None,
     by: Annotated[
@@ -35,44 +54,97 @@ def plot(
     ref: Annotated[
         list[str] | None,
         typer.Option(
-            "--ref", help="Sweeps: a run reference as a dashed line, e.g. test_loss.min_l1 (repeat)."
+            "--ref",
+            help="A reference line (repeat): test_loss.min_l1; runs and overlays also take mss, 2/lr.",
         ),
     ] = None,
-    logx: Annotated[bool, typer.Option("--logx", help="Sweeps: log x-axis.")] = False,
+    logx: Annotated[
+        bool, typer.Option("--logx", help="Log x-axis: steps of runs, a sweep's swept axis.")
+    ] = False,
     logz: Annotated[bool, typer.Option("--logz", help="Sweeps: log colour scale (--heatmap).")] = False,
+    overlay: Annotated[
+        bool,
+        typer.Option(
+            "--overlay", help="Overlay the series of a sweep's member runs (implied by several ids or -s)."
+        ),
+    ] = False,
     registry: RegistryOption = None,
 ) -> None:
-    """Write PNGs of a stored run (loss, sharpness with the MSS, trajectory) or a sweep's phase diagram."""
+    """Figures of stored runs (loss, sharpness with the MSS, trajectory), a sweep's phase diagram, or the
+    series of several runs and sweeps' members overlaid on shared axes."""
     from eosdsl.cli.lookup import resolve_any
-    from eosdsl.plot import SweepPlotOptions
+    from eosdsl.plot import OverlayOptions, SweepPlotOptions
 
-    kind, found = resolve_any(open_registry(registry), run_id)
-    target = out_dir or Path("plots") / found.short_id
-    if kind == "run":
-        sweep_only = {"--value": value, "--x": x, "--by": by, "--y": y, "--heatmap": heatmap}
-        sweep_only |= {"--ref": ref, "--logx": logx, "--logz": logz}
-        if given := [name for name, v in sweep_only.items() if v]:
-            fail(f"{', '.join(given)}: for sweeps; {run_id!r} is a run")
-        _plot_run(found, target, series, logy)
-    elif series:
-        fail(f"--series is for runs; {run_id!r} is a sweep (plot a summary of its runs with --value)")
+    reg = open_registry(registry)
+    found = [resolve_any(reg, run_id) for run_id in ids]
+    names = [part.strip() for text in series or () for part in text.split(",") if part.strip()]
+    if series and not names:
+        fail("--series: no series named")
+    sweep_only = {"--value": value, "--x": x, "--by": by, "--y": y, "--heatmap": heatmap, "--logz": logz}
+    given = [name for name, v in sweep_only.items() if v]
+    kind, item = found[0]
+    if len(found) > 1 or overlay or (kind == "run" and ref) or (kind == "sweep" and names):
+        if given:
+            fail(
+                f"{', '.join(given)}: for a sweep's phase diagram; an overlay takes -s, --ref, --logx, --logy"
+            )
+        options = OverlayOptions(tuple(names or ("loss",)), tuple(ref or ()), logx, logy)
+        default = Path("plots") / "+".join(found_item.short_id[:8] for _, found_item in found)
+        _plot_overlay(found, _file(out_path, default, options), options)
+    elif kind == "run":
+        if given:
+            fail(f"{', '.join(given)}: for sweeps; {ids[0]!r} is a run")
+        _plot_run(item, out_path or Path("plots") / item.short_id, names, logy, logx)
     else:
         options = SweepPlotOptions(
-            value or "final.loss", x, by, y, heatmap, tuple(ref or ()), logx, logy, logz
+            value[0] if value else "final.loss", x, by, y, heatmap, tuple(ref or ()), logx, logy, logz,
+            also=tuple(value[1:]) if value else (),
         )
-        _plot_sweep(found, target, options)
+        _plot_sweep(item, out_path or Path("plots") / item.short_id, options)
 
 
-def _plot_run(run: Any, target: Path, series: str | None, logy: bool) -> None:
+def _is_file(path: Path | None) -> bool:
+    return path is not None and path.suffix.lower() in FILE_SUFFIXES
+
+
+def _file(out_path: Path | None, default: Path, options: OverlayOptions) -> Path:
+    """The overlay's file: ``--out`` itself when it names one, else a name saying what it shows in it."""
+    from eosdsl.plot.overlay import overlay_file_name
+
+    if _is_file(out_path):
+        return Path(out_path)  # type: ignore[arg-type]
+    return (out_path or default) / overlay_file_name(options)
+
+
+def _plot_overlay(found: list[tuple[str, Any]], path: Path, options: OverlayOptions) -> None:
+    """The runs (and sweeps' member runs) overlaid; members without a run or series named in notes."""
+    from eosdsl.plot import OverlayError, entries_of, plot_overlay
+
+    entries, notes = entries_of(found)
+    try:
+        drawn = plot_overlay(entries, options, path)
+    except OverlayError as error:
+        fail(str(error))
+    out.print(str(drawn.path), markup=False)
+    for line in [*notes, *drawn.notes]:
+        out.print(f"note: {line}", markup=False)
+
+
+def _plot_run(run: Any, target: Path, names: list[str], logy: bool, logx: bool) -> None:
     """The standard figures of ``run``, or one figure of the named series."""
     from eosdsl.plot import plot_run, plot_series
 
+    if _is_file(target) and not names:
+        fail(
+            f"--out {target}: a run's standard figures go into a directory; name series with -s for one file"
+        )
+    path = target if _is_file(target) else target / "series.png"
     try:
-        paths = [plot_series(run, series.split(","), target / "series.png", logy=logy)] if series else []
+        paths = [plot_series(run, names, path, logy=logy, logx=logx)] if names else []
     except KeyError as error:
         fail(str(error.args[0]))
-    for path in paths or plot_run(run, target):
-        out.print(str(path), markup=False)
+    for written in paths or plot_run(run, target, logx=logx):
+        out.print(str(written), markup=False)
 
 
 def _plot_sweep(sweep: Any, target: Path, options: SweepPlotOptions) -> None:
@@ -80,7 +152,12 @@ def _plot_sweep(sweep: Any, target: Path, options: SweepPlotOptions) -> None:
     from eosdsl.plot import plot_sweep
 
     try:
-        drawn = plot_sweep(sweep, target, options)
+        drawn = plot_sweep(
+            sweep,
+            target.parent if _is_file(target) else target,
+            options,
+            target if _is_file(target) else None,
+        )
     except ValueError as error:  # SweepPlotError, SummaryError: bad options, with what is available
         fail(str(error))
     out.print(str(drawn.path), markup=False)

@@ -47,7 +47,7 @@ from jax import lax
 from eosdsl.curvature.eig import HIGHEST as _HIGHEST
 from eosdsl.curvature.eig import EigResult, certify, residual_interval
 
-__all__ = ["EigResult", "lanczos_ritz", "lanczos_top", "residual_interval"]
+__all__ = ["EigResult", "lanczos_ritz", "lanczos_top", "lanczos_tridiagonal", "residual_interval"]
 
 Array = jax.Array
 
@@ -57,6 +57,51 @@ def _project_out(basis: Array, w: Array) -> Array:
     for _ in range(2):
         w = w - jnp.dot(jnp.dot(basis, w, precision=_HIGHEST), basis, precision=_HIGHEST)
     return w
+
+
+def lanczos_tridiagonal(
+    matvec: Callable[[Array], Array], start: Array, steps: int, key: Array, dtype: jnp.dtype | type
+) -> tuple[Array, Array, Array]:
+    """(α, β, Q) of m = ``steps`` Lanczos steps from the unit vector ``start``, with full
+    re-orthogonalization (CGS2): α (m,) the diagonal of T = QᵀHQ, β (m − 1,) its off-diagonal, Q (m, P)
+    the orthonormal basis. A breakdown (β_j ≤ ε·max‖Hq_i‖: an invariant subspace to round-off, or H = 0)
+    restarts with a random unit vector orthogonal to the basis (from ``key`` folded with j) and sets
+    β_j = 0, so T stays QᵀHQ, block diagonal. m HVPs; m ≤ P.
+    """
+    dtype = jnp.dtype(dtype)
+    dim = start.shape[0]
+    if not 1 <= steps <= dim:
+        raise ValueError(f"need 1 ≤ steps ≤ dim; got steps={steps}, dim={dim}")
+    eps = jnp.finfo(dtype).eps
+
+    def unit(x: Array) -> Array:
+        return x / jnp.linalg.norm(x)
+
+    basis0 = jnp.zeros((steps, dim), dtype).at[0].set(start.astype(dtype))  # rows j+1.. still zero
+
+    def step(carry: tuple[Array, Array], j: Array) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
+        basis, scale = carry  # (m, P), () running max ‖Hq_i‖ ≤ ‖H‖
+        q = basis[j]  # (P,)
+        w = matvec(q).astype(dtype)  # (P,)
+        alpha = jnp.dot(q, w, precision=_HIGHEST)
+        scale = jnp.maximum(scale, jnp.linalg.norm(w))
+        w = _project_out(basis, w)  # ⟂ q_0 … q_j
+        beta = jnp.linalg.norm(w)
+        broke = beta <= eps * scale
+
+        def restart(_: None) -> tuple[Array, Array]:
+            r = unit(jax.random.normal(jax.random.fold_in(key, j), (dim,), dtype))
+            return unit(_project_out(basis, r)), jnp.zeros((), dtype)
+
+        def proceed(_: None) -> tuple[Array, Array]:
+            return w / jnp.where(broke, 1.0, beta), beta
+
+        q_next, beta = lax.cond(broke, restart, proceed, None)
+        basis = basis.at[j + 1].set(q_next, mode="drop")  # the last step's q_m is not kept
+        return (basis, scale), (alpha, beta)
+
+    (basis, _), (alphas, betas) = lax.scan(step, (basis0, jnp.zeros((), dtype)), jnp.arange(steps))
+    return alphas, betas[:-1], basis
 
 
 def lanczos_ritz(
@@ -80,41 +125,10 @@ def lanczos_ritz(
     if k > steps:
         raise ValueError(f"k={k} exceeds the number of Lanczos steps min(iters, dim)={steps}")
     dtype = jnp.dtype(dtype)
-    eps = jnp.finfo(dtype).eps
     key_start, key_restart = jax.random.split(key)
-
-    def unit(x: Array) -> Array:
-        return x / jnp.linalg.norm(x)
-
-    q0 = unit(jax.random.normal(key_start, (dim,), dtype))  # (P,)
-    basis0 = jnp.zeros((steps, dim), dtype).at[0].set(q0)  # Q: (m, P), rows j+1.. still zero
-
-    def step(carry: tuple[Array, Array], j: Array) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
-        basis, scale = carry  # (m, P), () running max ‖Hq_i‖ ≤ ‖H‖
-        q = basis[j]  # (P,)
-        w = matvec(q).astype(dtype)  # (P,)
-        alpha = jnp.dot(q, w, precision=_HIGHEST)
-        scale = jnp.maximum(scale, jnp.linalg.norm(w))
-        w = _project_out(basis, w)  # ⟂ q_0 … q_j
-        beta = jnp.linalg.norm(w)
-        broke = beta <= eps * scale  # invariant subspace (to round-off), or H = 0
-
-        def restart(_: None) -> tuple[Array, Array]:
-            r = unit(jax.random.normal(jax.random.fold_in(key_restart, j), (dim,), dtype))
-            return unit(_project_out(basis, r)), jnp.zeros((), dtype)
-
-        def proceed(_: None) -> tuple[Array, Array]:
-            return w / jnp.where(broke, 1.0, beta), beta
-
-        q_next, beta = lax.cond(broke, restart, proceed, None)
-        basis = basis.at[j + 1].set(q_next, mode="drop")  # the last step's q_m is not kept
-        return (basis, scale), (alpha, beta)
-
-    (basis, _), (alphas, betas) = lax.scan(
-        step, (basis0, jnp.zeros((), dtype)), jnp.arange(steps)
-    )  # alphas, betas: (m,)
-
-    off = betas[:-1]  # (m−1,)
+    q0 = jax.random.normal(key_start, (dim,), dtype)
+    q0 = q0 / jnp.linalg.norm(q0)  # (P,)
+    alphas, off, basis = lanczos_tridiagonal(matvec, q0, steps, key_restart, dtype)  # (m,), (m−1,), (m, P)
     tri = jnp.diag(alphas) + jnp.diag(off, 1) + jnp.diag(off, -1)  # T: (m, m)
     theta, y = jnp.linalg.eigh(tri)  # ascending; y: (m, m)
     values = theta[::-1][:k]  # (k,) descending

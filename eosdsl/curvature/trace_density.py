@@ -62,13 +62,13 @@ import jax.numpy as jnp
 from jax import lax
 
 from eosdsl.curvature.eig import HIGHEST
+from eosdsl.curvature.lanczos import lanczos_tridiagonal
 
 __all__ = [
     "SpectralDensity",
     "TraceEstimate",
     "gaussian_density",
     "hutchinson_trace",
-    "lanczos_tridiagonal",
     "rademacher_probes",
     "slq_density",
     "slq_moment",
@@ -146,58 +146,6 @@ def hutchinson_trace(
     return TraceEstimate(trace, stderr, samples, jnp.asarray(probes, jnp.int32))
 
 
-def _project_out(basis: Array, w: Array) -> Array:
-    """w − Q(Qᵀw) twice (classical Gram–Schmidt twice) for the rows of ``basis``; zero rows drop out."""
-    for _ in range(2):
-        w = w - jnp.dot(jnp.dot(basis, w, precision=HIGHEST), basis, precision=HIGHEST)
-    return w
-
-
-def lanczos_tridiagonal(
-    matvec: Matvec, start: Array, steps: int, key: Array, dtype: jnp.dtype | type
-) -> tuple[Array, Array]:
-    """(α, β) of ``steps`` Lanczos steps from the unit vector ``start``, with full re-orthogonalization.
-
-    α: (k,) the diagonal of T = QᵀHQ, β: (k − 1,) its off-diagonal, k = ``steps`` ≤ dim. A breakdown
-    (β_j ≤ ε·max‖Hq_i‖) restarts with a random unit vector (from ``key``) orthogonal to the basis and sets
-    β_j = 0, as ``eosdsl.curvature.lanczos`` does: T stays QᵀHQ for an orthonormal Q, block diagonal.
-    Costs k HVPs.
-    """
-    dtype = jnp.dtype(dtype)
-    dim = start.shape[0]
-    if not 1 <= steps <= dim:
-        raise ValueError(f"need 1 ≤ steps ≤ dim; got steps={steps}, dim={dim}")
-    eps = jnp.finfo(dtype).eps
-    basis0 = jnp.zeros((steps, dim), dtype).at[0].set(start.astype(dtype))
-
-    def unit(x: Array) -> Array:
-        return x / jnp.linalg.norm(x)
-
-    def step(carry: tuple[Array, Array], j: Array) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
-        basis, scale = carry  # (k, n), () running max ‖Hq_i‖
-        q = basis[j]
-        w = matvec(q).astype(dtype)
-        alpha = jnp.dot(q, w, precision=HIGHEST)
-        scale = jnp.maximum(scale, jnp.linalg.norm(w))
-        w = _project_out(basis, w)  # ⟂ q_0 … q_j
-        beta = jnp.linalg.norm(w)
-        broke = beta <= eps * scale
-
-        def restart(_: None) -> tuple[Array, Array]:
-            r = unit(jax.random.normal(jax.random.fold_in(key, j), (dim,), dtype))
-            return unit(_project_out(basis, r)), jnp.zeros((), dtype)
-
-        def proceed(_: None) -> tuple[Array, Array]:
-            return w / jnp.where(broke, 1.0, beta), beta
-
-        q_next, beta = lax.cond(broke, restart, proceed, None)
-        basis = basis.at[j + 1].set(q_next, mode="drop")  # the last step's q_k is not kept
-        return (basis, scale), (alpha, beta)
-
-    _, (alphas, betas) = lax.scan(step, (basis0, jnp.zeros((), dtype)), jnp.arange(steps))
-    return alphas, betas[:-1]
-
-
 def slq_density(
     matvec: Matvec,
     dim: int,
@@ -225,7 +173,8 @@ def slq_density(
 
     def one(args: tuple[Array, Array]) -> tuple[Array, Array]:
         v, rkey = args
-        alphas, betas = lanczos_tridiagonal(matvec, v / jnp.sqrt(jnp.asarray(dim, dtype)), k, rkey, dtype)
+        start = v / jnp.sqrt(jnp.asarray(dim, dtype))
+        alphas, betas, _ = lanczos_tridiagonal(matvec, start, k, rkey, dtype)
         tri = jnp.diag(alphas) + jnp.diag(betas, 1) + jnp.diag(betas, -1)  # (k, k)
         theta, y = jnp.linalg.eigh(tri)  # ascending; y: (k, k), columns
         return theta, y[0] ** 2

@@ -21,7 +21,17 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from eosdsl.plot.common import FIGSIZE, REFERENCE_COLORS, closes_on_error, legend, reference_label, save
+from eosdsl.plot.common import (
+    FIGSIZE,
+    REFERENCE_COLORS,
+    closes_on_error,
+    freeze_limits,
+    legend,
+    off_scale,
+    reference_label,
+    save,
+)
+from eosdsl.plot.labels import pretty, wrap_title
 from eosdsl.registry.sweeps import references_of
 
 __all__ = [
@@ -62,31 +72,30 @@ class PlottableRun(Protocol):
 # --------------------------------------------------------------------------------------------- public API
 
 
-def plot_run(run: PlottableRun, out_dir: Path) -> list[Path]:
-    """Write the standard PNGs of ``run`` into ``out_dir`` (created) and return the paths written.
+def plot_run(run: PlottableRun, out_dir: Path, logx: bool = False, fmt: str = "png") -> list[Path]:
+    """Write the standard figures of ``run`` into ``out_dir`` (created) and return the paths written.
 
     ``loss.png`` (if ``loss`` or ``test_loss`` exists), ``sharpness.png`` (if ``sharpness`` exists),
-    ``params.png`` (two-parameter toys only) and ``lr.png`` (if ``lr`` exists).
+    ``params.png`` (two-parameter toys only) and ``lr.png`` (if ``lr`` exists); ``fmt`` (``png``,
+    ``pdf``, ``svg``) is their format. ``logx`` puts the step axes on a log scale (step 0 is not shown).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    builders = {
-        "loss.png": loss_figure,
-        "sharpness.png": sharpness_figure,
-        "params.png": params_figure,
-        "lr.png": lr_figure,
-    }
+    builders = {"loss": loss_figure, "sharpness": sharpness_figure, "lr": lr_figure}
     written = []
-    for filename, build in builders.items():
-        fig = build(run)
+    for stem, build in [*builders.items(), ("params", None)]:
+        fig = params_figure(run) if build is None else build(run, logx=logx)
         if fig is not None:
-            written.append(save(fig, out_dir / filename))
-    return written
+            written.append(save(fig, out_dir / f"{stem}.{fmt}"))
+    return sorted(written, key=lambda path: ["loss", "sharpness", "params", "lr"].index(path.stem))
 
 
-def plot_series(run: PlottableRun, names: list[str], out: Path, logy: bool = False) -> Path:
-    """Plot the named series against step into ``out`` (a PNG); ``KeyError`` lists the available names."""
-    fig = series_figure(run, names, logy=logy)
+def plot_series(
+    run: PlottableRun, names: list[str], out: Path, logy: bool = False, logx: bool = False
+) -> Path:
+    """Plot the named series against step into ``out`` (its suffix picks PNG, PDF or SVG); ``KeyError``
+    lists the available names."""
+    fig = series_figure(run, names, logy=logy, logx=logx)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     return save(fig, out)
@@ -96,35 +105,39 @@ def plot_series(run: PlottableRun, names: list[str], out: Path, logy: bool = Fal
 
 
 @closes_on_error
-def loss_figure(run: PlottableRun) -> Figure | None:
-    """Training (and test) loss on a log axis, test-loss references, and a diverged run's last step."""
+def loss_figure(run: PlottableRun, logx: bool = False) -> Figure | None:
+    """Training (and test) loss on a log axis, test-loss references, and a diverged run's last step.
+
+    The axis range is the losses' own: a reference far below them (a min-ℓ1 test loss of 1e-28) is
+    labelled ``off scale`` instead of stretching the axis."""
     available = set(run.series_names())
     present = [name for name in ("loss", "test_loss") if name in available]
     if not present:
         return None
-    fig, ax = _new_axes()
+    fig, ax = _new_axes(logx)
+    ax.set_yscale("log")
     for name in present:
         steps, values = run.series(name)
         _plot_columns(ax, name, steps, values, logy=True)
-    _draw_references(ax, _references(run, "test_loss."))
     diverged = _diverged_step(run, present)
     if diverged is not None:
         ax.axvline(diverged, color="red", lw=1.2, label=f"diverged at step {diverged}")
-    ax.set_yscale("log")
+    freeze_limits(ax)
+    _draw_references(ax, _references(run, "test_loss."))
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_title(_title(run) + (" — diverged" if diverged is not None else ""))
+    ax.set_title(wrap_title(_title(run) + (" — diverged" if diverged is not None else "")))
     legend(ax)
     return fig
 
 
 @closes_on_error
-def sharpness_figure(run: PlottableRun) -> Figure | None:
+def sharpness_figure(run: PlottableRun, logx: bool = False) -> Figure | None:
     """Sharpness against step with the MSS as a red dotted step line and grey event lines."""
     available = set(run.series_names())
     if "sharpness" not in available:
         return None
-    fig, ax = _new_axes()
+    fig, ax = _new_axes(logx)
     steps, values = run.series("sharpness")
     _plot_columns(ax, "sharpness", steps, values, logy=False)
     if "mss" in available:
@@ -138,7 +151,7 @@ def sharpness_figure(run: PlottableRun) -> Figure | None:
     _draw_events(ax, run.info.get("events") or [])
     ax.set_xlabel("step")
     ax.set_ylabel("sharpness (λ_max of the Hessian)")
-    ax.set_title(_title(run))
+    ax.set_title(wrap_title(_title(run)))
     legend(ax)
     return fig
 
@@ -160,18 +173,18 @@ def params_figure(run: PlottableRun) -> Figure | None:
         ax.plot(x[-1], y[-1], "x", ms=9, color="C3", mew=2, label="end", ls="none")
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
-    ax.set_title(_title(run))
+    ax.set_title(wrap_title(_title(run)))
     legend(ax)
     return fig
 
 
 @closes_on_error
-def lr_figure(run: PlottableRun) -> Figure | None:
+def lr_figure(run: PlottableRun, logx: bool = False) -> Figure | None:
     """The learning rate against step, and the applied rate where it differs."""
     available = set(run.series_names())
     if "lr" not in available:
         return None
-    fig, ax = _new_axes()
+    fig, ax = _new_axes(logx)
     lr_steps, lr = run.series("lr")
     _plot_columns(ax, "lr", lr_steps, lr, logy=False)
     if "lr_applied" in available:
@@ -180,13 +193,13 @@ def lr_figure(run: PlottableRun) -> Figure | None:
             _plot_columns(ax, "lr_applied", applied_steps, applied, logy=False, ls="--")
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
-    ax.set_title(_title(run))
+    ax.set_title(wrap_title(_title(run)))
     legend(ax)
     return fig
 
 
 @closes_on_error
-def series_figure(run: PlottableRun, names: Sequence[str], logy: bool = False) -> Figure:
+def series_figure(run: PlottableRun, names: Sequence[str], logy: bool = False, logx: bool = False) -> Figure:
     """Several named series against step.
 
     Names are stripped of surrounding blanks; ``KeyError`` listing the available names if one is unknown
@@ -199,15 +212,15 @@ def series_figure(run: PlottableRun, names: Sequence[str], logy: bool = False) -
         listed = ", ".join(available) or "(none)"
         what = f"unknown series {', '.join(unknown)}" if unknown else "no series named"
         raise KeyError(f"{what} in run {run.short_id}; available: {listed}")
-    fig, ax = _new_axes()
+    fig, ax = _new_axes(logx)
     for name in names:
         steps, values = run.series(name)
         _plot_columns(ax, name, steps, values, logy=logy)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel(names[0] if len(names) == 1 else "value")
-    ax.set_title(_title(run))
+    ax.set_ylabel(pretty(names[0]) if len(names) == 1 else "value")
+    ax.set_title(wrap_title(_title(run)))
     legend(ax)
     return fig
 
@@ -241,10 +254,12 @@ def two_parameters(run: PlottableRun) -> tuple[tuple[str, np.ndarray], tuple[str
 # --------------------------------------------------------------------------------------------- drawing
 
 
-def _new_axes() -> tuple[Figure, Axes]:
-    """A fresh figure with one gridded axes."""
+def _new_axes(logx: bool = False) -> tuple[Figure, Axes]:
+    """A fresh figure with one gridded axes; ``logx``: a log step axis (step 0 and below masked)."""
     fig, ax = plt.subplots(figsize=FIGSIZE, layout="constrained")
     ax.grid(True, which="major", alpha=0.3)
+    if logx:
+        ax.set_xscale("log", nonpositive="mask")
     return fig, ax
 
 
@@ -297,12 +312,14 @@ def _visible(values: np.ndarray, logy: bool) -> tuple[np.ndarray, str]:
 
 
 def _draw_references(ax: Axes, references: Mapping[str, float]) -> None:
-    """Horizontal dashed lines at positive reference values, labelled by what they are."""
+    """Horizontal dashed lines at positive reference values, labelled by what they are; one outside the
+    (frozen) y-range is labelled ``off scale`` and does not move the limits."""
     for i, (name, value) in enumerate(sorted(references.items())):
         if not (math.isfinite(value) and value > 0):
             continue
         color = REFERENCE_COLORS[i % len(REFERENCE_COLORS)]
-        ax.axhline(value, ls="--", lw=1.1, color=color, label=reference_label(name, value))
+        label = reference_label(name, value) + (" — off scale" if off_scale(ax, value) else "")
+        ax.axhline(value, ls="--", lw=1.1, color=color, label=label)
 
 
 def _draw_events(ax: Axes, events: Sequence[Mapping[str, Any]]) -> None:
@@ -317,9 +334,10 @@ def _draw_events(ax: Axes, events: Sequence[Mapping[str, Any]]) -> None:
             continue
         by_step.setdefault(int(at), []).append(str(event.get("name") or event.get("kind") or "event"))
     lines = {at: ax.axvline(at, color=EVENT_COLOR, lw=1.0, ls="-", alpha=0.8, gid="event") for at in by_step}
-    left, right = ax.get_xlim()  # after the lines, so the limits include them
+    to_axes = ax.transData + ax.transAxes.inverted()  # after the lines, so the limits include them
     for at, names in sorted(by_step.items()):
-        near_right = right > left and (at - left) / (right - left) > 0.85
+        shown = at > 0 or ax.get_xscale() != "log"
+        near_right = shown and bool(to_axes.transform((at, 1.0))[0] > 0.85)
         ax.annotate(
             f"{', '.join(names)} (step {at})",
             xy=(at, 0.98),

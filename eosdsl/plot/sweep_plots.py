@@ -14,6 +14,7 @@ tests can check the data; :func:`plot_sweep` saves the PNG and closes the figure
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -31,10 +32,12 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from eosdsl.plot.common import REFERENCE_COLORS, closes_on_error, legend, reference_label, save
+from eosdsl.plot.labels import pretty, wrap_title
 from eosdsl.registry.sweeps import (
     CASE,
     Member,
     Summary,
+    SummaryError,
     Sweep,
     as_number,
     is_number,
@@ -62,6 +65,8 @@ DIVERGED = "diverged"
 NO_VALUE = "no value"
 NOT_POSITIVE = "<= 0 on a log axis"
 NO_MEMBER = "no member"
+MAX_ANNOTATED_CELLS = 12  # heatmaps with at most this many cells per side write each value in its cell
+PANEL_TITLE_WIDTH = 45
 
 
 class SweepPlotError(ValueError):
@@ -82,6 +87,8 @@ class SweepPlotOptions:
     logx: bool = False
     logy: bool = False
     logz: bool = False
+    also: tuple[str, ...] = ()
+    """More values drawn as curves on the same axes as ``value`` (curves only, without ``by``)."""
 
 
 @dataclass(frozen=True)
@@ -130,17 +137,20 @@ class SweepPlot:
 # --------------------------------------------------------------------------------------------- public API
 
 
-def plot_sweep(sweep: Sweep, out_dir: Path, options: SweepPlotOptions) -> SweepPlot:
-    """Write the phase diagram ``options`` asks for into ``out_dir`` (created); return what it shows.
+def plot_sweep(
+    sweep: Sweep, out_dir: Path, options: SweepPlotOptions, out_file: Path | None = None
+) -> SweepPlot:
+    """Write the phase diagram ``options`` asks for into ``out_dir`` (created), or into ``out_file`` (its
+    suffix picks PNG, PDF or SVG); return what it shows.
 
     :class:`SweepPlotError` or :class:`~eosdsl.registry.sweeps.SummaryError` (both ``ValueError``) for
     options the sweep cannot be plotted with; the message names what is available.
     """
     build = sweep_heatmap if options.heatmap else sweep_curves
     fig, drawn = build(sweep, options)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    drawn.path = save(fig, out_dir / _file_name(options, drawn.axes))
+    path = Path(out_file) if out_file is not None else Path(out_dir) / _file_name(options, drawn.axes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    drawn.path = save(fig, path)
     return drawn
 
 
@@ -148,26 +158,37 @@ def plot_sweep(sweep: Sweep, out_dir: Path, options: SweepPlotOptions) -> SweepP
 def sweep_curves(sweep: Sweep, options: SweepPlotOptions) -> tuple[Figure, SweepPlot]:
     """The summary against ``x``, one curve per value of ``by``, one panel per remaining coordinate."""
     _check_kind(options)
-    summary = _summary(sweep, options.value)
+    texts = (options.value, *options.also)
+    summaries = [_summary(sweep, text) for text in texts]
     x, by = _curve_axes(sweep, options)
+    if options.also and options.by:
+        raise SweepPlotError("several --value: one curve each, so no --by")
+    by = None if options.also else by
     refs = _references(sweep, options.refs)
     if options.logx and any(member.value(x) <= 0 for member in sweep.members):
         raise SweepPlotError(f"--logx: the axis {x} has values <= 0")
-    groups = _panels(sweep, _points(sweep, summary, options.logy), [x, by] if by else [x])
+    used = [x, by] if by else [x]
+    grouped = [_panels(sweep, _points(sweep, summary, options.logy), used) for summary in summaries]
+    groups = grouped[0]
     fig, axes = _figure(len(groups), sharey=True)
     panels = []
-    for ax, (title, points) in zip(axes, groups, strict=True):
-        curves = _curves(points, x, by, refs)
+    for k, (ax, (title, _)) in enumerate(zip(axes, groups, strict=True)):
+        curves = []
+        for text, panel_groups in zip(texts, grouped, strict=True):
+            drawn = _curves(panel_groups[k][1], x, by, refs if text == texts[0] else ())
+            if len(texts) > 1:
+                drawn = [dataclasses.replace(curve, label=_label_of(text)) for curve in drawn]
+            curves += drawn
         panels.append(Panel(title, curves=curves))
         _draw_curves(ax, curves, refs)
         ax.grid(True, which="major", alpha=0.3)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel(x)
-        ax.set_ylabel(options.value)
+        ax.set_title(wrap_title(_pretty_title(title), PANEL_TITLE_WIDTH), fontsize=9)
+        ax.set_xlabel(pretty(x))
+        ax.set_ylabel(_label_of(options.value) if len(texts) == 1 else "value")
         ax.set_xscale("log" if options.logx else "linear")
         ax.set_yscale("log" if options.logy else "linear")
         legend(ax)
-    fig.suptitle(f"{sweep.name} ({sweep.short_id}): {options.value}", fontsize=10)
+    fig.suptitle(f"{sweep.name} ({sweep.short_id}): {', '.join(map(_label_of, texts))}", fontsize=10)
     return fig, SweepPlot((x, by), panels, _excluded(groups))
 
 
@@ -184,9 +205,9 @@ def sweep_heatmap(sweep: Sweep, options: SweepPlotOptions) -> tuple[Figure, Swee
     norm = _norm([panel.values for panel in panels], options.logz)
     for ax, panel in zip(axes, panels, strict=True):
         image = _draw_heatmap(ax, panel, norm)
-        ax.set_title(panel.title, fontsize=9)
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
+        ax.set_title(wrap_title(_pretty_title(panel.title), PANEL_TITLE_WIDTH), fontsize=9)
+        ax.set_xlabel(pretty(x))
+        ax.set_ylabel(pretty(y))
     fig.colorbar(image, ax=axes, label=options.value)
     fig.suptitle(f"{sweep.name} ({sweep.short_id}): {options.value}", fontsize=10)
     return fig, SweepPlot((x, y), panels, _excluded(groups))
@@ -199,6 +220,8 @@ def _check_kind(options: SweepPlotOptions) -> None:
     """Refuse the options that belong to the other kind of plot (curves or heatmap)."""
     curves = {"--by": options.by, "--ref": options.refs, "--logx": options.logx, "--logy": options.logy}
     heatmap = {"--y": options.y, "--logz": options.logz}
+    if options.heatmap and options.also:
+        raise SweepPlotError("several --value: for curves; a heatmap shows one")
     wrong = [name for name, value in (curves if options.heatmap else heatmap).items() if value]
     if wrong and options.heatmap:
         raise SweepPlotError(f"{', '.join(wrong)}: for curves; a heatmap takes --x, --y and --logz")
@@ -208,9 +231,59 @@ def _check_kind(options: SweepPlotOptions) -> None:
         )
 
 
-def _summary(sweep: Sweep, text: str) -> Summary:
-    (summary,) = parse_summaries([text], sweep)
+@dataclass(frozen=True)
+class RunQuantity:
+    """A per-run number written in the claims' series algebra (docs/expressions.md), e.g. Theorem 2's
+    C_u = ``at(u, first(u**2 < (2 - eps) * u0**2 / (2 + eps)))``: evaluated on each member's stored
+    series with its constants and reference values. Given as ``NAME=EXPR``, it is labelled ``NAME``."""
+
+    text: str
+    label: str
+
+
+_NAMED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)\s*(.+)$", re.DOTALL)
+
+
+def _label_of(text: str) -> str:
+    """What a ``--value`` is called in legends and titles: the NAME of ``NAME=EXPR``, else the text."""
+    named = _NAMED.match(text)
+    return named.group(1) if named else text
+
+
+def _summary(sweep: Sweep, text: str) -> Summary | RunQuantity:
+    """A summary (``final.loss``, ``check.NAME``), or else, when ``text`` is an expression (it has a
+    call or an operator), a :class:`RunQuantity`."""
+    named = _NAMED.match(text)
+    if named:
+        return RunQuantity(named.group(2), named.group(1))
+    try:
+        (summary,) = parse_summaries([text], sweep)
+    except SummaryError:
+        if re.search(r"[()+\-*/<>]", text):
+            return RunQuantity(text, text)
+        raise
     return summary
+
+
+def _value(run: Any, summary: Summary | RunQuantity) -> Any:
+    """The value of a summary or run quantity for one member run (None without a run)."""
+    if not isinstance(summary, RunQuantity):
+        return summary_value(run, summary)
+    if run is None:
+        return None
+    from eosdsl.checks.series import expression_name
+    from eosdsl.checks.series_ops import evaluate
+    from eosdsl.expr.compiler import ExprError
+
+    references = run.info.get("references") or {}
+    scalars = {**(run.spec.get("constants") or {}), **{expression_name(k): v for k, v in references.items()}}
+    try:
+        value = np.asarray(evaluate(summary.text, {n: run.series(n) for n in run.series_names()}, scalars))
+    except ExprError as error:
+        raise SweepPlotError(f"--value {summary.text}: {error}") from None
+    except (KeyError, ValueError, ArithmeticError, IndexError):  # a run without the series, an empty window
+        return None
+    return float(value) if value.ndim == 0 else None
 
 
 def _known_axes(sweep: Sweep) -> list[str]:
@@ -278,8 +351,9 @@ def _file_name(options: SweepPlotOptions, axes: tuple[str, str | None]) -> str:
     if options.heatmap:
         stem = f"{options.value}-over-{x}-and-{second}"
     else:
-        stem = f"{options.value}-vs-{x}" + (f"-by-{second}" if second else "")
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) + ".png"
+        values = "+".join(map(_label_of, (options.value, *options.also)))
+        stem = f"{values}-vs-{x}" + (f"-by-{second}" if second else "")
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", stem)[:150] + ".png"
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -290,11 +364,11 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _points(sweep: Sweep, summary: Summary, log: bool) -> list[Point]:
+def _points(sweep: Sweep, summary: Summary | RunQuantity, log: bool) -> list[Point]:
     """Every member with its value of ``summary``, or the reason it has none to plot."""
     points = []
     for member in sweep.members:
-        value = as_number(summary_value(member.run, summary))
+        value = as_number(_value(member.run, summary))
         if member.run is None:
             reason: str | None = member.status
         elif member.status == DIVERGED:
@@ -316,6 +390,11 @@ def _panels(sweep: Sweep, points: list[Point], used: Sequence[str]) -> list[tupl
         title = ", ".join(_by_label(axis, value) for axis, value in zip(rest, coordinates, strict=True))
         groups.setdefault(_key(coordinates), (title, []))[1].append(point)
     return list(groups.values())
+
+
+def _pretty_title(text: str) -> str:
+    """``problem.alpha=0.5, constants.eta=0.003`` → ``α=0.5, η=0.003`` for display (data keep raw paths)."""
+    return re.sub(r"([A-Za-z_][\w.]*)=", lambda match: pretty(match.group(1)) + "=", text)
 
 
 def _by_label(axis: str, value: Any) -> str:
@@ -394,7 +473,8 @@ def _draw_curves(ax: Axes, curves: Sequence[Curve], refs: Sequence[str]) -> None
     for i, curve in enumerate(curves):
         color = f"C{i % 10}"
         drawn = ~np.isnan(curve.y)
-        ax.plot(curve.x[drawn], curve.y[drawn], "-o", color=color, ms=4, lw=1.3, label=curve.label or None)
+        label = _pretty_title(curve.label) or None
+        ax.plot(curve.x[drawn], curve.y[drawn], "-o", color=color, ms=4, lw=1.3, label=label)
         for reason in dict.fromkeys(r for r in curve.reasons if r):
             at = np.array([r == reason for r in curve.reasons])
             row = np.full(int(at.sum()), TOP_ROW - ROW_STEP * i)
@@ -421,7 +501,7 @@ def _draw_reference(ax: Axes, curves: Sequence[Curve], name: str, color: str) ->
         ax.axhline(values[0], ls="--", lw=1.1, color=color, label=reference_label(name, float(values[0])))
         return
     for i, curve in enumerate(curves):
-        label = f"{name} ({curve.label})" if curve.label else name
+        label = f"{name} ({_pretty_title(curve.label)})" if curve.label else name
         ax.plot(curve.x, curve.references[name], ls="--", lw=1.0, color=f"C{i % 10}", label=label)
 
 
@@ -447,6 +527,20 @@ def _draw_heatmap(ax: Axes, panel: Panel, norm: Normalize) -> AxesImage:
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", ec="0.6", lw=0))
                 text = "—" if reason == NO_MEMBER else reason
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color="0.15")
+    if max(len(panel.x), len(panel.y)) <= MAX_ANNOTATED_CELLS:
+        _write_values(ax, panel, image)
     ax.set_xticks(range(len(panel.x)), [format_value(v) for v in panel.x])
     ax.set_yticks(range(len(panel.y)), [format_value(v) for v in panel.y])
     return image
+
+
+def _write_values(ax: Axes, panel: Panel, image: AxesImage) -> None:
+    """Each value in its cell (a small grid), dark on light colours and light on dark ones."""
+    assert panel.values is not None
+    for (i, j), value in np.ndenumerate(panel.values):
+        if not math.isfinite(value):
+            continue
+        red, green, blue, _ = image.cmap(image.norm(value))
+        light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+        color = "0.1" if light else "white"
+        ax.text(j, i, f"{value:.3g}", ha="center", va="center", fontsize=7, color=color, gid="cell-value")
