@@ -28,6 +28,27 @@ def spec_text(name: str) -> str:
     return (SPECS / f"{name}.yaml").read_text(encoding="utf-8")
 
 
+QUARTIC_OBJECTIVE = "0.25*(w[0]**2 + w[1]**2)**2 + w[0]*w[1]*w[2] + w[3]**4 + 0.5*w[2]**2 + 0.3*w[1]*w[3]**2"
+"""A quartic toy in 4 parameters whose Hessian changes along GD (``from conftest import quartic``):
+the objective as a spec writes it, and :func:`quartic`, the same function in JAX for dense oracles."""
+
+
+def quartic(w):
+    """:data:`QUARTIC_OBJECTIVE` as a JAX function of the parameter vector ``w`` (4,)."""
+    return 0.25 * (w[0] ** 2 + w[1] ** 2) ** 2 + w[0] * w[1] * w[2] + w[3] ** 4 + 0.5 * w[2] ** 2 + (
+        0.3 * w[1] * w[3] ** 2
+    )
+
+
+@pytest.fixture
+def no_open_figures():
+    """Fails a test that leaves a matplotlib figure open (``pytestmark = usefixtures(...)``)."""
+    import matplotlib.pyplot as plt
+
+    yield
+    assert plt.get_fignums() == [], "a figure was left open"
+
+
 SMALL_SWEEP = """\
 name: small-sweep
 precision: float64

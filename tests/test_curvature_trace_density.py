@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import QUARTIC_OBJECTIVE, quartic
 
 from eosdsl.curvature.dense import hessian_matrix
 from eosdsl.curvature.hvp import hvp_fn
@@ -201,23 +202,10 @@ def test_gaussian_density_is_a_probability_density_around_the_nodes() -> None:
 
 # ----------------------------------------------------------------------------------- measures in the engine
 
-OBJECTIVE = "0.25*(w[0]**2 + w[1]**2)**2 + w[0]*w[1]*w[2] + w[3]**4 + 0.5*w[2]**2 + 0.3*w[1]*w[3]**2"
-
-
-def quartic(w: jnp.ndarray) -> jnp.ndarray:
-    return (
-        0.25 * (w[0] ** 2 + w[1] ** 2) ** 2
-        + w[0] * w[1] * w[2]
-        + w[3] ** 4
-        + 0.5 * w[2] ** 2
-        + 0.3 * w[1] * w[3] ** 2
-    )
-
-
 def toy_spec(measure: list[dict], steps: int = 30, chunk: int = 2000) -> dict:
     return {
         "name": "trace-density-test",
-        "problem": {"kind": "toy", "params": {"w": [1.0, 0.5, 0.2, -0.3]}, "objective": OBJECTIVE},
+        "problem": {"kind": "toy", "params": {"w": [1.0, 0.5, 0.2, -0.3]}, "objective": QUARTIC_OBJECTIVE},
         "optimizer": {"kind": "gd", "lr": 0.1},
         "train": {"steps": steps},
         "runtime": {"chunk": chunk},

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import QUARTIC_OBJECTIVE, quartic
 
 from eosdsl.engine.execute import execute, prepare
 from eosdsl.spec.errors import SpecError
@@ -24,23 +25,10 @@ pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: second
 
 jax.config.update("jax_enable_x64", True)
 
-OBJECTIVE = "0.25*(w[0]**2 + w[1]**2)**2 + w[0]*w[1]*w[2] + w[3]**4 + 0.5*w[2]**2 + 0.3*w[1]*w[3]**2"
-
-
-def quartic(w: jnp.ndarray) -> jnp.ndarray:
-    return (
-        0.25 * (w[0] ** 2 + w[1] ** 2) ** 2
-        + w[0] * w[1] * w[2]
-        + w[3] ** 4
-        + 0.5 * w[2] ** 2
-        + 0.3 * w[1] * w[3] ** 2
-    )
-
-
 def toy_spec(measure: list[dict], steps: int = 30, lr: float = 0.1) -> dict:
     return {
         "name": "curvature-test",
-        "problem": {"kind": "toy", "params": {"w": [1.0, 0.5, 0.2, -0.3]}, "objective": OBJECTIVE},
+        "problem": {"kind": "toy", "params": {"w": [1.0, 0.5, 0.2, -0.3]}, "objective": QUARTIC_OBJECTIVE},
         "optimizer": {"kind": "gd", "lr": lr},
         "train": {"steps": steps},
         "measure": [{"kind": "loss"}, {"kind": "params"}, *measure],

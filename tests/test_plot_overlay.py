@@ -27,6 +27,8 @@ from eosdsl.registry import Registry
 from eosdsl.registry.sweeps import load_sweep
 from eosdsl.spec.models import Spec
 
+pytestmark = pytest.mark.usefixtures("no_open_figures")
+
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
@@ -42,10 +44,6 @@ def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(autouse=True)
-def _no_open_figures():
-    yield
-    assert plt.get_fignums() == [], "a figure was left open"
 
 
 @pytest.fixture(scope="module")

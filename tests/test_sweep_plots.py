@@ -19,6 +19,8 @@ from eosdsl.plot.sweep_plots import SweepPlotError, sweep_curves
 from eosdsl.registry import Registry
 from eosdsl.registry.sweeps import SummaryError, Sweep, load_sweep
 
+pytestmark = pytest.mark.usefixtures("no_open_figures")
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALPHAS, ETAS = [0.1, 0.5], [0.001, 0.003, 0.1]  # sorted; the spec lists α as [0.5, 0.1]
 runner = CliRunner()
@@ -28,10 +30,6 @@ def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(autouse=True)
-def _no_open_figures():
-    yield
-    assert plt.get_fignums() == [], "a figure was left open"
 
 
 @pytest.fixture
