@@ -28,9 +28,11 @@ from eosdsl.spec.recorded import RecordedSeries, recorded_series
 from eosdsl.spec.scope import Scope
 
 
-def scalars_of(spec: m.Spec, references: Mapping[str, float]) -> dict[str, float]:
-    """Names every check expression may use besides series: constants and reference values."""
-    return {**spec.constants, **{expression_name(k): v for k, v in references.items()}}
+def scalars_of(spec: m.Spec | Mapping[str, Any], references: Mapping[str, float]) -> dict[str, float]:
+    """Names every check expression may use besides series: constants and reference values. ``spec``:
+    the validated spec, or a stored run's spec document (``run.spec``)."""
+    constants = spec.constants if isinstance(spec, m.Spec) else spec.get("constants") or {}
+    return {**constants, **{expression_name(k): v for k, v in references.items()}}
 
 
 def derived_series(spec: m.Spec, series: Series, references: Mapping[str, float]) -> dict[str, Any]:

@@ -62,12 +62,7 @@ def execute_pack(
     if len({pack_key(s, h) for s, h in zip(specs, hosts, strict=True)}) != 1:
         raise ValueError("a pack needs specs of one structure with equal parameter and data shapes")
     spec0, n = specs[0], len(specs)
-    structure = Structure.of(spec0)
-    layout = layout_of(spec0, hosts[0])
-    hparams = _stack([hyperparameters(s) for s in specs])
-    state = init_pack(structure, hparams, layout, _stack([h.params for h in hosts]))
-    shared = len({data_key(h) for h in hosts}) == 1
-    data, data_axis = (hosts[0].data, None) if shared else (_stack([h.data for h in hosts]), 0)
+    structure, layout, hparams, state, data, data_axis = _pack_inputs(specs, hosts)
 
     total, length = _plan(spec0)
     chunks: list[list[dict[str, np.ndarray]]] = [[] for _ in specs]
@@ -127,6 +122,18 @@ def execute_pack(
         raise RuntimeError("execute_pack: a member neither ended nor reached the last step")
     report_ended(progress, [(o.status, o.end_step) for o in outputs], total)
     return list(outputs)
+
+
+def _pack_inputs(specs: Sequence[m.Spec], hosts: Sequence[HostProblem]) -> tuple:
+    """(structure, layout, stacked hyperparameters, stacked initial state, data, data axis) of a pack:
+    the data shared (axis None) when every member has the same dataset, else stacked (axis 0)."""
+    spec0 = specs[0]
+    structure, layout = Structure.of(spec0), layout_of(spec0, hosts[0])
+    hparams = _stack([hyperparameters(s) for s in specs])
+    state = init_pack(structure, hparams, layout, _stack([h.params for h in hosts]))
+    shared = len({data_key(h) for h in hosts}) == 1
+    data, data_axis = (hosts[0].data, None) if shared else (_stack([h.data for h in hosts]), 0)
+    return structure, layout, hparams, state, data, data_axis
 
 
 def pack_key(spec: m.Spec, host: HostProblem) -> tuple:
@@ -200,10 +207,7 @@ def trial_chunk_seconds(specs: Sequence[m.Spec], hosts: Sequence[HostProblem]) -
             return run_chunk(structure, hparams, layout, length, state, host0.data)
 
     else:
-        hparams = _stack([hyperparameters(s) for s in specs])
-        state = init_pack(structure, hparams, layout, _stack([h.params for h in hosts]))
-        shared = len({data_key(h) for h in hosts}) == 1
-        data, data_axis = (host0.data, None) if shared else (_stack([h.data for h in hosts]), 0)
+        _, _, hparams, state, data, data_axis = _pack_inputs(specs, hosts)
 
         def chunk() -> Any:
             return run_pack_chunk(structure, hparams, layout, length, state, data, data_axis)

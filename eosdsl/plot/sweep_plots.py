@@ -271,12 +271,11 @@ def _value(run: Any, summary: Summary | RunQuantity) -> Any:
         return summary_value(run, summary)
     if run is None:
         return None
-    from eosdsl.checks.series import expression_name
+    from eosdsl.checks.evaluate import scalars_of
     from eosdsl.checks.series_ops import evaluate
     from eosdsl.expr.compiler import ExprError
 
-    references = run.info.get("references") or {}
-    scalars = {**(run.spec.get("constants") or {}), **{expression_name(k): v for k, v in references.items()}}
+    scalars = scalars_of(run.spec, run.info.get("references") or {})
     try:
         value = np.asarray(evaluate(summary.text, {n: run.series(n) for n in run.series_names()}, scalars))
     except ExprError as error:
