@@ -5,9 +5,9 @@ Each run is a fresh Python process (as ``eosdsl run`` is) that stores into a fre
 so nothing is reused but the caches of :mod:`eosdsl.cache`. Three runs, all in this invocation:
 
 1. **first**: an empty cache directory (``EOSDSL_CACHE_DIR`` = a new temporary directory), ``lr`` = a;
-2. **second**: the same cache directory, ``lr`` = b: JAX's persistent compilation cache serves the
-   programs (the learning rate is traced, so they are the same programs) and the dataset cache serves
-   the preprocessed data;
+2. **second**: the same cache directory, ``lr`` = b: the program cache serves the compiled programs
+   (the learning rate is traced, so they are the same programs: no tracing, no compilation), the
+   parameter cache the network's initial parameters and the dataset cache the preprocessed data;
 3. **no cache**: ``EOSDSL_CACHE_DIR=off``, ``lr`` = c: what the second run would cost without the caches
    (the operating system's file cache and Python's bytecode are as warm as for the second run).
 

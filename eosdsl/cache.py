@@ -1,15 +1,17 @@
 """On-disk caches that let a second run of a spec start in about a second.
 
-Two caches live under one directory, :func:`cache_root`:
+The caches live under one directory, :func:`cache_root`:
 
-- ``jax/<platform>/``: JAX's persistent compilation cache, one per numerics platform. A spec's numbers
-  are traced, so a run with another learning rate compiles the same programs and finds them here
-  (:func:`enable_compilation_cache`).
+- ``programs/<platform>/``: the engine's compiled programs, one directory per numerics platform
+  (:func:`platform_tag`). A spec's numbers are traced, so a run with another learning rate needs the
+  same programs and loads them from here without tracing or compiling (:mod:`eosdsl.engine.compiled`).
 - ``datasets/``: datasets read from files (Fashion-MNIST, CIFAR-10) after their preprocessing
   ``pipeline``, as ``.npz`` files (:func:`cached_dataset`).
+- ``params/<platform>/``: a network's initial parameters for a seed, as ``.npz`` files
+  (:func:`cached_params`): initializing them costs compiling the network's ``init`` (≈0.3–0.7 s here).
 
 The directory is ``$EOSDSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/eosdsl``, else ``~/.cache/eosdsl``;
-``EOSDSL_CACHE_DIR=off`` turns both caches off. Nothing in a cache enters a run's identity: a dataset
+``EOSDSL_CACHE_DIR=off`` turns them all off. Nothing in a cache enters a run's identity: a dataset
 served from the cache is checked against the content fingerprint it was stored with, and a run's
 fingerprints are those of the arrays it trains on either way.
 
@@ -27,7 +29,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -40,10 +41,6 @@ CACHE_ENV = "EOSDSL_CACHE_DIR"
 """Environment variable naming the cache directory; ``off`` (or ``0``, ``false``, ``none``) disables it."""
 
 OFF = ("off", "0", "false", "no", "none")
-
-COMPILE_MIN_SECONDS = 0.2
-"""Programs that compile faster than this are not written to JAX's cache (reading one back costs a few
-milliseconds; JAX's own default, 1 s, would skip the step functions of the small toys)."""
 
 DATASET_FORMAT = 1
 """Version of the dataset entry layout (part of every key)."""
@@ -64,40 +61,15 @@ def cache_root(environ: Mapping[str, str] | None = None) -> Path | None:
     return base / "eosdsl"
 
 
-# ------------------------------------------------------------------------------------ compilation cache
-
-
-def enable_compilation_cache(environ: Mapping[str, str] | None = None) -> Path | None:
-    """Point JAX's persistent compilation cache at ``<cache root>/jax/<platform>`` (None: caching off);
-    idempotent and cheap after the first call.
-
-    ``<platform>`` is a hash of the numerics platform of the run identity (``registry.identity``: jax
-    versions, backend, and on a CPU the processor and instruction set XLA compiles for), so a cache in a
-    home directory shared by different machines never serves one machine's code to another. JAX reads
-    the setting when it first compiles, so call this before compiling anything (the engine does, in
-    ``enable_x64``). A directory set by the user (``jax_compilation_cache_dir`` or
-    ``JAX_COMPILATION_CACHE_DIR``) is left alone.
-    """
-    import jax
-
-    current = jax.config.jax_compilation_cache_dir
-    root = cache_root(environ)
-    if current or root is None:
-        return Path(current) if current else None
-    target = root / "jax" / platform_tag()
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None  # a read-only home: run without the cache
-    jax.config.update("jax_compilation_cache_dir", str(target))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", COMPILE_MIN_SECONDS)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # no size floor
-    return target
+# ------------------------------------------------------------------------------------------ platform
 
 
 @lru_cache(maxsize=1)
 def platform_tag() -> str:
-    """16 hex digits naming the numerics platform compiled code is specific to."""
+    """16 hex digits naming the numerics platform compiled code is specific to: a hash of the run
+    identity's numerics environment (``registry.identity``: jax versions, backend, and on a CPU the
+    processor and instruction set XLA compiles for), so a cache in a home directory shared by different
+    machines never serves one machine's code to another."""
     from eosdsl.registry.identity import numerics_environment
 
     text = json.dumps(numerics_environment(), sort_keys=True, default=str)
@@ -174,8 +146,10 @@ def read_dataset(path: Path, key: str) -> Dataset | None:
 
 
 def write_dataset(path: Path, key: str, ds: Dataset) -> None:
-    """Store ``ds`` at ``path`` atomically: written to a temporary file beside it, then renamed."""
+    """Store ``ds`` at ``path`` atomically (:func:`eosdsl.atomic.atomic_write`)."""
     import numpy as np
+
+    from eosdsl.atomic import atomic_write
 
     meta = {
         "key": key,
@@ -183,22 +157,12 @@ def write_dataset(path: Path, key: str, ds: Dataset) -> None:
         "n_classes": ds.n_classes,
         "description": ds.description,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-                **{name: getattr(ds, name) for name in _ARRAYS},
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(
+            f,
+            meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+            **{name: getattr(ds, name) for name in _ARRAYS},
+        )
 
 
 def cached_dataset(
@@ -222,15 +186,103 @@ def cached_dataset(
     return ds
 
 
+
+# ------------------------------------------------------------------------------ programs and parameters
+
+_TRACED_LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy", "ml_dtypes")
+
+
+@lru_cache(maxsize=1)
+def source_digest() -> str:
+    """Hex SHA-256 of the source of every eosdsl module and of the versions of the libraries a program
+    is traced through: what decides compiled programs and initial parameters besides their inputs and
+    :func:`platform_tag` (any edit of eosdsl or upgrade misses every older entry)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    h = hashlib.sha256()
+    for lib in _TRACED_LIBRARIES:
+        try:
+            h.update(f"{lib} {version(lib)}\n".encode())
+        except PackageNotFoundError:
+            h.update(f"{lib} absent\n".encode())
+    package = Path(__file__).resolve().parent
+    for source in sorted(package.rglob("*.py")):
+        h.update(str(source.relative_to(package)).encode() + b"\0" + source.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+PARAMS_FORMAT = 1
+"""Version of the parameter entry layout (part of every key)."""
+
+
+def cached_params(
+    document: Mapping[str, Any], build: Callable[[], Any], environ: Mapping[str, str] | None = None
+) -> Any:
+    """The parameters ``build()`` returns (nested dicts of arrays), from ``params/<platform>/`` when an
+    entry keyed by ``document`` (JSON: what decides them, e.g. the network config and the seed) with
+    :func:`source_digest` exists, else built and stored. Pytrees with other containers are built every
+    time. An unreadable or mismatched entry is rebuilt; a cache that cannot be written is skipped."""
+    import numpy as np
+
+    root = cache_root(environ)
+    if root is None:
+        return build()
+    text = json.dumps(
+        {"format": PARAMS_FORMAT, "source": source_digest(), **document}, sort_keys=True, default=str
+    )
+    key = hashlib.sha256(text.encode()).hexdigest()
+    path = root / "params" / platform_tag() / f"{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return _nest({name: npz[name] for name in npz.files})
+    except Exception:  # noqa: BLE001 — absent or damaged: built (and stored) below
+        pass
+    params = build()
+    flat = _flat(params)
+    if flat is not None:
+        from eosdsl.atomic import atomic_write
+
+        with contextlib.suppress(OSError), atomic_write(path) as f:
+            np.savez(f, **flat)
+    return params
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any] | None:
+    """{"a/b": leaf} of nested dicts with string keys (None for any other container)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree} if prefix and hasattr(tree, "shape") else None
+    out: dict[str, Any] = {}
+    for name, sub in tree.items():
+        if not isinstance(name, str) or "/" in name or not name:
+            return None
+        inner = _flat(sub, f"{prefix}/{name}" if prefix else name)
+        if inner is None:
+            return None
+        out.update(inner)
+    return out
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, leaf in flat.items():
+        *parents, last = name.split("/")
+        node = out
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = leaf
+    return out
+
+
 __all__ = [
     "CACHE_ENV",
     "cache_root",
     "cached_dataset",
+    "cached_params",
     "code_digest",
     "dataset_key",
-    "enable_compilation_cache",
     "file_digest",
     "platform_tag",
     "read_dataset",
+    "source_digest",
     "write_dataset",
 ]

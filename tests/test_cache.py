@@ -1,13 +1,10 @@
-"""The start-up caches (``eosdsl.cache``): where they live, that a dataset entry is keyed by
-content and served only when intact, and that JAX's compilation cache is switched on (or off)."""
+"""The dataset cache (``eosdsl.cache``): where the caches live, and that a dataset entry is keyed by
+content and served only when intact. Compiled programs and initial parameters: test_compiled_cache.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -215,32 +212,3 @@ def test_generated_data_is_not_cached(cache_dir: Path) -> None:
     text = text.replace("    - {take_first: {n_train: 40, n_test: 20}}\n    - scale\n", "")
     supervised.load_data(load("g.yaml", text=text).spec.problem)
     assert not (cache_dir / "datasets").exists()
-
-
-# --------------------------------------------------------------------------------- compilation cache
-
-
-def _jax_cache_dir(env: dict[str, str]) -> str:
-    code = (
-        "from eosdsl.engine.execute import enable_x64; enable_x64(); import jax, json; "
-        "print(json.dumps([jax.config.jax_compilation_cache_dir, "
-        "jax.config.jax_persistent_cache_min_compile_time_secs]))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=True
-    )
-    return json.loads(done.stdout)
-
-
-@pytest.mark.slow
-def test_compilation_cache_is_configured(tmp_path: Path) -> None:
-    """Every entry point of the engine points JAX's persistent cache at ``<cache>/jax/<platform>``;
-    ``off`` leaves it unset; a directory the user gave JAX is kept."""
-    where, min_seconds = _jax_cache_dir({"EOSDSL_CACHE_DIR": str(tmp_path)})
-    assert Path(where).parent == tmp_path / "jax" and Path(where).is_dir()
-    assert min_seconds == cache.COMPILE_MIN_SECONDS
-    assert Path(where).name == cache.platform_tag()  # one directory per numerics platform
-    assert _jax_cache_dir({"EOSDSL_CACHE_DIR": "off"})[0] is None
-    mine = str(tmp_path / "mine")
-    env = {"EOSDSL_CACHE_DIR": str(tmp_path), "JAX_COMPILATION_CACHE_DIR": mine}
-    assert _jax_cache_dir(env)[0] == mine

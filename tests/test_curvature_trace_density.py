@@ -203,6 +203,7 @@ def test_gaussian_density_is_a_probability_density_around_the_nodes() -> None:
 
 # ----------------------------------------------------------------------------------- measures in the engine
 
+
 def toy_spec(measure: list[dict], steps: int = 30, chunk: int = 2000) -> dict:
     return {
         "name": "trace-density-test",
@@ -320,49 +321,17 @@ def test_packed_points_agree_with_lone_runs_and_seeds_draw_other_probes() -> Non
     assert seed0 != seed1  # the seed is traced and reaches the probes (the initial parameters differ too)
 
 
-class _MemoryCheckpoints:
-    """Keeps the state and outputs after chunk ``at`` in memory, then kills the run (an exception) there."""
-
-    def __init__(self, at: int) -> None:
-        self.at, self.saved = at, None
-
-    def position(self) -> int:
-        return 0 if self.saved is None else self.saved[1]
-
-    def restore(self, template):  # noqa: ANN001, ANN201
-        return self.saved
-
-    def due(self, position: int) -> bool:
-        return position == self.at
-
-    def after_chunk(self, state, position, output, ended, save=None) -> None:  # noqa: ANN001
-        if self.saved is None:
-            self.outputs = [*getattr(self, "outputs", []), output]
-            if position == self.at:
-                self.saved = (jax.device_get(state), position, list(self.outputs))
-                raise KeyboardInterrupt  # the process dies after its checkpoint
-
-
 @pytest.mark.slow
 def test_resumed_run_is_bit_identical() -> None:
-    from eosdsl.engine.execute import execute
+    from conftest import assert_resume_is_bitwise
+
     from eosdsl.spec.models import Spec
 
     measure = [
         {"kind": "hessian_trace", "probes": 20, "every": 3},
         {"kind": "spectral_density", "probes": 2, "lanczos_steps": 3, "every": 4},
     ]
-    spec = Spec.model_validate(toy_spec(measure, steps=40, chunk=10))
-    whole = execute(spec)
-    ckpt = _MemoryCheckpoints(at=20)
-    with pytest.raises(KeyboardInterrupt):
-        execute(spec, checkpoints=ckpt)
-    resumed = execute(spec, checkpoints=ckpt)
-    assert resumed.resumed_from == 20
-    assert whole.series.keys() == resumed.series.keys()
-    for name, (steps, values) in whole.series.items():
-        np.testing.assert_array_equal(resumed.series[name][0], steps)
-        assert resumed.series[name][1].tobytes() == values.tobytes(), name
+    assert_resume_is_bitwise(Spec.model_validate(toy_spec(measure, steps=40, chunk=10)), at=20)
 
 
 def test_spec_validation_of_the_new_measures() -> None:

@@ -229,7 +229,7 @@ def test_learning_rate_grid_compiles_the_step_program_once() -> None:
     of ``run_chunk`` grows by exactly one entry over the grid; (b) a ``jax.monitoring`` listener counts
     zero backend compilations for points 2..16; (c) each point's final (x, y) equals a numpy GD run with
     that point's lr (1e-12), so the 16 trajectories are distinct and the lr is traced, not baked in."""
-    assert hasattr(run_chunk, "_cache_size"), "this jax no longer exposes jit's _cache_size()"
+    assert hasattr(run_chunk.jitted, "_cache_size"), "this jax no longer exposes jit's _cache_size()"
     points = load("grid.yaml", text=GRID_YAML, multirun=["optimizer.lr=linspace(0.01, 0.0199, 16)"]).points
     assert len(points) == 16
     compiles: list[int] = []
@@ -239,7 +239,7 @@ def test_learning_rate_grid_compiles_the_step_program_once() -> None:
         if enabled[0] and event == "/jax/core/compile/backend_compile_duration":
             compiles[-1] += 1
 
-    before = run_chunk._cache_size()
+    before = run_chunk.jitted._cache_size()
     jax.monitoring.register_event_duration_secs_listener(listener)
     finals = []
     try:
@@ -251,7 +251,7 @@ def test_learning_rate_grid_compiles_the_step_program_once() -> None:
     finally:
         enabled[0] = False
         jax.monitoring.unregister_event_duration_listener(listener)
-    assert run_chunk._cache_size() - before == 1
+    assert run_chunk.jitted._cache_size() - before == 1
     assert compiles[0] >= 1 and compiles[1:] == [0] * 15, compiles
     lrs = np.linspace(0.01, 0.0199, 16)
     np.testing.assert_allclose(finals, [_grid_gd(lr) for lr in lrs], rtol=1e-12)

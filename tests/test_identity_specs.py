@@ -454,7 +454,10 @@ LITERALS["pipeline"] = set(STEPS)  # a pipeline step given by name must name a s
 # Replacements for empty containers, by field name (each is a valid non-empty value).
 EMPTY_REPLACEMENTS: dict[str, list[Any]] = {
     "stop": [[{"step": {"at": 1}}]],
-    "events": [[{"when": {"step": {"at": 1}}, "do": {"stop": True}}]],
+    "events": [
+        [{"when": {"step": {"at": 1}}, "do": {"stop": True}}],
+        [{"when": {"step": {"at": 1}}, "do": {"freeze_schedule": True}}],  # where stops are refused
+    ],
     "checks": [[{"kind": "final", "of": "loss", "below": 1.0}]],
     "constants": [{"c0": 1.0}],
     "coefficients": [{"c0": 1.0}],
@@ -549,9 +552,16 @@ def _perturbations(spec: m.Spec) -> Iterator[tuple[LeafPath, Any, m.Spec | None]
 TRIGGER_FIELDS = frozenset({"sharpness", "loss", "accuracy", "step", "expr"})
 
 
-def _skip_reason(path: LeafPath, value: Any) -> str | None:
+def _reads_sharpness(spec: m.Spec) -> bool:
+    return isinstance(spec.optimizer.lr, m.Measured) and "sharpness" in spec.optimizer.lr.value
+
+
+def _skip_reason(path: LeafPath, value: Any, spec: m.Spec) -> str | None:
     """Why a leaf may have no other valid value (None: it should have one)."""
     field = path[-1]
+    sharpness_start = path[0] == "measure" and field == "start" and spec.measure[path[1]].kind == "sharpness"
+    if _reads_sharpness(spec) and (path == ("train", "stop") or field == "densify" or sharpness_start):
+        return "a rate that reads the sharpness refuses stop rules, a late sharpness start and densify"
     trigger = len(path) >= 2 and (path[-2] == "when" or path[:2] == ("train", "stop"))
     if trigger and field in TRIGGER_FIELDS and value is None:
         return "a trigger holds exactly one of sharpness/loss/step/expr"
@@ -573,10 +583,18 @@ def _skip_reason(path: LeafPath, value: Any) -> str | None:
         return "checks or expressions refer to this series by name"
     if field in ("kind", "source"):
         return "no other kind takes this model's fields, or other parts of the spec refer to it"
+    if path[0] == "start" and field in ("stage", "at"):
+        return "`start` names the spec's one stage; `final` is the one state a run starts from"
     if path[0] == "checks":
         return "a check (a judgement, not identity) whose expression admits no blind substitute"
     if path[0] == "measure" and field == "every" and value == 1:
         return "a claim across steps needs this series at every step"
+    if path[0] == "measure" and field == "params" and value is True:
+        return "a check reads the series this flag stores (a flow_projection's theta_star.params)"
+    if path[0] == "measure" and ((field == "min" and value is True) or path[-2] == "blocks"):
+        return "a check reads the series this stores (gram_sharpness's gram_min, gram_block.<group>)"
+    if path[:2] == ("sweep", "checks") and field == "min_fraction" and value == 1:
+        return "a fraction of grid points is at most 1"
     if path[:2] == ("sweep", "checks") and field in ("relative_to", "above", "below") and value is None:
         return "a sweep claim's relative_to needs a case; a first claim takes one of below/above"
     return None
@@ -590,7 +608,7 @@ def _walk(spec: m.Spec) -> tuple[list[LeafPath], list[LeafPath], int]:
     wrong, unexpected_skips, changed = [], [], 0
     for path, value, perturbed in _perturbations(spec):
         if perturbed is None:
-            if _skip_reason(path, value) is None:
+            if _skip_reason(path, value, spec) is None:
                 unexpected_skips.append(path)
             continue
         changed += 1

@@ -20,6 +20,7 @@ from eosdsl.engine.program import Structure, run_pack_chunk
 from eosdsl.orchestration import plan_points, run_points
 from eosdsl.registry import Registry
 from eosdsl.spec.load import load
+from eosdsl.spec.models import Spec
 
 pytestmark = pytest.mark.slow  # runs the engine / compiles JAX programs: seconds per test
 
@@ -364,3 +365,21 @@ def test_held_claims_are_refreshed_while_a_pack_waits(tmp_path: Path) -> None:
         time.sleep(0.3)
     assert time.time() - claim.path.stat().st_mtime < 5
     claim.release()
+
+
+def test_structure_key_sees_measure_windows_but_not_a_runs_start() -> None:
+    """The fields left out of the structure key are matched by name at any depth, so none of them may be
+    a name the program reads: a measure's ``start`` window decides the program (two windows, two keys),
+    while the top-level ``start`` of a chained run (eosdsl.spec.stages) is in its parameters and
+    constants, so chained points share one program."""
+    base = {
+        "name": "k",
+        "problem": {"kind": "relu_scalar"},
+        "optimizer": {"kind": "gd", "lr": 0.02},
+        "train": {"steps": 10},
+        "measure": [{"kind": "loss"}, {"kind": "sharpness", "start": 0}],
+    }
+    late = {**base, "measure": [{"kind": "loss"}, {"kind": "sharpness", "start": 5}]}
+    assert Structure.of(Spec.model_validate(base)).key != Structure.of(Spec.model_validate(late)).key
+    chained = {**base, "start": {"stage": "pre", "run": "ab" * 32}, "stages": {"pre": {"train.steps": 3}}}
+    assert Structure.of(Spec.model_validate(chained)).key == Structure.of(Spec.model_validate(base)).key

@@ -44,8 +44,6 @@ def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """Three 40-step ReLU-scalar runs: GD at η = 0.0201 and 0.0199 (η a constant), and one that stops at
@@ -160,6 +158,29 @@ def test_log_axes(runs) -> None:
         assert min(ax.get_xlim()) > 0 and all(min(line.get_xdata()) >= 1 for line in lines_of(ax))
     finally:
         plt.close(fig)
+
+
+def test_against_draws_a_phase_portrait_at_common_steps(runs) -> None:
+    """``--against``: the sharpness (every step) against the MSS (every 10 steps) is drawn at the steps
+    both recorded, x the MSS values; references are refused, events not drawn."""
+    root, ids = runs
+    entries = stored(root, ids["fast"], ids["halted"])
+    fig, _ = overlay_figure(entries, OverlayOptions(("sharpness",), against="mss"))
+    try:
+        (ax,) = fig.axes
+        assert ax.get_xlabel() == "mss"
+        for line, entry in zip(lines_of(ax), entries, strict=True):
+            steps, mss = entry.run.series("mss")
+            s_steps, sharp = entry.run.series("sharpness")
+            np.testing.assert_array_equal(line.get_xdata(), np.asarray(mss, float))
+            np.testing.assert_array_equal(line.get_ydata(), np.asarray(sharp, float)[np.isin(s_steps, steps)])
+        assert not [line for line in ax.get_lines() if str(line.get_gid()).startswith("event")]
+    finally:
+        plt.close(fig)
+    with pytest.raises(OverlayError, match="not with --against"):
+        overlay_figure(entries, OverlayOptions(("sharpness",), refs=("mss",), against="mss"))
+    with pytest.raises(OverlayError, match="unknown series nope"):
+        overlay_figure(entries, OverlayOptions(("sharpness",), against="nope"))
 
 
 def test_references_are_drawn_but_never_set_the_range(runs) -> None:

@@ -70,11 +70,13 @@ def _spec_for(run: Any, loaded: Any, spec_file: Path | None) -> Any:
     if loaded is None:
         return _stored_spec(run)
     from eosdsl.registry import spec_id
+    from eosdsl.spec.stages import as_stored
 
     wanted = run.info.get("spec_id")
     for point in loaded.points:
-        if spec_id(point.spec.model_dump(mode="json")) == wanted:
-            return point.spec
+        spec = as_stored(point.spec, run.spec)  # a point that starts from a stage run, as the run did
+        if spec_id(spec.model_dump(mode="json")) == wanted:
+            return spec
     fail(
         f"{spec_file}: none of its {len(loaded.points)} point(s) is the spec of run {run.short_id} "
         "(they differ in more than their checks)"

@@ -29,6 +29,7 @@ from eosdsl.cli.common import (
     print_check,
     print_checks,
     registry_app,
+    resolve_run,
 )
 
 if TYPE_CHECKING:
@@ -152,6 +153,7 @@ _SCHEDULE_TEXT = {
     "constant": ("value",),
     "linear_warmup": ("start", "end"),
     "cosine": ("peak", "end"),
+    "measured": ("value",),
 }
 
 
@@ -300,11 +302,20 @@ def _print_runs(index: Any, rows: Sequence[Mapping[str, Any]], empty: str) -> No
 @app.command(name="ls")
 def list_runs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N runs.")] = 20,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="Only the runs that start from this run (an id prefix)."),
+    ] = None,
     registry: RegistryOption = None,
 ) -> None:
     """List stored runs, newest first: id, name, status, key hyperparameters, checks."""
     reg, index = _open_index(registry)
-    _print_runs(index, index.runs(limit), f"no runs in {reg.root}")
+    if start is None:
+        _print_runs(index, index.runs(limit), f"no runs in {reg.root}")
+        return
+    upstream = resolve_run(start, registry)
+    rows = index.find(f'start.run = "{upstream.run_key}"', limit)  # a run key is hex: nothing to escape
+    _print_runs(index, rows, f"no stored run starts from {upstream.short_id}")
 
 
 MAX_QUERY_CHARS = 4000
@@ -399,6 +410,8 @@ SPEC_FIELDS = (
     "measure",
     "checks",
     "sweep",
+    "stages",
+    "start",
     "runtime",
 )
 """The top-level fields of ``eosdsl.spec.models.Spec`` in its order (a test keeps them equal): ``show``
@@ -490,9 +503,22 @@ def _read_run(run: Any) -> tuple[dict, dict, dict]:
     return parts
 
 
+def _print_start(spec: Mapping[str, Any]) -> None:
+    """The run this one starts from (``start``, eosdsl.spec.stages) and the values read from it."""
+    start, constants = spec.get("start"), spec.get("constants")
+    if not isinstance(start, dict) or not start.get("run"):
+        return
+    constants = constants if isinstance(constants, dict) else {}
+    line = f"  starts from: stage {start.get('stage')}, run {start['run']} ({start.get('at', 'final')} state)"
+    out.print(line, markup=False)
+    for name, source in (start.get("values") or {}).items():
+        out.print(f"    {name} = {_value(constants.get(name))}  ({source} of that run)", markup=False)
+
+
 def _show_run(run: Any) -> None:
     spec, env, info = _read_run(run)
     _print_status(run, info)
+    _print_start(spec)
     # eigensolver cap hits (a separate note, kept apart from the status lines)
     from eosdsl.cli.solver_note import solver_notes
 

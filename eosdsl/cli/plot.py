@@ -46,6 +46,14 @@ def plot(
         ),
     ] = None,
     x: Annotated[str | None, typer.Option("--x", help="Sweeps: the swept axis on x.")] = None,
+    x_as: Annotated[
+        str | None,
+        typer.Option(
+            "--x-as",
+            help="Sweep curves: place each run on x by LABEL=EXPR of its spec constants "
+            "(`η=eta0 * m**i` for a grid over i).",
+        ),
+    ] = None,
     by: Annotated[
         str | None, typer.Option("--by", help="Sweeps: one curve per value of this axis (or `case`).")
     ] = None,
@@ -61,6 +69,17 @@ def plot(
     logx: Annotated[
         bool, typer.Option("--logx", help="Log x-axis: steps of runs, a sweep's swept axis.")
     ] = False,
+    logy_of: Annotated[
+        list[str] | None,
+        typer.Option("--logy-of", help="Overlays: log y-axis on this series' panel only (repeat)."),
+    ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="Overlays: a series on the x-axis instead of the step (phase portraits: -s Y --against X).",
+        ),
+    ] = None,
     logz: Annotated[bool, typer.Option("--logz", help="Sweeps: log colour scale (--heatmap).")] = False,
     overlay: Annotated[
         bool,
@@ -80,15 +99,32 @@ def plot(
     names = [part.strip() for text in series or () for part in text.split(",") if part.strip()]
     if series and not names:
         fail("--series: no series named")
-    sweep_only = {"--value": value, "--x": x, "--by": by, "--y": y, "--heatmap": heatmap, "--logz": logz}
+    sweep_only = {
+        "--value": value,
+        "--x": x,
+        "--x-as": x_as,
+        "--by": by,
+        "--y": y,
+        "--heatmap": heatmap,
+        "--logz": logz,
+    }
     given = [name for name, v in sweep_only.items() if v]
     kind, item = found[0]
-    if len(found) > 1 or overlay or (kind == "run" and ref) or (kind == "sweep" and names):
+    overlaid = len(found) > 1 or overlay or logy_of or against or (kind == "run" and ref)
+    if overlaid or (kind == "sweep" and names):
         if given:
             fail(
-                f"{', '.join(given)}: for a sweep's phase diagram; an overlay takes -s, --ref, --logx, --logy"
+                f"{', '.join(given)}: for a sweep's phase diagram; "
+                "an overlay takes -s, --ref, --logx, --logy, --logy-of, --against"
             )
-        options = OverlayOptions(tuple(names or ("loss",)), tuple(ref or ()), logx, logy)
+        options = OverlayOptions(
+            tuple(names or ("loss",)),
+            tuple(ref or ()),
+            logx,
+            logy,
+            logy_of=tuple(logy_of or ()),
+            against=against,
+        )
         default = Path("plots") / "+".join(found_item.short_id[:8] for _, found_item in found)
         _plot_overlay(found, _file(out_path, default, options), options)
     elif kind == "run":
@@ -97,8 +133,17 @@ def plot(
         _plot_run(item, out_path or Path("plots") / item.short_id, names, logy, logx)
     else:
         options = SweepPlotOptions(
-            value[0] if value else "final.loss", x, by, y, heatmap, tuple(ref or ()), logx, logy, logz,
+            value[0] if value else "final.loss",
+            x,
+            by,
+            y,
+            heatmap,
+            tuple(ref or ()),
+            logx,
+            logy,
+            logz,
             also=tuple(value[1:]) if value else (),
+            x_as=x_as,
         )
         _plot_sweep(item, out_path or Path("plots") / item.short_id, options)
 

@@ -95,6 +95,7 @@ def run(
     if reuse not in ("exact", "compatible"):
         fail(f"--reuse must be 'exact' or 'compatible', got {reuse!r}")
     from eosdsl.data import DataFormatError, DatasetNotFoundError, UnsafePickleError
+    from eosdsl.orchestration.stages import StageError
     from eosdsl.spec.load import load
 
     try:
@@ -118,6 +119,8 @@ def run(
             )
     except (DatasetNotFoundError, DataFormatError, UnsafePickleError) as error:
         fail(f"{loaded.filename}: problem.data: {error}")
+    except StageError as error:
+        fail(f"{loaded.filename}: start: {error}")
     _report(outcomes, sweep_checks, sweep, reg)
 
 
@@ -148,16 +151,30 @@ def _run_points(loaded, reg, reuse: str, pack: int | None, fail_fast: bool, exec
 
 
 def _dry_run(loaded, reg, reuse: str, pack: int | None) -> None:
-    """Print every point with its run id, pack and whether it is stored (or has a checkpoint)."""
+    """Print every point with its run id, pack and whether it is stored (or has a checkpoint); a point
+    whose stage run is not stored yet has no id before that run (eosdsl.spec.stages)."""
+    from dataclasses import replace
+
     from rich.table import Table
 
-    from eosdsl.orchestration import plan_points
+    from eosdsl.orchestration import plan_points, start_from_stage
     from eosdsl.registry.claims import claim_is_live
 
-    plan = plan_points(loaded.points, reg, reuse, pack)  # type: ignore[arg-type]
+    done: dict = {}  # points sharing a stage look it up once
+    points = [
+        replace(p, spec=start_from_stage(p.spec, reg, loaded.spec.name, reuse, done=done, compute=False))  # type: ignore[arg-type]
+        for p in loaded.points
+    ]
+    waiting, ready = [], []
+    for point in points:
+        unresolved = point.spec.start is not None and point.spec.start.run is None
+        (waiting if unresolved else ready).append(point)
+    plan = plan_points(ready, reg, reuse, pack)  # type: ignore[arg-type]
     pack_of = {i: n for n, members in enumerate(plan.packs) for i in members}
     table = Table("point", "run id", "pack", "state", box=None)
-    for i, (job, point) in enumerate(zip(plan.jobs, loaded.points, strict=True)):
+    for point in waiting:
+        table.add_row(point.label or loaded.spec.name, "", "", f"after its stage '{point.spec.start.stage}'")
+    for i, (job, point) in enumerate(zip(plan.jobs, ready, strict=True)):
         if i in plan.reused:
             state = "stored" + (f" ({plan.reused[i].notice})" if plan.reused[i].notice else "")
         elif claim_is_live(reg.root, job.key):
@@ -173,6 +190,8 @@ def _dry_run(loaded, reg, reuse: str, pack: int | None) -> None:
         f"{len(plan.jobs)} points: {len(plan.reused)} stored, {todo} to run in {len(plan.packs)} packs",
         markup=False,
     )
+    if waiting:
+        out.print(f"{len(waiting)} points start from a stage run that is not stored yet", markup=False)
     for note in plan.notes:
         out.print(f"note: {note}", markup=False)
 

@@ -31,12 +31,17 @@ eigenvector v₁ ∈ ℝ^{n·k} is the direction paper 001 projects the residual
 Both linearize F once (``jax.linearize``) and transpose the linearization (``jax.linear_transpose``), so
 the forward pass is not recomputed per product; that keeps the residuals of one forward pass alive while
 the returned function is in use.
+
+Dense (small problems): ``gram_blocks`` builds M_g = (c/n) J_g J_gᵀ for every parameter group g (M = Σ_g M_g,
+paper 001 §3.2's M = M_A + M_W), and ``gram_spectrum`` eigen-decomposes M for the quantities of paper 001
+§3 that need all of it: λ_min(M) (Lemmas 3.3, 3.5), the residual's projections Dᵀv_i on its top
+eigenvectors (Lemma 3.2, Fig. 3(b)) and the blocks' top eigenvalues (Fig. 3(a)).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -103,3 +108,60 @@ def gram_output_matvec(
     """
     jvp, vjp, n, dim, _ = _linearized(apply, params, x)
     return (lambda u: (c / n) * jvp(vjp(u))), dim
+
+
+def gram_blocks(
+    apply: Callable[[Params, Array], Array],
+    params: Params,
+    x: Array,
+    groups: Callable[[Params], dict[str, Params]],
+    c: float = 2.0,
+) -> dict[str, Array]:
+    """{g: M_g = (c/n) J_g J_gᵀ}, the Gram matrix of each parameter group (paper 001 §3.2), densely.
+
+    J_g = ∂F/∂θ_g is the Jacobian of the n·k flat outputs F = ravel(apply(params, x)) (example-major)
+    with respect to group g's parameters, ``groups(tree)`` the network's map from a parameter-shaped
+    tree to its groups (``ModelFns.groups``: every parameter in exactly one group). Since J = [J_g]_g,
+    M = (c/n) JJᵀ = Σ_g M_g exactly: for f = Aᵀh(W, x) paper 001 writes M = M_A + M_W. Each block is
+    (n·k, n·k) and positive semi-definite.
+
+    Dense: the Jacobian is built by n·k reverse-mode products (``jax.jacrev``) and held whole
+    (n·k × P floats), so this is for small problems (paper 001's two-layer linear net: n·k = 200,
+    P ≈ 2·10⁴); the matrix-free operators above scale further but give only top eigenpairs.
+    """
+    n = x.shape[0]
+    jac = jax.jacrev(lambda p: jnp.ravel(apply(p, x)))(params)  # leaves (n·k, *leaf.shape)
+
+    def block(tree: Params) -> Array:
+        rows = [leaf.reshape(leaf.shape[0], -1) for leaf in jax.tree.leaves(tree)]
+        return (c / n) * sum(j @ j.T for j in rows)
+
+    return {name: block(tree) for name, tree in groups(jac).items()}
+
+
+class GramSpectrum(NamedTuple):
+    """Dense spectral quantities of M = Σ_g M_g (:func:`gram_spectrum`)."""
+
+    values: Array  # (n·k,) every eigenvalue of M, descending (values[-1] = λ_min(M))
+    projections: Array  # (p,) Dᵀv_i for the top p unit eigenvectors v_i, oriented so that Yᵀv_i ≥ 0
+    block_tops: Array  # (G,) λ_max(M_g) of the blocks asked for, in their order
+
+
+def gram_spectrum(
+    blocks: Sequence[Array], residual: Array, labels: Array, projections: int, tops: Sequence[Array] = ()
+) -> GramSpectrum:
+    """Eigen-decompose M = Σ ``blocks`` (dense ``eigh``) and project the residual on its top eigenvectors.
+
+    ``residual`` is D = F − Y and ``labels`` Y, flat over the outputs (n·k,). Paper 001 §3 splits
+    D = (Dᵀv₁)v₁ + R with R = (I − v₁v₁ᵀ)D, so L = ‖D‖²/n = (Dᵀv₁)²/n + ‖R‖²/n (Fig. 3(b)); Lemma 3.2
+    has |Dᵀv₁| grow geometrically while Λ > 2/η. An eigenvector's sign is arbitrary: each v_i is
+    oriented so that Yᵀv_i ≥ 0 (Y is fixed during a run, so the sign is stable while v_i moves
+    slowly, and the alternation of Dᵀv₁ across steps at the edge of stability stays visible).
+    ``tops``: matrices whose λ_max is wanted (the blocks M_A, M_W of Fig. 3(a)).
+    """
+    total = sum(blocks)
+    values, vectors = jnp.linalg.eigh(total)  # ascending
+    values, top = values[::-1], vectors[:, ::-1][:, :projections]  # (n·k,), (n·k, p)
+    orient = jnp.where(labels @ top < 0, -1.0, 1.0).astype(top.dtype)
+    block_tops = jnp.stack([jnp.linalg.eigvalsh(b)[-1] for b in tops]) if tops else jnp.zeros((0,))
+    return GramSpectrum(values, residual @ (top * orient), block_tops.astype(values.dtype))

@@ -2,5 +2,6 @@
 
 ``constrained``: the projected-gradient (PGD) trajectory θ† on the stable set, eq. (2);
 ``predicted``: deviation coordinates and the predicted dynamics (eqs. (3)-(6), App. C/F, Theorem 1);
-``flow``: the gradient-flow reference trajectory.
+``flow``: the gradient-flow reference trajectory, and its limit θ* (the projection onto the minimizers of
+paper 000 App. E.5).
 """

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 
-from eosdsl.cache import enable_compilation_cache
 from eosdsl.engine.program import (
     STATUS_NAMES,
     Layout,
@@ -89,11 +88,9 @@ def report_ended(progress: Progress | None, ends: Sequence[tuple[str, int]], tot
 
 
 def enable_x64() -> None:
-    """eosdsl runs with 64-bit types enabled; float32 specs use explicit float32 arrays. Also turns on
-    JAX's persistent compilation cache (``eosdsl.cache``; ``EOSDSL_CACHE_DIR=off`` keeps it off), which
-    must be set before the first compilation: every entry point calls this first."""
+    """eosdsl runs with 64-bit types enabled; float32 specs use explicit float32 arrays. Every entry
+    point calls this first."""
     jax.config.update("jax_enable_x64", True)
-    enable_compilation_cache()
 
 
 @dataclass

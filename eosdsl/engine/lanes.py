@@ -57,5 +57,20 @@ class Lanes:
         return lax.cond(self.any(pred), both, false_fn, *operands)
 
 
+    def when(self, pred: jax.Array, fn: Callable[..., Any], *operands: Any, fill: float = jnp.nan) -> Any:
+        """``fn(*operands)`` where ``pred`` holds, else the same pytree filled with ``fill`` (NaN: "not
+        measured at this step"; integer leaves get 0) — a measurement computed only at its due steps."""
+        template = jax.eval_shape(fn, *operands)
+
+        def blank(*_: Any) -> Any:
+            def leaf(s: Any) -> jax.Array:
+                value = fill if jnp.issubdtype(s.dtype, jnp.inexact) else 0
+                return jnp.full(s.shape, value, s.dtype)
+
+            return jax.tree.map(leaf, template)
+
+        return self.cond(pred, fn, blank, *operands)
+
+
 ALONE = Lanes()
 """The lanes of a program that is not packed: every conditional is a plain ``lax.cond``."""

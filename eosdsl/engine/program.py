@@ -6,8 +6,9 @@ differ only in numbers — every point of a learning-rate grid — share one com
 
 One step at state (t, w_t), in this order:
 
-1. loss and gradient at w_t; the schedule's GD-equivalent rate η_t, the applied rate and the MSS of
-   the active optimizer;
+1. loss and gradient at w_t; the sharpness, if a trigger or a ``measured`` rate reads it (a measured
+   rate reads the latest solve: this step's if S is solved at step t, else the last one before); the
+   schedule's GD-equivalent rate η_t, the applied rate and the MSS of the active optimizer;
 2. divergence test (non-finite loss or parameters);
 3. events and stop rules, each firing at most once (a switch takes effect for this step's update);
 4. measurements of w_t, every ``every`` steps and always at the last step;
@@ -27,11 +28,12 @@ import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from eosdsl.engine.compiled import cached_entry
 from eosdsl.engine.lanes import ALONE, PACK_AXIS, Lanes
 from eosdsl.engine.step_curvature import Curvature
 from eosdsl.engine.traced import float_leaves, replace_floats, structure_key
-from eosdsl.optim.optimizers import StepInputs, build_rule
-from eosdsl.optim.schedules import build_schedule
+from eosdsl.optim.optimizers import Eigenpairs, StepInputs, build_rule
+from eosdsl.optim.schedules import build_rate
 from eosdsl.problems.build import problem_fns
 from eosdsl.spec import models as m
 from eosdsl.spec.recorded import recorded_series
@@ -41,7 +43,17 @@ RUNNING, COMPLETED, STOPPED, DIVERGED = 0, 1, 2, 3
 STATUS_NAMES = {RUNNING: "running", COMPLETED: "completed", STOPPED: "stopped", DIVERGED: "diverged"}
 
 NOT_IN_PROGRAM = frozenset({"name", "description", "tags", "checks", "sweep", "runtime", "data_seed", "seed"})
-"""Spec fields that do not enter the structure key: never read by the program, or (``seed``) traced."""
+"""Spec fields that do not enter the structure key, at any depth: never read by the program, or
+(``seed``) traced. Only names no field the program reads carries (a measure's ``start`` window does)."""
+
+
+def in_program(spec: m.Spec) -> m.Spec:
+    """``spec`` as the program sees it: without the top-level ``stages`` and ``start`` (a run's start is
+    in its initial parameters and its constants), so the points that start from different stage runs
+    share one program."""
+    if not spec.stages and spec.start is None:
+        return spec
+    return spec.model_copy(update={"stages": {}, "start": None})
 
 
 class State(NamedTuple):
@@ -73,6 +85,7 @@ class Structure:
 
     @classmethod
     def of(cls, spec: m.Spec) -> Structure:
+        spec = in_program(spec)
         return cls(structure_key(spec, NOT_IN_PROGRAM.__contains__), spec)
 
 
@@ -90,7 +103,7 @@ class Hyper(NamedTuple):
 def hyperparameters(spec: m.Spec) -> Hyper:
     """The traced inputs of ``spec``: its float leaves the program reads, as arrays of its dtype, and seed."""
     dtype = dtype_of(spec)
-    floats = [np.asarray(x, dtype) for x in float_leaves(spec, NOT_IN_PROGRAM.__contains__)]
+    floats = [np.asarray(x, dtype) for x in float_leaves(in_program(spec), NOT_IN_PROGRAM.__contains__)]
     return Hyper(floats, np.asarray(spec.seed, np.int64))
 
 
@@ -149,7 +162,15 @@ class Program:
         self.fns = problem_fns(spec.problem, self.scope, layout.network)
         optimizers = optimizers_of(spec)
         self.rules = [build_rule(o, self.scope) for o in optimizers]
-        self.schedules = [build_schedule(o.lr, self.scope) for o in optimizers]
+        self.schedules = [build_rate(o.lr, self.scope) for o in optimizers]
+        # η_u of each rule with ``directional`` (paper 004 Fig. 10), None for the others
+        self.directional_rates = [
+            build_rate(o.directional.lr, self.scope) if getattr(o, "directional", None) else None
+            for o in optimizers
+        ]
+        self.rate_reads_sharpness = any(
+            isinstance(o.lr, m.Measured) and "sharpness" in parse(o.lr.value).names for o in optimizers
+        )
         self.triggers = triggers_of(spec)
         self.param_names = list(layout.param_names)
         self.cadence = series_of(spec, layout)
@@ -194,9 +215,11 @@ class Program:
 
     # ----------------------------------------------------------------------------------------- step
 
-    def _rates(self, clock: jnp.ndarray, active: jnp.ndarray) -> tuple[jnp.ndarray, ...]:
-        """(GD-equivalent η, applied η, MSS) of the active optimizer."""
-        lrs = [s(clock) for s in self.schedules]
+    def _rates(
+        self, clock: jnp.ndarray, active: jnp.ndarray, latest: dict[str, jnp.ndarray]
+    ) -> tuple[jnp.ndarray, ...]:
+        """(GD-equivalent η, applied η, MSS) of the active optimizer; ``latest``: what measured rates read."""
+        lrs = [s(clock, latest) for s in self.schedules]
         applied = [r.applied_lr(lr) for r, lr in zip(self.rules, lrs, strict=True)]
         mss = [r.mss(a) for r, a in zip(self.rules, applied, strict=True)]
         return tuple(jnp.stack(x)[active] for x in (lrs, applied, mss))
@@ -248,9 +271,13 @@ class Program:
             grad, hvp = unravel(flat_grad), (lambda v: tangent(v)[1])
         else:
             (loss, grad), hvp = jax.value_and_grad(loss_of)(state.params), None
-        lr, lr_app, mss = self._rates(state.clock, state.active)
-
         nan = jnp.array(jnp.nan, dtype)
+        grad_norm = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grad)))
+        # What a `measured` rate reads; S is the carried last solve until this step's solve replaces it.
+        last_sharpness = state.curvature.get("last_sharpness", nan)
+        latest = {"loss": loss, "grad_norm": grad_norm, "sharpness": last_sharpness}
+        lr, lr_app, mss = self._rates(state.clock, state.active, latest)
+
         diverged = ~(jnp.isfinite(loss) & _tree_finite(state.params))
 
         optimizer_state = None
@@ -271,10 +298,15 @@ class Program:
                 hvp,
                 optimizer_state,
                 lanes,
+                self._gram_dense(data),
             )
 
-        if self.sharp_triggers:  # events need S(w_t) at every step; measurements reuse the solve
-            curv_values, curv_valid, curv_state, sharp = curvature(diverged | (t >= spec.train.steps))
+        if self.sharp_triggers or self.rate_reads_sharpness:  # events need S(w_t) at every step, a
+            # measured rate the latest S (solved here when due); measurements reuse the solve
+            curv_values, curv_valid, curv_state, sharp, eig = curvature(diverged | (t >= spec.train.steps))
+            if self.rate_reads_sharpness:
+                latest["sharpness"] = curv_state["last_sharpness"]
+                lr, lr_app, mss = self._rates(state.clock, state.active, latest)
         else:
             sharp = nan
         if self.accuracy_triggers:
@@ -308,7 +340,7 @@ class Program:
                 active = jnp.where(fire, self.switch_index[i], active)
             if action is not None and action.freeze_schedule:
                 frozen = frozen | fire
-        lr, lr_app, mss = self._rates(state.clock, active)
+        lr, lr_app, mss = self._rates(state.clock, active, latest)
 
         ended = diverged | stop | (t >= spec.train.steps)
         status = jnp.where(diverged, DIVERGED, jnp.where(stop, STOPPED, jnp.where(ended, COMPLETED, RUNNING)))
@@ -316,15 +348,15 @@ class Program:
         if self.sharp_triggers:  # S was solved at this step whatever its cadence: record it at the end
             solved = set(self.curvature.sharp.series()) if self.curvature.sharp else set()
             curv_valid = {name: ok | (ended & (name in solved)) for name, ok in curv_valid.items()}
-        else:
-            curv_values, curv_valid, curv_state, _ = curvature(ended)
+        elif not self.rate_reads_sharpness:  # (measured above; validation refuses its stop rules)
+            curv_values, curv_valid, curv_state, _, eig = curvature(ended)
 
         values: dict[str, Any] = {
             "loss": loss,
             "lr": lr,
             "lr_applied": lr_app,
             "mss": mss,
-            "grad_norm": jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grad))),
+            "grad_norm": grad_norm,
         }
         if "test_loss" in self.cadence:
             values["test_loss"] = self.fns.test_loss(state.params, data) if self.fns.test_loss else nan
@@ -343,7 +375,8 @@ class Program:
         # The update, skipped (selected away) if the run ended at this step.
         grad_fn = jax.grad(loss_of)
         branches = [self._branch(k, grad_fn) for k in range(len(self.rules))]
-        operands = (state.params, grad, state.d, lr_app, state.lr_prev)
+        eig_in, lr_dir = self._directional(eig, curv_state, latest, state.clock, active)
+        operands = (state.params, grad, state.d, lr_app, state.lr_prev, eig_in, lr_dir)
         d_new, extras_new = lax.switch(active, branches, operands, state.extras)
         params_new = jax.tree.map(lambda w, dw: w + dw, state.params, d_new)
         keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(ended, a, b), old, new)  # noqa: E731
@@ -366,10 +399,32 @@ class Program:
         )
         return new_state, out
 
+    def _directional(
+        self, eig: Eigenpairs | None, curv: dict, latest: dict, clock: jnp.ndarray, active: jnp.ndarray
+    ) -> tuple[Eigenpairs | None, jnp.ndarray]:
+        """What rules with ``directional`` read: this step's eigenpairs and the active rule's η_u (0 for
+        rules without), its ``measured`` form reading the sharpness solved at this step."""
+        zero = jnp.zeros((), self.dtype)
+        if not any(self.directional_rates):
+            return None, zero
+        if eig is None:  # validation requires a sharpness measure (spec.semantic)
+            raise ValueError("optimizer.directional needs the spec's sharpness measure")
+        seen = {**latest, "sharpness": curv.get("last_sharpness", latest["sharpness"])}
+        rates = [
+            zero if rate is None else jnp.asarray(rate(clock, seen), self.dtype)
+            for rate in self.directional_rates
+        ]
+        return eig, jnp.stack(rates)[active]
+
     def _gauss_newton(self, data: Any) -> Any:
         """params ↦ the Gauss–Newton operator v ↦ Jᵀ(g·Jv) of the problem (MSE networks), or None."""
         gauss_newton = self.fns.gauss_newton
         return None if gauss_newton is None else (lambda p: gauss_newton(p, data))
+
+    def _gram_dense(self, data: Any) -> Any:
+        """params ↦ the problem's Gram blocks, residual and labels (MSE networks), or None."""
+        gram_dense = self.fns.gram_dense
+        return None if gram_dense is None else (lambda p: gram_dense(p, data))
 
     def _measure(
         self, kind: str, due: jnp.ndarray, params: Any, data: Any, lanes: Lanes
@@ -380,17 +435,16 @@ class Program:
         def fn(p: Any, d: Any) -> dict[str, jnp.ndarray]:  # every series in the run's dtype
             return jax.tree.map(lambda x: jnp.asarray(x, self.dtype), measure(p, d))
 
-        blank = jax.eval_shape(fn, params, data)
-        skip = lambda p: jax.tree.map(lambda x: jnp.full(x.shape, jnp.nan, self.dtype), blank)  # noqa: E731
-        return lanes.cond(due, lambda p: fn(p, data), skip, params)
+        return lanes.when(due, lambda p: fn(p, data), params)
 
     def _branch(self, k: int, grad_fn: Any) -> Any:
         """Branch ``k`` of the optimizer switch: rule k's update, touching only its own extra state."""
         rule = self.rules[k]
 
         def branch(operands: tuple, extras: tuple) -> tuple[Any, tuple]:
-            params, grad, d, lr, lr_prev = operands
-            d_new, own = rule.update(StepInputs(params, grad, grad_fn, d, lr, lr_prev), extras[k])
+            params, grad, d, lr, lr_prev, eig, lr_dir = operands
+            inputs = StepInputs(params, grad, grad_fn, d, lr, lr_prev, eig, lr_dir)
+            d_new, own = rule.update(inputs, extras[k])
             return d_new, extras[:k] + (own,) + extras[k + 1 :]
 
         return branch
@@ -404,13 +458,13 @@ def _program(structure: Structure, hparams: Hyper, layout: Layout, axis: str | N
     return Program(spec, layout, hparams.seed, axis)
 
 
-@jax.jit(static_argnums=(0, 2))
+@cached_entry(static_argnums=(0, 2))
 def init_state(structure: Structure, hparams: Hyper, layout: Layout, params: Any) -> State:
     """The initial state of a run (jitted; one compilation per structure)."""
     return _program(structure, hparams, layout).init(params)
 
 
-@jax.jit(static_argnums=(0, 2, 3))
+@cached_entry(static_argnums=(0, 2, 3))
 def run_chunk(
     structure: Structure,
     hparams: Hyper,
@@ -428,7 +482,7 @@ def run_chunk(
 # leading axis, run as one ``vmap`` over that axis (named PACK_AXIS; see engine.lanes).
 
 
-@jax.jit(static_argnums=(0, 2))
+@cached_entry(static_argnums=(0, 2))
 def init_pack(structure: Structure, hparams: Hyper, layout: Layout, params: Any) -> State:
     """The stacked initial states of a pack (``hparams`` and ``params`` stacked along axis 0)."""
     return jax.vmap(lambda h, p: _program(structure, h, layout, PACK_AXIS).init(p), axis_name=PACK_AXIS)(
@@ -436,7 +490,7 @@ def init_pack(structure: Structure, hparams: Hyper, layout: Layout, params: Any)
     )
 
 
-@jax.jit(static_argnums=(0, 2, 3, 6))
+@cached_entry(static_argnums=(0, 2, 3, 6))
 def run_pack_chunk(
     structure: Structure,
     hparams: Hyper,

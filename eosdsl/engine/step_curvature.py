@@ -9,7 +9,10 @@ the spec's ``sharpness`` measure, from Hessian-vector products (forward-over-rev
 * ``rotation`` — the eigenvectors against a baseline (paper 004 App. D), from a ring of the last T
   blocks carried in the scan state (baseline ``period``), or one stored block (``start``, ``step``);
 * ``sharpness_gradient`` — ∇S = ∇³L[u, u] at u = v₁ (paper 003 Lemma 2) and α = −∇L·∇S;
-* ``gram_sharpness`` — a second solve, on the Gauss–Newton operator v ↦ Jᵀ(g·Jv);
+* ``gram_sharpness`` — a second solve, on the Gauss–Newton operator v ↦ Jᵀ(g·Jv), and where asked the
+  dense Gram matrix's λ_min, residual projections and per-group blocks (paper 001 §3);
+* ``flow_projection`` — gradient flow from w_t to its limit θ* on the minimizers (paper 000 App. E.5),
+  characterized by one more solve at θ* (:mod:`eosdsl.engine.step_projection`);
 * ``hessian_trace`` and ``spectral_density`` — Hutchinson's trace estimate and the stochastic Lanczos
   quadrature of the spectral density (``eosdsl.curvature.trace_density``), each from its own Rademacher
   probes, drawn from the spec's seed and the step (no state: a resumed or packed run draws the same).
@@ -30,6 +33,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from eosdsl.curvature import rotation as rot
+from eosdsl.curvature.gram import gram_spectrum
 from eosdsl.curvature.hvp import hvp_fn
 from eosdsl.curvature.preconditioned import (
     adam_preconditioner,
@@ -43,8 +47,10 @@ from eosdsl.curvature.third_order import sharpness_gradient
 from eosdsl.curvature.trace_density import hutchinson_trace, slq_density
 from eosdsl.engine.lanes import ALONE, Lanes
 from eosdsl.engine.step_companions import SelfStabilization
+from eosdsl.engine.step_projection import FlowProjection
+from eosdsl.optim.optimizers import Eigenpairs
 from eosdsl.spec import models as m
-from eosdsl.spec.measures import HessianTraceMeasure, SpectralDensityMeasure
+from eosdsl.spec.measures import FlowProjectionMeasure, HessianTraceMeasure, SpectralDensityMeasure
 from eosdsl.spec.scope import Scope
 
 Aux = dict[str, Any]
@@ -85,6 +91,8 @@ class Curvature:
         self.ss = SelfStabilization(ss, self.solver, scope, seed) if ss else None
         self.trace: HessianTraceMeasure | None = _single(spec, HessianTraceMeasure)
         self.density: SpectralDensityMeasure | None = _single(spec, SpectralDensityMeasure)
+        projection = _single(spec, FlowProjectionMeasure)
+        self.projection = FlowProjection(projection, self.solver, scope) if projection else None
         self.needs_sharpness = needs_sharpness  # a trigger reads S at every step
         self.active = bool(
             self.sharp
@@ -96,6 +104,7 @@ class Curvature:
             or self.ss
             or self.trace
             or self.density
+            or self.projection
             or needs_sharpness
         )
         every_step = self.sharp is not None and (self.sharp.every, self.sharp.start, self.sharp.stop) == (
@@ -151,8 +160,8 @@ class Curvature:
 
     def _key(self, salt: int, t: jnp.ndarray) -> jnp.ndarray:
         """The PRNG key of a randomized computation at step ``t``: from the seed, the computation's salt
-        (0 sharpness, 1 gram, 2 preconditioned, 3 self-stabilization, 4 slices, 5 trace, 6 density) and
-        the step, so lone, packed and resumed runs draw the same numbers."""
+        (0 sharpness, 1 gram, 2 preconditioned, 3 self-stabilization, 4 slices, 5 trace, 6 density,
+        7 flow projection) and the step, so lone, packed and resumed runs draw the same numbers."""
         return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), salt), t)
 
     def _solve(
@@ -190,16 +199,20 @@ class Curvature:
         hvp: Any = None,
         optimizer_state: Any = None,
         lanes: Lanes = ALONE,
-    ) -> tuple[dict[str, Any], dict[str, Any], Aux, jnp.ndarray]:
-        """(values, validity, new aux, S for triggers) at step ``t``; ``loss`` is params ↦ L.
+        gram_dense: Any = None,
+    ) -> tuple[dict[str, Any], dict[str, Any], Aux, jnp.ndarray, Eigenpairs | None]:
+        """(values, validity, new aux, S for triggers, this step's top eigenpairs or None) at step ``t``;
+        ``loss`` is params ↦ L.
 
         ``hvp``: the Hessian-vector product at ``params`` when the caller already linearized ∇L there
         (only with :attr:`always`); otherwise each solve linearizes on its own, inside its ``lax.cond``.
         ``optimizer_state``: the main (adaptive) optimizer's state after this step's update, for
         ``preconditioned_sharpness``. ``lanes``: how conditionals run (alone, or across a pack).
+        ``gram_dense``: params ↦ the problem's Gram blocks, residual and labels (``gram_sharpness``'s
+        dense quantities).
         """
         if not self.active:
-            return {}, {}, aux, jnp.array(jnp.nan, self.dtype)
+            return {}, {}, aux, jnp.array(jnp.nan, self.dtype), None
         flat, _ = ravel_pytree(params)
         dim = flat.size
         nan = jnp.array(jnp.nan, self.dtype)
@@ -228,9 +241,7 @@ class Curvature:
                 need = jnp.array(True)
                 out = self._solve(solver, hvp, dim, aux["eig"], t, 0, lanes)
             else:
-                template = jax.eval_shape(solve, params)
-                blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
-                out = lanes.cond(need, solve, blank, params)
+                out = lanes.when(need, solve, params, fill=0.0)
             res = out.result
             theta = jnp.where(need, res.values, nan)
             resid = jnp.where(need, res.residuals, nan)
@@ -253,8 +264,9 @@ class Curvature:
                     values["eigvecs"] = res.vectors
                 valid.update({name: sharp_due for name in self.sharp.series()})
             vectors, u = res.vectors, res.vectors[0]
+            eig = Eigenpairs(theta, vectors, need)
         else:
-            sharp = nan
+            sharp, eig = nan, None
 
         if self.rotation:
             values_r, new["rotation"], ok = self._rotation(aux["rotation"], vectors, rot_open, t)
@@ -295,13 +307,15 @@ class Curvature:
             def gram_solve(p: Any) -> Any:
                 return self._solve(self.gram, gauss_newton(p), dim, aux["gram"], t, 1, lanes)
 
-            template = jax.eval_shape(gram_solve, params)
-            blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
-            out = lanes.cond(gram_due, gram_solve, blank, params)
+            out = lanes.when(gram_due, gram_solve, params, fill=0.0)
             new["gram"] = _advance(aux["gram"], out.block, gram_due)
             values.update(
                 {"gram_sharpness": out.result.values[0], "gram_sharpness.residual": out.result.residuals[0]}
             )
+            if self.gram.k > 1:
+                values.update({"gram_eigs": out.result.values, "gram_eigs.residual": out.result.residuals})
+            if self.gram.dense:
+                values.update(self._gram_dense(gram_dense, params, gram_due, lanes))
             valid.update({name: gram_due for name in self.gram.series()})
 
         if self.slice:
@@ -316,9 +330,7 @@ class Curvature:
                 matvec = preconditioned_matvec(hvp_fn(loss, p), p_flat)
                 return self._solve(self.precond, matvec, dim, aux["precond"], t, 2, lanes)
 
-            template = jax.eval_shape(pre_solve, params)
-            blank = lambda p: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), template)  # noqa: E731
-            out = lanes.cond(pre_due, pre_solve, blank, params)
+            out = lanes.when(pre_due, pre_solve, params, fill=0.0)
             new["precond"] = _advance(aux["precond"], out.block, pre_due)
             b1 = self.scope(self.optimizer.b1) if isinstance(self.optimizer, m.Adam) else 0.0
             values.update(
@@ -330,6 +342,11 @@ class Curvature:
             )
             valid.update({name: pre_due for name in self.precond.series()})
 
+        if self.projection:  # θ*_t: gradient flow from θ_t to the minimizers (paper 000 App. E.5)
+            proj_due = self._due(self.projection.measure, t, ended, lr, aux)
+            values.update(self.projection.values(loss, params, proj_due, self._key(7, t), lanes))
+            valid.update({name: proj_due for name in self.projection.measure.series()})
+
         if self.trace or self.density:
             values_h, valid_h = self._stochastic(loss, params, dim, hvp, t, ended, lr, aux, lanes)
             values.update(values_h)
@@ -339,7 +356,40 @@ class Curvature:
             k: (v.astype(self.dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v)
             for k, v in values.items()
         }
-        return values, valid, new, sharp
+        return values, valid, new, sharp, eig
+
+    def _gram_dense(self, gram_dense: Any, params: Any, due: jnp.ndarray, lanes: Lanes) -> Aux:
+        """``gram_min``, ``gram_projections`` and ``gram_block.<g>`` from the dense Gram matrix M = Σ_g M_g
+        (``eosdsl.curvature.gram.gram_spectrum``), computed only where due (NaN elsewhere)."""
+        g = self.gram
+        if gram_dense is None:
+            raise ValueError("gram_sharpness's min, projections and blocks need a network with an MSE loss")
+
+        def compute(p: Any) -> Aux:
+            parts = gram_dense(p)
+            blocks, outputs = parts["blocks"], parts["residual"].shape[0]
+            if g.projections > outputs:
+                many = g.projections
+                raise ValueError(f"gram_sharpness.projections ({many}) exceeds the n·k = {outputs} outputs")
+            unknown = [name for name in g.blocks if name not in blocks]
+            if unknown:
+                known = list(blocks)
+                raise ValueError(f"gram_sharpness.blocks: no parameter group {unknown} (groups: {known})")
+            spec = gram_spectrum(
+                list(blocks.values()),
+                parts["residual"],
+                parts["labels"],
+                g.projections,
+                [blocks[name] for name in g.blocks],
+            )
+            out: Aux = {f"gram_block.{name}": spec.block_tops[i] for i, name in enumerate(g.blocks)}
+            if g.min:
+                out["gram_min"] = spec.values[-1]
+            if g.projections:
+                out["gram_projections"] = spec.projections
+            return out
+
+        return lanes.when(due, compute, params)
 
     def _slice(
         self, loss: Any, params: Any, grad: Any, u: Any, due: jnp.ndarray, t: jnp.ndarray, lanes: Lanes
@@ -365,9 +415,7 @@ class Curvature:
                 out["slice.sharpness"] = sharpness_slice(top, p, direction, offsets)
             return out
 
-        template = jax.eval_shape(compute, params)
-        blank = lambda p: jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), template)  # noqa: E731
-        return lanes.cond(due, compute, blank, params)
+        return lanes.when(due, compute, params)
 
     def _stochastic(
         self,
@@ -391,13 +439,6 @@ class Curvature:
         def operator(p: Any) -> Any:
             return hvp if hvp is not None else hvp_fn(loss, p)
 
-        def nan_like(template: Any) -> Any:
-            def blank(s: Any) -> jnp.ndarray:
-                fill = jnp.nan if jnp.issubdtype(s.dtype, jnp.floating) else 0
-                return jnp.full(s.shape, fill, s.dtype)
-
-            return lambda p: jax.tree.map(blank, template)
-
         if self.trace:
             tr = self.trace
             due = self._due(tr, t, ended, lr, aux)
@@ -410,7 +451,7 @@ class Curvature:
                     "hessian_trace.hvps": est.hvps,
                 }
 
-            values.update(lanes.cond(due, trace, nan_like(jax.eval_shape(trace, params)), params))
+            values.update(lanes.when(due, trace, params))
             valid.update({name: due for name in tr.series()})
 
         if self.density:
@@ -425,7 +466,7 @@ class Curvature:
                     "spectral_density.hvps": out.hvps,
                 }
 
-            values.update(lanes.cond(due, density, nan_like(jax.eval_shape(density, params)), params))
+            values.update(lanes.when(due, density, params))
             valid.update({name: due for name in sd.series()})
         return values, valid
 

@@ -16,11 +16,20 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 from eosdsl.spec import models as m
 
 Params = Any
 Resolve = Callable[[object], jnp.ndarray]
+
+
+class Eigenpairs(NamedTuple):
+    """The top eigenpairs of ∇²L(w_t) the step solved, for rules that act along them."""
+
+    values: jnp.ndarray  # (k,) descending
+    vectors: jnp.ndarray  # (k, P) orthonormal rows over the flattened parameters
+    fresh: jnp.ndarray  # bool: solved at this step (False: the values are stale or blank)
 
 
 class StepInputs(NamedTuple):
@@ -32,6 +41,8 @@ class StepInputs(NamedTuple):
     d: Params  # d_t = w_t − w_{t−1}
     lr: jnp.ndarray  # applied learning rate η_t
     lr_prev: jnp.ndarray  # applied learning rate of the previous step (torch buffer form)
+    eig: Eigenpairs | None = None  # this step's top eigenpairs (rules with ``directional``)
+    lr_dir: jnp.ndarray | None = None  # η_u of a ``directional`` rule at this step
 
 
 class Rule(NamedTuple):
@@ -56,6 +67,27 @@ def gd() -> Rule:
 
     def update(s: StepInputs, state: Any) -> tuple[Params, Any]:
         return jax.tree.map(lambda g: -s.lr * g, s.grad), state
+
+    return Rule(_no_state, update, lambda lr: lr, lambda lr: 2.0 / lr)
+
+
+def directional_gd(k: int, select: str, rest: str) -> Rule:
+    """GD with its own rate η_u along the top eigendirections (paper 004 App. G, Fig. 10).
+
+    With g = ∇L(w_t), (λ_i, v_i) the step's top-k eigenpairs, U = {i ≤ k : λ_i > 2/η} (``select``
+    ``unstable``) or all k (``top``) and P g = Σ_{i∈U} (v_iᵀg) v_i:
+    d_{t+1} = −η (g − P g) − η_u P g (``rest`` ``keep``) or −η_u P g (``drop``). At a step without a
+    fresh solve, U = ∅ and the rest is kept: plain GD. MSS = 2/η (of the unmodified directions).
+    """
+
+    def update(s: StepInputs, state: Any) -> tuple[Params, Any]:
+        flat, unravel = ravel_pytree(s.grad)
+        values, vectors = s.eig.values[:k], s.eig.vectors[:k]
+        chosen = values > 2.0 / s.lr if select == "unstable" else jnp.ones((k,), bool)
+        chosen = chosen & s.eig.fresh
+        along = jnp.where(chosen, vectors @ flat, 0.0) @ vectors  # P g
+        rest_rate = s.lr if rest == "keep" else jnp.where(s.eig.fresh, 0.0, s.lr)
+        return unravel(-rest_rate * (flat - along) - s.lr_dir * along), state
 
     return Rule(_no_state, update, lambda lr: lr, lambda lr: 2.0 / lr)
 
@@ -128,9 +160,69 @@ def rmsprop(decay: jnp.ndarray, eps: jnp.ndarray) -> Rule:
     return _preconditioned(optax.scale_by_rms(decay=decay, eps=eps), lambda lr: 2.0 / lr)
 
 
+def _fields(exprs: dict[str, str], scope: Any, dtype: Any) -> Callable[[Params, jnp.ndarray], Params]:
+    """(w, η) ↦ {name: expression at w} for the listed parameters, 0 for the others (zeros_like)."""
+
+    def fn(params: Params, lr: jnp.ndarray) -> Params:
+        names = {**params, "lr": lr}
+        return {
+            k: (jnp.asarray(scope.eval(exprs[k], **names), dtype) * jnp.ones_like(v) if k in exprs else None)
+            for k, v in params.items()
+        }
+
+    return fn
+
+
+def dynamics_map(update: dict[str, str], scope: Any) -> Rule:
+    """User-defined dynamics w_{t+1} = F(w_t) (``{kind: map}``): d_{t+1} = F(w_t) − w_t, parameters not in
+    ``update`` unchanged. MSS = ∞ (not a gradient method)."""
+    new_values = _fields(update, scope, scope.dtype)
+
+    def step(s: StepInputs, state: Any) -> tuple[Params, Any]:
+        new = new_values(s.params, s.lr)
+        return {
+            k: (new[k] - w if new[k] is not None else jnp.zeros_like(w)) for k, w in s.params.items()
+        }, state
+
+    return Rule(_no_state, step, lambda lr: lr, lambda lr: jnp.inf + 0.0 * lr)
+
+
+def dynamics_ode(rhs: dict[str, str], scope: Any, method: str, substeps: int) -> Rule:
+    """An ODE dw/dτ = f(w) (``{kind: ode}``) advanced by Δτ = η per engine step, in ``substeps`` steps of
+    h = Δτ/substeps: classical RK4 (w + h/6·(k₁ + 2k₂ + 2k₃ + k₄), global error O(h⁴)) or explicit
+    Euler (w + h·f(w), O(h)); parameters not in ``rhs`` are constant. d_{t+1} = w(τ + Δτ) − w(τ). MSS = ∞."""
+    field = _fields(rhs, scope, scope.dtype)
+
+    def f(w: Params) -> Params:
+        out = field(w, jnp.zeros((), scope.dtype))
+        return {k: out[k] if out[k] is not None else jnp.zeros_like(v) for k, v in w.items()}
+
+    def axpy(a: Any, x: Params, y: Params) -> Params:
+        return jax.tree.map(lambda xi, yi: yi + a * xi, x, y)
+
+    def advance(w: Params, h: jnp.ndarray) -> Params:
+        if method == "euler":
+            return axpy(h, f(w), w)
+        k1 = f(w)
+        k2 = f(axpy(h / 2, k1, w))
+        k3 = f(axpy(h / 2, k2, w))
+        k4 = f(axpy(h, k3, w))
+        incr = jax.tree.map(lambda a, b, c, d: (a + 2 * b + 2 * c + d) / 6, k1, k2, k3, k4)
+        return axpy(h, incr, w)
+
+    def step(s: StepInputs, state: Any) -> tuple[Params, Any]:
+        h = s.lr / substeps
+        end = jax.lax.fori_loop(0, substeps, lambda _, w: advance(w, h), s.params)
+        return jax.tree.map(lambda a, b: a - b, end, s.params), state
+
+    return Rule(_no_state, step, lambda lr: lr, lambda lr: jnp.inf + 0.0 * lr)
+
+
 def build_rule(opt: m.Optimizer, resolve: Resolve) -> Rule:
     """The update rule of an optimizer model, with its numbers resolved to (traced) values."""
     if isinstance(opt, m.GD):
+        if opt.directional is not None:
+            return directional_gd(opt.directional.k, opt.directional.select, opt.directional.rest)
         return gd()
     if isinstance(opt, m.HeavyBall):
         return heavy_ball(resolve(opt.beta), opt.lr_convention, opt.form)
@@ -140,4 +232,8 @@ def build_rule(opt: m.Optimizer, resolve: Resolve) -> Rule:
         return adam(resolve(opt.b1), resolve(opt.b2), resolve(opt.eps))
     if isinstance(opt, m.RMSProp):
         return rmsprop(resolve(opt.decay), resolve(opt.eps))
+    if isinstance(opt, m.Map):
+        return dynamics_map(opt.update, resolve)
+    if isinstance(opt, m.Ode):
+        return dynamics_ode(opt.rhs, resolve, opt.method, opt.substeps)
     raise TypeError(f"unknown optimizer {opt!r}")

@@ -6,14 +6,17 @@ rate it applies (paper 000 §2.1: PHB runs at (1+β)η).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import jax.numpy as jnp
 
 from eosdsl.spec import models as m
+from eosdsl.spec.scope import Scope
 
 Resolve = Callable[[object], jnp.ndarray]
 ScheduleFn = Callable[[jnp.ndarray], jnp.ndarray]
+RateFn = Callable[[jnp.ndarray, Mapping[str, jnp.ndarray]], jnp.ndarray]
+"""η_t of (schedule clock, latest measurements by name)."""
 
 
 def constant(value: jnp.ndarray) -> ScheduleFn:
@@ -65,3 +68,15 @@ def build_schedule(lr: m.LearningRate, resolve: Resolve) -> ScheduleFn:
     if isinstance(lr, m.Cosine):
         return cosine(resolve(lr.peak), resolve(lr.decay_steps), resolve(lr.end), resolve(lr.warmup_steps))
     return constant(resolve(lr))  # a number (a tracer inside the program) or an expression
+
+
+def build_rate(lr: m.LearningRate, scope: Scope) -> RateFn:
+    """η_t of an optimizer's ``lr`` field as a function of the clock and the latest measurements.
+
+    A ``measured`` rate evaluates its expression over the constants and the measurements
+    (paper 003 App. G.1: η_t = 1/S(θ_t)); every other schedule reads the clock alone.
+    """
+    if isinstance(lr, m.Measured):
+        return lambda t, latest: scope.child(**latest)(lr.value)
+    schedule = build_schedule(lr, scope)
+    return lambda t, latest: schedule(t)

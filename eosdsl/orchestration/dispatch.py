@@ -4,6 +4,7 @@ pack, the sweep's record and checks at the end.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from eosdsl.engine.execute import (
 from eosdsl.orchestration.jobs import Job, JobOutcome, Reuse
 from eosdsl.orchestration.judging import sweep_checks, swept_axes
 from eosdsl.orchestration.packing import Plan, plan_points
-from eosdsl.orchestration.running import compute, run_one
+from eosdsl.orchestration.running import compute, run_one, start_from_stage
 from eosdsl.registry import Registry, numerics_environment, sweep_id
 from eosdsl.registry.manifest import utc_timestamp
 from eosdsl.spec import models as m
@@ -72,7 +73,7 @@ def run_pack_task(task: PackTask) -> list[MemberResult]:
     worker's numerics environment gives other run keys than the planning process's."""
     enable_x64()
     registry = Registry(Path(task.root))
-    jobs = [Job.of(m.Spec.model_validate(d)) for d in task.documents]
+    jobs = [Job.of(m.Spec.model_validate(d), registry=registry) for d in task.documents]
     if [j.key for j in jobs] != list(task.keys):
         env = numerics_environment()
         raise EnvironmentMismatch(
@@ -102,6 +103,14 @@ def run_points(
     alone and compares it with the stored run. A stored point is verified before reuse (``deep``:
     hashes and every series too); a damaged one is quarantined and recomputed.
     """
+    done: dict[str, Any] = {}  # a stage shared by points is looked up once
+    shown = (lambda name: reporter.pack(-1, [name])) if reporter is not None else None
+    points = [
+        dataclasses.replace(
+            p, spec=start_from_stage(p.spec, registry, base.name, reuse, deep, done, progress=shown)
+        )
+        for p in points
+    ]
     if reuse == "never":
         outcomes = [_recompute(p, registry) for p in points]
     else:

@@ -13,6 +13,7 @@ from eosdsl.engine.execute import (
     prepare,
 )
 from eosdsl.orchestration.judging import judge
+from eosdsl.orchestration.stages import StageError, start_params
 from eosdsl.problems.build import HostProblem
 from eosdsl.registry import Registry, StoredRun, numerics_environment, run_key, spec_id
 from eosdsl.registry.identity import environment_difference
@@ -97,11 +98,16 @@ class Job:
     notice: str | None = None  # what reuse found (a damaged stored run, quarantined)
 
     @classmethod
-    def of(cls, spec: m.Spec, point: Point | None = None) -> Job:
-        """Load the spec's data and initial parameters and compute its run key."""
+    def of(cls, spec: m.Spec, point: Point | None = None, registry: Registry | None = None) -> Job:
+        """Load the spec's data and initial parameters and compute its run key. A spec resolved to start
+        from a stage run (``start.run``) starts from that run's final parameters, read from ``registry``."""
         sid = spec_id(spec.model_dump(mode="json"))
         env = numerics_environment()
         host = prepare(spec)
+        if spec.start is not None:
+            if spec.start.run is None or registry is None:
+                raise StageError(f"{spec.name}: its stage '{spec.start.stage}' must be run first")
+            host = host._replace(params=start_params(spec, host, registry))
         key = run_key(sid, env, host.fingerprints)
         return cls(spec, host, sid, key, env, None, point)
 

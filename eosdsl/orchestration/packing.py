@@ -52,7 +52,7 @@ def plan_points(
     """Identify every point, find the stored ones, and pack the rest (``pack``: members per pack; None:
     as many as fit in :data:`DEFAULT_PACK_BYTES`, at most :data:`MAX_PACK`; 1: no packing)."""
     enable_x64()
-    jobs = [Job.of(p.spec, point=p) for p in points]
+    jobs = [Job.of(p.spec, point=p, registry=registry) for p in points]
     shared: dict[tuple, Any] = {}  # one copy of each dataset for the whole sweep, not one per point
     for job in jobs:
         job.host = job.host._replace(data=shared.setdefault(data_key(job.host), job.host.data))
@@ -84,6 +84,8 @@ def _auto_pack_size(jobs: Sequence[Job]) -> tuple[int, str | None]:
     machine at hand rather than guessed from a FLOP count. Measured on 2 CPU cores: paper 000's β-sweep
     runs ≈15× faster packed, a 300-image Fashion-MNIST MLP sweep ≈3× slower (so it runs alone).
     """
+    if len(jobs) == 1:
+        return 1, None  # nothing to pack: no trace of the step to size it
     size = _fitting_pack(jobs)
     if size == 1:
         return 1, None

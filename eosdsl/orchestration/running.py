@@ -5,9 +5,10 @@ position, each member committed as it ends; and :func:`run_one`, the whole path 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eosdsl.engine.execute import (
@@ -20,7 +21,8 @@ from eosdsl.engine.packs import execute_pack
 from eosdsl.orchestration.commit import ClaimedJob, Committer, finish_interrupted_commit, record_of
 from eosdsl.orchestration.jobs import Job, JobOutcome, Reuse, compare_with_stored
 from eosdsl.orchestration.judging import judge
-from eosdsl.registry import Registry
+from eosdsl.orchestration.stages import StageError, resolved, stage_spec
+from eosdsl.registry import Registry, StoredRun
 from eosdsl.registry.checkpoints import RunCheckpoints
 from eosdsl.registry.claims import STALE_AFTER, claim_is_live, try_claim
 from eosdsl.registry.manifest import utc_timestamp
@@ -47,7 +49,8 @@ def run_one(
     and one that finds it stale takes it over and resumes from the last checkpoint.
     """
     enable_x64()
-    job = Job.of(spec)
+    spec = start_from_stage(spec, registry, reuse=reuse, deep=deep, progress=lambda _: progress)
+    job = Job.of(spec, registry=registry)
     found = job.lookup(registry, reuse, deep)
     if found is not None:
         return found
@@ -56,6 +59,44 @@ def run_one(
         judge(job.stored, spec, registry)
         return JobOutcome(job.stored, spec, reused=True, notice=compare_with_stored(job.stored, series))
     return compute([job], registry, progress, poll)[0]
+
+
+def start_from_stage(
+    spec: m.Spec,
+    registry: Registry,
+    name: str | None = None,
+    reuse: Reuse = "exact",
+    deep: bool = False,
+    done: dict[str, tuple[m.Spec, StoredRun]] | None = None,
+    compute: bool = True,
+    progress: Callable[[str], Progress | None] | None = None,
+) -> m.Spec:
+    """``spec`` resolved to start from its stage run (eosdsl.spec.stages), which is found stored or
+    computed now like any run (:func:`run_one`); ``spec`` itself when it has no unresolved ``start``,
+    or (``compute=False``, a dry run) when its stage run is not stored. ``name``: the sweep's base name
+    (the stage's name); ``done``: stage runs already resolved, by spec document (points sharing a stage
+    look it up once); ``progress``: the progress callback of a stage run, given its name."""
+    if spec.start is None or spec.start.run is not None:
+        return spec
+    enable_x64()  # before any identity is computed (the numerics environment records it)
+    stage = stage_spec(spec, name)
+    document = json.dumps(stage.model_dump(mode="json"), sort_keys=True)
+    if done is not None and document in done:
+        stage, run = done[document]
+    else:
+        if compute:
+            shown = progress(stage.name) if progress is not None else None
+            outcome = run_one(stage, registry, shown, reuse=reuse, deep=deep)
+            if outcome.run is None:
+                raise StageError(f"the stage run of {spec.name} failed: {outcome.error}")
+        else:
+            outcome = Job.of(stage, registry=registry).lookup(registry, reuse, deep)
+            if outcome is None or outcome.run is None:
+                return spec
+        run = outcome.run
+        if done is not None:
+            done[document] = (stage, run)
+    return resolved(spec, run, stage)
 
 
 def compute(

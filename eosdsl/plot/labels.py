@@ -9,7 +9,15 @@ from typing import Any
 
 from eosdsl.spec.sweep import format_value
 
-__all__ = ["GREEK", "difference_labels", "flatten", "pretty", "pretty_assignment", "wrap_title"]
+__all__ = [
+    "GREEK",
+    "difference_labels",
+    "flatten",
+    "pretty",
+    "pretty_assignment",
+    "series_label",
+    "wrap_title",
+]
 
 GREEK = {
     "alpha": "α",
@@ -54,6 +62,13 @@ def pretty(path: str) -> str:
     if head in GREEK:
         return GREEK[head] + sep + tail
     return last.replace("_", " ") if len(parts) == 1 else last
+
+
+def series_label(name: str) -> str:
+    """The axis label of a stored series: :func:`pretty` of a plain name (``test_loss`` → ``test loss``),
+    the whole name of a measure's component (``norm2.A``, ``rotation.cos``), whose last part alone would
+    not say what it measures."""
+    return pretty(name) if "." not in name else name
 
 
 def pretty_assignment(path: str, value: Any) -> str:

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from eosdsl.plot.common import FIGSIZE, closes_on_error, freeze_limits, off_scale, reference_label, save
-from eosdsl.plot.labels import difference_labels, pretty
+from eosdsl.plot.labels import difference_labels, series_label
 from eosdsl.registry.sweeps import references_of
 
 __all__ = [
@@ -57,13 +57,23 @@ class OverlayError(ValueError):
 
 @dataclass(frozen=True)
 class OverlayOptions:
-    """What to draw: ``series`` (one panel each, default ``loss``), ``refs``, log axes, event markers."""
+    """What to draw: ``series`` (one panel each, default ``loss``), ``refs``, log axes, event markers.
+    ``logy`` puts every panel's y-axis on a log scale, ``logy_of`` only the named series' panels (paper
+    000 Fig. 1 (c)–(f): a linear sharpness above a log training loss). ``against``: a series drawn on the
+    x-axis instead of the step, each panel's values at the steps both recorded (a phase portrait: paper
+    003 Fig. 3's (X, Y) orbits); no references or event markers then (they are placed on steps)."""
 
     series: tuple[str, ...] = ("loss",)
     refs: tuple[str, ...] = ()
     logx: bool = False
     logy: bool = False
     events: bool = True
+    logy_of: tuple[str, ...] = ()
+    against: str | None = None
+
+    def log_panel(self, name: str) -> bool:
+        """Whether the panel of series ``name`` has a log y-axis."""
+        return self.logy or name in self.logy_of
 
 
 @dataclass
@@ -103,7 +113,12 @@ def entries_of(items: Sequence[tuple[str, Any]]) -> tuple[list[Entry], list[str]
                     notes.append(f"{member.label}: {member.status} (not drawn)")
                     continue
                 swept = {"case": member.case} if member.case is not None else {}
-                axes = item.axes or [k for k, v in member.values.items() if not isinstance(v, dict | list)]
+                # a sweep of cases only lists no axes: its labels are the cases (not the paths they set)
+                axes = (
+                    item.axes
+                    if item.axes or item.cases
+                    else [k for k, v in member.values.items() if not isinstance(v, dict | list)]
+                )
                 swept |= {axis: member.values[axis] for axis in axes if axis in member.values}
                 members.append((member.run, swept))
         for run, swept in members:
@@ -121,6 +136,10 @@ def overlay_file_name(options: OverlayOptions, suffix: str = ".png") -> str:
     if options.refs:
         stem += "-ref-" + "+".join(options.refs)
     stem += "".join(f"-{flag}" for flag in ("logx", "logy") if getattr(options, flag))
+    if options.logy_of and not options.logy:
+        stem += "-logy-" + "+".join(options.logy_of)
+    if options.against:
+        stem += "-against-" + options.against
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", stem) + suffix
 
 
@@ -143,6 +162,13 @@ def overlay_figure(entries: Sequence[Entry], options: OverlayOptions) -> tuple[F
         raise OverlayError("no runs to draw")
     series = _check_series(entries, options.series)
     _check_refs(entries, options.refs)
+    if options.against:
+        _check_series(entries, [options.against])
+        if options.refs:
+            raise OverlayError("--ref lines are placed on steps: not with --against")
+    not_drawn = [name for name in options.logy_of if name not in series]
+    if not_drawn:
+        raise OverlayError(f"--logy-of {', '.join(not_drawn)}: not a panel; panels: {', '.join(series)}")
     labels = difference_labels(
         [entry.swept for entry in entries],
         [entry.run.spec if isinstance(entry.run.spec, Mapping) else {} for entry in entries],
@@ -158,9 +184,9 @@ def overlay_figure(entries: Sequence[Entry], options: OverlayOptions) -> tuple[F
         ax.grid(True, which="major", alpha=0.3)
         if options.logx:
             ax.set_xscale("log", nonpositive="mask")
-        if options.logy:
+        if options.log_panel(name):
             ax.set_yscale("log", nonpositive="mask")
-        ax.set_ylabel(pretty(name))
+        ax.set_ylabel(series_label(name))
     # the range comes from the runs that did not diverge (when any has data): a blow-up to 1e300 is
     # drawn afterwards, running off the axes, and says "(diverged)" in the legend
     diverged = [_diverged(entry.run) for entry in entries]
@@ -174,9 +200,9 @@ def overlay_figure(entries: Sequence[Entry], options: OverlayOptions) -> tuple[F
                 freeze_limits(ax)  # from the data alone: references and events come after
                 frozen[k] = True
     _draw_refs(axes, series, entries, options.refs)
-    if options.events:
+    if options.events and not options.against:
         _draw_events(axes, entries)
-    axes[-1].set_xlabel("step")
+    axes[-1].set_xlabel(series_label(options.against) if options.against else "step")
     if len(entries) == 1:
         axes[0].set_title(labels[0])
     _legend(fig, axes, labels)
@@ -236,7 +262,15 @@ def _draw_series(ax: Axes, run: Any, name: str, label: str, i: int, options: Ove
     steps, values = run.series(name)
     steps = np.asarray(steps, dtype=float)
     flat = np.asarray(values, dtype=float).reshape(len(steps), -1)
-    keep = np.isfinite(flat) & ((flat > 0) if options.logy else True)
+    if options.against:  # x: the other series at the steps both recorded (its first component)
+        if options.against not in run.series_names():
+            ax.plot([], [], color=color, label=label)
+            return [f"{label}: no series {options.against}"]
+        at, other = run.series(options.against)
+        common, mine, theirs = np.intersect1d(steps, np.asarray(at, dtype=float), return_indices=True)
+        flat = flat[mine]
+        steps = np.asarray(other, dtype=float).reshape(len(at), -1)[theirs, 0]
+    keep = np.isfinite(flat) & ((flat > 0) if options.log_panel(name) else True)
     shown = np.where(keep, flat, np.nan)
     if options.logx:
         shown = shown[steps > 0]
@@ -321,8 +355,8 @@ def _draw_refs(
             label = reference_label(ref, constants[0])
         elif same:
             label = f"{_ref_name(ref)} ({constants[0]:.3g})"
-        else:
-            label = f"{_ref_name(ref)} (per run)"
+        else:  # a recorded series (the warm-up MSS): one per run
+            label = _ref_name(ref) + (" (per run)" if len(entries) > 1 else "")
         ax.plot([], [], color="0.35", ls=style, lw=0.9, label=label + ("" if visible else " — off scale"))
 
 

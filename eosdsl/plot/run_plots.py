@@ -31,7 +31,7 @@ from eosdsl.plot.common import (
     reference_label,
     save,
 )
-from eosdsl.plot.labels import pretty, wrap_title
+from eosdsl.plot.labels import series_label, wrap_title
 from eosdsl.registry.sweeps import references_of
 
 __all__ = [
@@ -219,7 +219,7 @@ def series_figure(run: PlottableRun, names: Sequence[str], logy: bool = False, l
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel(pretty(names[0]) if len(names) == 1 else "value")
+    ax.set_ylabel(series_label(names[0]) if len(names) == 1 else "value")
     ax.set_title(wrap_title(_title(run)))
     legend(ax)
     return fig

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,15 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
-from eosdsl.plot.common import REFERENCE_COLORS, closes_on_error, legend, reference_label, save
+from eosdsl.plot.common import (
+    REFERENCE_COLORS,
+    closes_on_error,
+    freeze_limits,
+    legend,
+    off_scale,
+    reference_label,
+    save,
+)
 from eosdsl.plot.labels import pretty, wrap_title
 from eosdsl.registry.sweeps import (
     CASE,
@@ -60,7 +68,7 @@ __all__ = [
 
 PANEL_SIZE = (5.6, 4.0)
 MAX_COLUMNS = 3
-TOP_ROW, ROW_STEP = 0.96, 0.05  # axes heights of the rows of excluded-point markers, one row per curve
+TOP_ROW, ROW_STEP = 0.96, 0.035  # axes heights of the rows of excluded-point markers, one row per curve
 DIVERGED = "diverged"
 NO_VALUE = "no value"
 NOT_POSITIVE = "<= 0 on a log axis"
@@ -89,6 +97,9 @@ class SweepPlotOptions:
     logz: bool = False
     also: tuple[str, ...] = ()
     """More values drawn as curves on the same axes as ``value`` (curves only, without ``by``)."""
+    x_as: str | None = None
+    """Curves: where each member sits on x, ``LABEL=EXPR`` of its spec constants, instead of its value
+    of the swept axis ``x`` (paper 004 Fig. 5a puts η = ``eta0 * m**i`` on x of a grid over ``i``)."""
 
 
 @dataclass(frozen=True)
@@ -165,8 +176,9 @@ def sweep_curves(sweep: Sweep, options: SweepPlotOptions) -> tuple[Figure, Sweep
         raise SweepPlotError("several --value: one curve each, so no --by")
     by = None if options.also else by
     refs = _references(sweep, options.refs)
-    if options.logx and any(member.value(x) <= 0 for member in sweep.members):
-        raise SweepPlotError(f"--logx: the axis {x} has values <= 0")
+    place, x_label = _placement(x, options.x_as)
+    if options.logx and any(place(member) <= 0 for member in sweep.members):
+        raise SweepPlotError(f"--logx: the axis {options.x_as or x} has values <= 0")
     used = [x, by] if by else [x]
     grouped = [_panels(sweep, _points(sweep, summary, options.logy), used) for summary in summaries]
     groups = grouped[0]
@@ -175,18 +187,26 @@ def sweep_curves(sweep: Sweep, options: SweepPlotOptions) -> tuple[Figure, Sweep
     for k, (ax, (title, _)) in enumerate(zip(axes, groups, strict=True)):
         curves = []
         for text, panel_groups in zip(texts, grouped, strict=True):
-            drawn = _curves(panel_groups[k][1], x, by, refs if text == texts[0] else ())
+            drawn = _curves(panel_groups[k][1], place, by, refs if text == texts[0] else ())
             if len(texts) > 1:
                 drawn = [dataclasses.replace(curve, label=_label_of(text)) for curve in drawn]
             curves += drawn
         panels.append(Panel(title, curves=curves))
-        _draw_curves(ax, curves, refs)
+        _draw_curves(ax, curves)
         ax.grid(True, which="major", alpha=0.3)
         ax.set_title(wrap_title(_pretty_title(title), PANEL_TITLE_WIDTH), fontsize=9)
-        ax.set_xlabel(pretty(x))
+        ax.set_xlabel(x_label)
         ax.set_ylabel(_label_of(options.value) if len(texts) == 1 else "value")
         ax.set_xscale("log" if options.logx else "linear")
         ax.set_yscale("log" if options.logy else "linear")
+    for ax in axes:
+        freeze_limits(ax)  # from the values alone: a min-ℓ1 test loss of 2e-28 never stretches a log axis
+    marked = [len(panel.curves) for panel in panels if any(any(curve.reasons) for curve in panel.curves)]
+    if marked:
+        _headroom(axes[0], 1 - TOP_ROW + ROW_STEP * max(marked))  # the y-axis is shared
+    for ax, panel in zip(axes, panels, strict=True):
+        for j, name in enumerate(refs):
+            _draw_reference(ax, panel.curves, name, REFERENCE_COLORS[j % len(REFERENCE_COLORS)])
         legend(ax)
     fig.suptitle(f"{sweep.name} ({sweep.short_id}): {', '.join(map(_label_of, texts))}", fontsize=10)
     return fig, SweepPlot((x, by), panels, _excluded(groups))
@@ -218,7 +238,13 @@ def sweep_heatmap(sweep: Sweep, options: SweepPlotOptions) -> tuple[Figure, Swee
 
 def _check_kind(options: SweepPlotOptions) -> None:
     """Refuse the options that belong to the other kind of plot (curves or heatmap)."""
-    curves = {"--by": options.by, "--ref": options.refs, "--logx": options.logx, "--logy": options.logy}
+    curves = {
+        "--by": options.by,
+        "--ref": options.refs,
+        "--logx": options.logx,
+        "--logy": options.logy,
+        "--x-as": options.x_as,
+    }
     heatmap = {"--y": options.y, "--logz": options.logz}
     if options.heatmap and options.also:
         raise SweepPlotError("several --value: for curves; a heatmap shows one")
@@ -235,13 +261,15 @@ def _check_kind(options: SweepPlotOptions) -> None:
 class RunQuantity:
     """A per-run number written in the claims' series algebra (docs/expressions.md), e.g. Theorem 2's
     C_u = ``at(u, first(u**2 < (2 - eps) * u0**2 / (2 + eps)))``: evaluated on each member's stored
-    series with its constants and reference values. Given as ``NAME=EXPR``, it is labelled ``NAME``."""
+    series with its constants and reference values. Given as ``NAME=EXPR``, it is labelled ``NAME``, which
+    may be any text without ``=``, parentheses or comparison signs (``2/η − λ∞=2 / eta - final(sharpness)``):
+    an unnamed expression has an ``=`` only inside a call (``where=``) or in a comparison."""
 
     text: str
     label: str
 
 
-_NAMED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)\s*(.+)$", re.DOTALL)
+_NAMED = re.compile(r"^\s*([^=()<>!]*[^=()<>!\s])\s*=(?!=)\s*(.+)$", re.DOTALL)
 
 
 def _label_of(text: str) -> str:
@@ -396,23 +424,53 @@ def _pretty_title(text: str) -> str:
     return re.sub(r"([A-Za-z_][\w.]*)=", lambda match: pretty(match.group(1)) + "=", text)
 
 
+def _placement(x: str, x_as: str | None) -> tuple[Callable[[Member], float], str]:
+    """Where a member sits on x, and the axis label: its value of the swept axis ``x``, or with ``x_as``
+    (``LABEL=EXPR``) the number EXPR gives from its run's spec constants (NaN for a member without a run,
+    which is then not drawn)."""
+    if x_as is None:
+        return (lambda member: float(member.value(x))), pretty(x)
+    from eosdsl.checks.evaluate import scalars_of
+    from eosdsl.checks.series_ops import evaluate
+    from eosdsl.expr.compiler import ExprError
+
+    named = _NAMED.match(x_as)
+    label, text = (named.group(1), named.group(2)) if named else (x_as, x_as)
+
+    def place(member: Member) -> float:
+        if member.run is None:
+            return math.nan
+        try:
+            value = np.asarray(evaluate(text, {}, scalars_of(member.run.spec, {})))
+        except (ExprError, KeyError, ValueError) as error:
+            raise SweepPlotError(f"--x-as {x_as}: {error}") from None
+        if value.ndim:
+            raise SweepPlotError(f"--x-as {x_as}: not one number per run (use spec constants)")
+        return float(value)
+
+    return place, label
+
+
 def _by_label(axis: str, value: Any) -> str:
     """``gd`` for a case, ``constants.eta=0.003`` for a swept path."""
     return format_value(value) if axis == CASE else f"{axis}={format_value(value)}"
 
 
-def _curves(points: Sequence[Point], x: str, by: str | None, refs: Sequence[str]) -> list[Curve]:
-    """One curve per value of ``by`` (a single one without it), in member order, points sorted by x."""
+def _curves(
+    points: Sequence[Point], place: Callable[[Member], float], by: str | None, refs: Sequence[str]
+) -> list[Curve]:
+    """One curve per value of ``by`` (a single one without it), in member order, points sorted by their
+    place on x (:func:`_placement`)."""
     groups: dict[str, list[Point]] = {}
     for point in points:
         groups.setdefault(_key(point.member.value(by)) if by else "", []).append(point)
     curves = []
     for group in groups.values():
-        group = sorted(group, key=lambda point: point.member.value(x))
+        group = sorted(group, key=lambda point: place(point.member))
         curves.append(
             Curve(
                 label=_by_label(by, group[0].member.value(by)) if by else "",
-                x=np.array([point.member.value(x) for point in group], dtype=float),
+                x=np.array([place(point.member) for point in group], dtype=float),
                 y=np.array([point.value for point in group]),
                 reasons=[point.reason for point in group],
                 references={name: np.array([_reference(p.member, name) for p in group]) for name in refs},
@@ -463,10 +521,9 @@ def _figure(panels: int, sharey: bool) -> tuple[Figure, list[Axes]]:
     return fig, axes[:panels]
 
 
-def _draw_curves(ax: Axes, curves: Sequence[Curve], refs: Sequence[str]) -> None:
-    """Each curve's values as a line, its excluded points near the top (× diverged, □ otherwise; one row
-    per curve, so none hides another), and the references: one dashed line where a reference is the
-    same for every run, else one per curve."""
+def _draw_curves(ax: Axes, curves: Sequence[Curve]) -> None:
+    """Each curve's values as a line, and its excluded points near the top (× diverged, □ otherwise; one
+    row per curve, so none hides another)."""
     on_top = ax.get_xaxis_transform()  # x in data, y in axes coordinates: 1 is the top edge
     excluded: set[str] = set()
     for i, curve in enumerate(curves):
@@ -480,9 +537,18 @@ def _draw_curves(ax: Axes, curves: Sequence[Curve], refs: Sequence[str]) -> None
             ax.plot(curve.x[at], row, color=color, transform=on_top, **_marker(reason))
             excluded.add(reason)
     for reason in sorted(excluded):  # legend entries only
-        ax.plot([], [], color="0.3", label=f"{reason} (no value)", **_marker(reason))
-    for j, name in enumerate(refs):
-        _draw_reference(ax, curves, name, REFERENCE_COLORS[j % len(REFERENCE_COLORS)])
+        label = reason if reason == NO_VALUE else f"{reason} (no value)"
+        ax.plot([], [], color="0.3", label=label, **_marker(reason))
+
+
+def _headroom(ax: Axes, band: float) -> None:
+    """Raise the top of the (frozen) y-range so the values fill the lower ``1 - band`` of the panel and
+    the rows of excluded-point markers above them hide none (linear or log axis)."""
+    low, high = ax.get_ylim()
+    log = ax.get_yscale() == "log"
+    a, b = (math.log10(low), math.log10(high)) if log else (low, high)
+    top = a + (b - a) / (1 - band)
+    ax.set_ylim(low, 10**top if log else top)
 
 
 def _marker(reason: str) -> dict[str, Any]:
@@ -492,12 +558,18 @@ def _marker(reason: str) -> dict[str, Any]:
 
 
 def _draw_reference(ax: Axes, curves: Sequence[Curve], name: str, color: str) -> None:
+    """A reference after the limits are fixed: one dashed line where it is the same for every run
+    (``off scale`` in the legend when outside the range), else one dashed curve per curve that has it."""
+    curves = [curve for curve in curves if name in curve.references]
+    if not curves:
+        return
     values = np.concatenate([curve.references[name] for curve in curves])
     values = values[np.isfinite(values)]
     if values.size == 0:
         return
     if np.allclose(values, values[0], rtol=1e-9, atol=0.0):
-        ax.axhline(values[0], ls="--", lw=1.1, color=color, label=reference_label(name, float(values[0])))
+        label = reference_label(name, float(values[0])) + (" — off scale" if off_scale(ax, values[0]) else "")
+        ax.axhline(values[0], ls="--", lw=1.1, color=color, label=label)
         return
     for i, curve in enumerate(curves):
         label = f"{name} ({_pretty_title(curve.label)})" if curve.label else name

@@ -46,6 +46,7 @@ class ProblemFns(NamedTuple):
     test_loss: Callable[[Params, Data], jnp.ndarray] | None
     measures: dict[str, Callable[[Params, Data], dict[str, jnp.ndarray]]] = {}  # supervised measures
     gauss_newton: Callable[[Params, Data], Callable[[jnp.ndarray], jnp.ndarray]] | None = None  # MSE nets
+    gram_dense: Callable[[Params, Data], dict[str, Any]] | None = None  # MSE nets: Gram blocks, D, Y
 
 
 def _toy_env(toy: m.ToyProblem, scope: Scope, params: Params) -> dict[str, Any]:
@@ -106,8 +107,11 @@ def problem_fns(problem: m.Problem, scope: Scope, network: tuple | None = None) 
         from eosdsl.problems import supervised
 
         fns = supervised.traced_fns(problem, dict(network or ()))
-        measures = {k: v for k, v in fns.items() if k not in ("loss", "test_loss", "gauss_newton")}
-        return ProblemFns(fns["loss"], fns["test_loss"], measures, fns.get("gauss_newton"))
+        operators = ("loss", "test_loss", "gauss_newton", "gram_dense")
+        measures = {k: v for k, v in fns.items() if k not in operators}
+        return ProblemFns(
+            fns["loss"], fns["test_loss"], measures, fns.get("gauss_newton"), fns.get("gram_dense")
+        )
     toy = as_toy(problem)
     if toy is not None:
 

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from eosdsl.cache import cached_dataset, dataset_key
-from eosdsl.curvature.gram import gram_matvec, gram_scale
+from eosdsl.cache import cached_dataset, cached_params, dataset_key
+from eosdsl.curvature.gram import gram_blocks, gram_matvec, gram_scale
 from eosdsl.data import Dataset, DatasetNotFoundError, images, pipeline, synthetic
 from eosdsl.models.build import ModelFns, build_model
 from eosdsl.problems import losses
@@ -151,8 +151,13 @@ def host_inputs(
     """(initial params, program data, dataset, network config)."""
     ds = load_data(problem)
     config = network_config(problem, ds, precision)
-    params = network(config).init(jax.random.PRNGKey(seed))
     float_dtype = np.float64 if precision == "float64" else np.float32
+
+    def initialize() -> Params:
+        params = network(config).init(jax.random.PRNGKey(seed))
+        return jax.tree.map(lambda p: np.asarray(p, float_dtype), params)
+
+    params = cached_params({"network": config, "seed": seed}, initialize)
 
     def cast(x: np.ndarray) -> np.ndarray:
         return x.astype(float_dtype) if np.issubdtype(x.dtype, np.floating) or x.dtype == np.uint8 else x
@@ -160,7 +165,6 @@ def host_inputs(
     data = {"x": cast(ds.x_train), "y": cast(ds.y_train)}
     if ds.n_test:
         data.update({"x_test": cast(ds.x_test), "y_test": cast(ds.y_test)})
-    params = jax.tree.map(lambda p: np.asarray(p, float_dtype), params)
     return params, data, ds, config
 
 
@@ -303,6 +307,14 @@ def traced_fns(problem: n.SupervisedProblem, config: dict[str, Any]) -> dict[str
         norm2, dot = chunked_sum(residual_sums, params, (data["x"], data["y"]), chunk)
         return {"residual.norm": jnp.sqrt(norm2), "residual.dot": dot}
 
+    def data_covariance(params: Params, data: Data) -> dict[str, jax.Array]:
+        """The eigenvalues of the input covariance Σ = (1/n) Σ_i x_i x_iᵀ, descending: the min(n, d) that
+        can be nonzero (those of paper 001 §4's XᵀX, X = [x₁ … x_n] ∈ ℝ^{d×n}, divided by n)."""
+        x = data["x"].reshape(data["x"].shape[0], -1)
+        size, dim = x.shape
+        second = x.T @ x if dim <= size else x @ x.T  # same nonzero eigenvalues
+        return {"data_covariance": jnp.linalg.eigvalsh(second / size)[::-1]}
+
     fns = {
         "loss": train_loss,
         "test_loss": test_loss,
@@ -311,6 +323,7 @@ def traced_fns(problem: n.SupervisedProblem, config: dict[str, Any]) -> dict[str
         "group_norms": group_norms,
         "dead_units": dead_units,
         "residual": residual,
+        "data_covariance": data_covariance,
     }
     if isinstance(problem.loss, n.MSELoss):
         c = gram_scale(problem.loss.convention, config_out(config), problem.loss.scale)
@@ -322,7 +335,18 @@ def traced_fns(problem: n.SupervisedProblem, config: dict[str, Any]) -> dict[str
             """v ↦ (c/n)Jᵀ(Jv): the Gauss–Newton part of the MSE Hessian (Gram/NTK sharpness operator)."""
             return gram_matvec(outputs, params, data["x"], c)
 
+        def gram_dense(params: Params, data: Data) -> dict[str, Any]:
+            """The Gram blocks {g: M_g} (M = Σ_g M_g, paper 001 §3.2), D = F − Y and Y, flat over outputs."""
+            f = outputs(params, data["x"])
+            y = losses.align_targets(f, data["y"])
+            return {
+                "blocks": gram_blocks(outputs, params, data["x"], net.groups, c),
+                "residual": jnp.ravel(f - y),
+                "labels": jnp.ravel(y),
+            }
+
         fns["gauss_newton"] = gauss_newton
+        fns["gram_dense"] = gram_dense
     return fns
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from eosdsl.atomic import atomic_write
 from eosdsl.lazy import lazy_module
-from eosdsl.registry.atomic import atomic_write
 from eosdsl.registry.store import CHECKPOINTS
 
 jax = lazy_module("jax")
@@ -170,6 +170,24 @@ class RunCheckpoints:
     def close(self) -> None:
         if self._manager is not None:
             self._manager.close()
+
+
+def final_state(run_dir: Path, template: Any) -> Any:
+    """The final engine state kept with a committed run (its latest ``checkpoints/<position>/``, saved by
+    :meth:`RunCheckpoints.save_final`), restored into the structure, shapes and dtypes of ``template``
+    (a state of the run's spec). ``FileNotFoundError`` if the run kept none."""
+    folder = (Path(run_dir) / CHECKPOINTS).absolute()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is missing)")
+    manager = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(create=False))
+    try:
+        position = manager.latest_step()
+        if position is None:
+            raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is empty)")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        return manager.restore(position, args=ocp.args.StandardRestore(abstract))
+    finally:
+        manager.close()
 
 
 def _escape(name: str) -> str:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eosdsl.atomic import atomic_write
 from eosdsl.registry import claims, identity, zarr_io
-from eosdsl.registry.atomic import atomic_write
 from eosdsl.registry.manifest import manifest_problems, read_manifest
 from eosdsl.registry.store import QUARANTINE, QUARANTINE_INFO, RESULTS, Registry, RegistryError, StoredRun
 

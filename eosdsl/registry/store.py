@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from eosdsl.atomic import atomic_write
 from eosdsl.registry import zarr_io
-from eosdsl.registry.atomic import atomic_write
 from eosdsl.registry.identity import is_run_key, jsonable
 from eosdsl.registry.manifest import read_manifest, write_manifest
 from eosdsl.registry.verdicts import current_verdict

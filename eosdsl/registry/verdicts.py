@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eosdsl.registry.atomic import atomic_write
+from eosdsl.atomic import atomic_write
 from eosdsl.registry.identity import canonical_json, jsonable
 from eosdsl.registry.manifest import utc_timestamp
 

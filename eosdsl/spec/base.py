@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 
 class Model(BaseModel):
     """Base of every spec model: closed (unknown keys are errors), with every default validated, and
-    finite numbers only (``.nan``, ``.inf`` and ``1e400`` are errors where a float is expected)."""
+    finite numbers only (``.nan``, ``.inf`` and ``1e400`` are errors where a float is expected).
+
+    ``OMIT_AT_DEFAULT`` names the fields a model gained after specs were first hashed: while such a
+    field holds its default it is left out of the dump, so the canonical JSON (and the id) of a spec
+    that does not use it is what it was before the field existed."""
 
     model_config = ConfigDict(
         extra="forbid", validate_default=True, populate_by_name=False, allow_inf_nan=False
     )
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_new_fields_at_default(self, handler: Any) -> Any:
+        data = handler(self)
+        if self.OMIT_AT_DEFAULT and isinstance(data, dict):
+            fields = type(self).model_fields
+            for name in self.OMIT_AT_DEFAULT:
+                if getattr(self, name) == fields[name].get_default(call_default_factory=True):
+                    data.pop(name, None)
+        return data
 
 
 Scalar = Annotated[

@@ -28,6 +28,7 @@ SimpleKind = Literal[
     "group_norms",
     "dead_units",
     "residual",
+    "data_covariance",
 ]
 
 
@@ -37,7 +38,9 @@ class SimpleMeasure(Model):
     Toys and ``ldn_regression``: ``params``. Supervised problems: ``accuracy``, ``test_accuracy``,
     ``group_norms`` (‖θ_g‖² per parameter group, e.g. ‖A‖² of the output layer, paper 001),
     ``dead_units`` (hidden units whose pre-activation is ≤ 0 on every training input, per layer,
-    paper 000 App. E.2), ``residual`` (‖D‖ and DᵀF for D = F − Y, paper 001 §3). ``test_loss``:
+    paper 000 App. E.2), ``residual`` (‖D‖ and DᵀF for D = F − Y, paper 001 §3), ``data_covariance``
+    (the eigenvalues of the input covariance (1/n) Σ_i x_i x_iᵀ, descending, min(n, d) values: paper 001
+    §4's spectrum of XᵀX over n; constant over a run, so ``every`` can be large). ``test_loss``:
     ``ldn_regression`` and supervised problems with a test split.
     """
 
@@ -165,14 +168,45 @@ class SharpnessGradientMeasure(Cadence):
 
 
 class GramSharpnessMeasure(Cadence, Solver):
-    """Gram (NTK) sharpness Λ = λ_max((c/n)·J Jᵀ) of an MSE-trained network (paper 001 §2), with J the
-    Jacobian of the n training outputs and c the loss's Gauss–Newton factor, so that Λ is the top
-    eigenvalue of the Gauss–Newton part of the Hessian. Records ``gram_sharpness`` and its residual."""
+    """Gram (NTK) sharpness Λ = λ_max(M), M = (c/n)·J Jᵀ, of an MSE-trained network (paper 001 §2), with J
+    the Jacobian of the n·k training outputs and c the loss's Gauss–Newton factor, so that Λ is the top
+    eigenvalue of the Gauss–Newton part of the Hessian. Records ``gram_sharpness`` and its residual, and
+    with ``k`` > 1 the solver's top-k ``gram_eigs`` and ``gram_eigs.residual`` (descending).
+
+    Paper 001's other Gram quantities come from a dense n·k × n·k matrix (n·k reverse-mode products and
+    an ``eigh`` per measurement: small problems): ``min: true`` records ``gram_min`` = λ_min(M) (Lemmas
+    3.3, 3.5); ``projections: p`` records ``gram_projections``, the p values Dᵀv_i of the residual
+    D = F − Y on the top unit eigenvectors of M (each oriented so that Yᵀv_i ≥ 0; Lemma 3.2, Fig. 3(b):
+    ‖R‖² = ‖D‖² − (Dᵀv₁)²); ``blocks: [A, W]`` records ``gram_block.A`` … = λ_max(M_g) of the Gram
+    matrix M_g = (c/n) J_g J_gᵀ of each named parameter group (M = Σ_g M_g; Fig. 3(a)). Unset, they
+    are left out of the spec's identity.
+    """
 
     kind: Literal["gram_sharpness"]
+    min: bool = Field(False, description="Record λ_min of the Gram matrix (dense).")
+    projections: int = Field(
+        0, ge=0, le=32, description="Record Dᵀv_i on the top p Gram eigenvectors (dense)."
+    )
+    blocks: list[str] = Field(
+        default_factory=list, description="Parameter groups whose Gram block's λ_max is recorded (dense)."
+    )
+
+    OMIT_AT_DEFAULT = ("min", "projections", "blocks")
+
+    @property
+    def dense(self) -> bool:
+        """Whether the dense Gram matrix is built (any of ``min``, ``projections``, ``blocks``)."""
+        return self.min or self.projections > 0 or bool(self.blocks)
 
     def series(self) -> list[str]:
-        return ["gram_sharpness", "gram_sharpness.residual"]
+        names = ["gram_sharpness", "gram_sharpness.residual"]
+        if self.k > 1:
+            names += ["gram_eigs", "gram_eigs.residual"]
+        if self.min:
+            names.append("gram_min")
+        if self.projections:
+            names.append("gram_projections")
+        return names + [f"gram_block.{g}" for g in self.blocks]
 
 
 class PreconditionedSharpnessMeasure(Cadence, Solver):
@@ -262,6 +296,44 @@ class SelfStabilizationMeasure(Cadence):
         ]
 
 
+class FlowProjectionMeasure(Cadence):
+    """The gradient-flow projection θ*_t of the iterate onto the minimizers (paper 000 App. E.5, eq. (16);
+    Figs. 7a, 17b): θ* = lim_{τ→∞} θ(τ) for dθ/dτ = −∇L(θ), θ(0) = θ_t.
+
+    The flow is integrated by ``flow`` (RK4 or Euler) in rounds of ``round_steps`` sub-steps h with
+    h·S ≤ 2·``flow_fraction`` (S re-measured at every round's start) until ‖∇L‖ ≤ ``tol``, flow time
+    ``horizon`` or ``max_steps`` sub-steps. Records ``theta_star.sharpness`` S(θ*) (by the ``sharpness``
+    measure's solver, or the default solver) with its residual ``theta_star.residual``,
+    ``theta_star.loss`` L(θ*), ``theta_star.grad_norm`` ‖∇L(θ*)‖ (≤ ``tol`` where the flow converged),
+    ``theta_star.distance`` ‖θ_t − θ*‖, ``theta_star.deviation`` ⟨w_max(θ*), θ_t − θ*⟩ (w_max the unit top
+    eigenvector at θ*, signed so that its largest-magnitude component is positive), ``theta_star.time``
+    (flow time) and ``theta_star.steps`` (sub-steps), and with ``params: true`` θ* itself
+    (``theta_star.params``, P floats per record in ``ravel_pytree`` order).
+    """
+
+    kind: Literal["flow_projection"]
+    tol: float = Field(1e-8, gt=0, description="Stop the flow once ‖∇L(θ)‖ ≤ this.")
+    horizon: float | None = Field(None, gt=0, description="Longest flow time τ; none: no limit.")
+    max_steps: int = Field(4096, ge=1, description="Sub-step cap of one projection.")
+    round_steps: int = Field(16, ge=1, description="Sub-steps between re-measurements of S and ‖∇L‖.")
+    flow: Literal["rk4", "euler"] = "rk4"
+    flow_fraction: float = Field(0.25, gt=0, le=1, description="Flow sub-steps satisfy h·S ≤ 2·this.")
+    params: bool = Field(False, description="Also store θ* (P floats per record).")
+
+    def series(self) -> list[str]:
+        names = [
+            "theta_star.sharpness",
+            "theta_star.residual",
+            "theta_star.loss",
+            "theta_star.grad_norm",
+            "theta_star.distance",
+            "theta_star.deviation",
+            "theta_star.time",
+            "theta_star.steps",
+        ]
+        return [*names, "theta_star.params"] if self.params else names
+
+
 class HessianTraceMeasure(Cadence):
     """tr(∇²L) of the full-batch training loss by Hutchinson's estimator (Hutchinson 1990; Avron & Toledo
     2011) with ``probes`` Rademacher probes z_i: t̂ = mean_i z_iᵀHz_i, unbiased, recorded as
@@ -308,6 +380,7 @@ CurvatureMeasure = (
     | PreconditionedSharpnessMeasure
     | SliceMeasure
     | SelfStabilizationMeasure
+    | FlowProjectionMeasure
     | HessianTraceMeasure
     | SpectralDensityMeasure
 )
@@ -319,6 +392,7 @@ CURVATURE_KINDS = (
     "preconditioned_sharpness",
     "slice",
     "self_stabilization",
+    "flow_projection",
     "hessian_trace",
     "spectral_density",
 )
@@ -332,6 +406,7 @@ Measure = Annotated[
     | PreconditionedSharpnessMeasure
     | SliceMeasure
     | SelfStabilizationMeasure
+    | FlowProjectionMeasure
     | HessianTraceMeasure
     | SpectralDensityMeasure
     | DerivedMeasure,

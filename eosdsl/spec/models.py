@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_serializer, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from eosdsl.spec.base import Model
 from eosdsl.spec.checks import ClaimCheck  # noqa: F401  (re-exported: per-run claims in the series algebra)
@@ -62,7 +62,10 @@ from eosdsl.spec.optimizers import (  # noqa: F401  (re-exported)
     LearningRate,
     LinearWarmup,
     LrConvention,
+    Map,
+    Measured,
     Nesterov,
+    Ode,
     Optimizer,
     Piecewise,
     RMSProp,
@@ -138,13 +141,28 @@ class Sweep(Model):
         default_factory=list, description="Claims across the points (eosdsl.spec.sweep_checks)."
     )
 
-    @model_serializer(mode="wrap")
-    def _without_empty_checks(self, handler: Any) -> Any:
-        """No ``checks`` key when there are none: a sweep's dump (and id) is what it was before claims."""
-        data = handler(self)
-        if not self.checks and isinstance(data, dict):
-            data.pop("checks", None)
-        return data
+    OMIT_AT_DEFAULT = ("checks",)  # a sweep's dump (and id) is what it was before claims
+
+
+class Start(Model):
+    """Where a run starts: the final state of a stage's run (its parameters; optimizer state restarts),
+    and numbers read from that run's record (paper 000 App. E.5: restart at η = (2+ε)/S₀ from the
+    sharpness S₀ measured at the pretrained point)."""
+
+    stage: str = Field(min_length=1, description="A key of `stages`: the run this one starts from.")
+    at: Literal["final"] = Field("final", description="Which state of the stage run: its final one.")
+    values: dict[str, str] = Field(
+        default_factory=dict,
+        description="Name → series-algebra expression on the stage run's record (`final(sharpness)`), "
+        "usable as a constant in this spec's expressions.",
+    )
+    run: str | None = Field(
+        None,
+        description="The stage run's key: filled in by eosdsl (with the values added to `constants`) "
+        "before the run is identified, so the upstream run enters this run's identity.",
+    )
+
+    OMIT_AT_DEFAULT = ("run",)  # no ``run`` key before the stage is resolved
 
 
 class Spec(Model):
@@ -171,7 +189,15 @@ class Spec(Model):
     measure: list[Measure] = Field(default_factory=lambda: [SimpleMeasure(kind="loss")])
     checks: list[Check] = Field(default_factory=list)
     sweep: Sweep | None = None
+    stages: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Runs this spec starts from: name → dotted key paths set on this spec (as a case's "
+        "`set`), without its sweep, stages, start, checks and events (eosdsl.spec.stages).",
+    )
+    start: Start | None = None
     runtime: Runtime = Field(default_factory=Runtime)
+
+    OMIT_AT_DEFAULT = ("stages", "start")  # a spec without them dumps (and hashes) as before
 
     @model_validator(mode="before")
     @classmethod

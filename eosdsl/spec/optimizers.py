@@ -52,7 +52,27 @@ class Cosine(Model):
     warmup_steps: Scalar = 0.0
 
 
-Schedule = Annotated[Constant | LinearWarmup | Piecewise | Cosine, Field(discriminator="kind")]
+MEASURED_NAMES = ("sharpness", "loss", "grad_norm")
+"""The measurements a ``measured`` learning rate may read, besides the constants."""
+
+
+class Measured(Model):
+    """η_t = f(latest measurements): an expression over the constants and ``sharpness`` (the latest
+    solved S = λ_max(∇²L), at w_t when it is solved at step t), ``loss`` and ``grad_norm`` (at w_t).
+
+    Paper 003 App. G.1 (Fig. 6) trains with η_t = 1/S(θ_t), S refreshed every 40 steps:
+    ``{kind: measured, value: 1 / sharpness}`` with ``{kind: sharpness, every: 40}``.
+    """
+
+    kind: Literal["measured"]
+    value: str = Field(
+        min_length=1,
+        description="Expression over constants, `sharpness` (latest solved), `loss` and `grad_norm` "
+        "(at this step), e.g. `1 / sharpness`.",
+    )
+
+
+Schedule = Annotated[Constant | LinearWarmup | Piecewise | Cosine | Measured, Field(discriminator="kind")]
 
 
 LearningRate = Annotated[
@@ -64,11 +84,46 @@ LearningRate = Annotated[
 LrConvention = Literal["gd_equivalent", "raw"]
 
 
+class Directional(Model):
+    """A separate learning rate along the top Hessian eigendirections (paper 004 App. G, Fig. 10).
+
+    With (λ_i, v_i), i ≤ ``k``, the top eigenpairs of ∇²L(w_t) solved at this step by the spec's
+    ``sharpness`` measure, U ⊆ {1, …, k} the selected ones and P = Σ_{i∈U} v_i v_iᵀ, the GD step becomes
+
+        w_{t+1} = w_t − η (g − P g) − η_u P g      (``rest: keep``)
+        w_{t+1} = w_t − η_u P g                    (``rest: drop``: the update restricted to U)
+
+    with g = ∇L(w_t). ``select: unstable`` takes U = {i ≤ k : λ_i > 2/η} (the directions GD at η would
+    amplify), ``top`` all k. Fig. 10: (a) ``lr: 0`` suppresses the unstable directions, (b) ``lr`` below
+    2/S makes them stable (e.g. ``{kind: measured, value: 1.9 / sharpness}``), (c) ``select: top, rest:
+    drop, lr: <η>`` restricts the update to the sharpest directions. At steps where the sharpness
+    measure does not solve (outside its window or cadence) the step is plain GD.
+    """
+
+    k: int = Field(
+        ge=1, le=64, description="How many top eigenpairs are candidates (≤ the sharpness measure's k)."
+    )
+    select: Literal["unstable", "top"] = Field(
+        "unstable", description="`unstable`: those with λ_i > 2/η; `top`: all k."
+    )
+    lr: LearningRate = Field(description="η_u, the learning rate along the selected directions.")
+    rest: Literal["keep", "drop"] = Field(
+        "keep",
+        description="`keep`: the rest of the gradient at η; `drop`: no update off the selected directions.",
+    )
+
+
 class GD(Model):
-    """Gradient descent, w_{t+1} = w_t − η_t ∇L(w_t). MSS = 2/η."""
+    """Gradient descent, w_{t+1} = w_t − η_t ∇L(w_t). MSS = 2/η.
+
+    ``directional`` gives the top Hessian eigendirections their own rate (:class:`Directional`).
+    """
 
     kind: Literal["gd"]
     lr: LearningRate
+    directional: Directional | None = None
+
+    OMIT_AT_DEFAULT = ("directional",)
 
 
 class HeavyBall(Model):
@@ -119,4 +174,30 @@ class RMSProp(Model):
     eps: Scalar = 1e-8
 
 
-Optimizer = Annotated[GD | HeavyBall | Nesterov | Adam | RMSProp, Field(discriminator="kind")]
+class Map(Model):
+    """User-defined discrete dynamics on a closed-form problem's parameters: w_{t+1} = F(w_t), one
+    expression per parameter over the parameters, the constants and ``lr`` (η_t of this optimizer's
+    schedule); parameters not listed stay where they are. Paper 003 eq. (3), the self-stabilization
+    recurrence: ``update: {x: -(1 + lr * y) * x, y: y + lr * (alpha - beta * x**2 / 2)}``. MSS: ∞ (the
+    map is not a gradient method; ``mss`` is recorded as inf)."""
+
+    kind: Literal["map"]
+    lr: LearningRate = Field(0.0, description="η_t, the name `lr` in the update expressions.")
+    update: dict[str, str] = Field(min_length=1, description="Parameter name → its next value F(w).")
+
+
+class Ode(Model):
+    """An ODE dw/dτ = f(w) on a closed-form problem's parameters, one right-hand side per parameter over
+    the parameters and the constants (parameters not listed are constant). Each engine step advances τ
+    by Δτ = ``lr`` (a schedule is allowed) in ``substeps`` steps of the classical fourth-order
+    Runge–Kutta method (``rk4``: global error O(h⁴), h = Δτ/substeps) or explicit Euler (``euler``,
+    O(h)). Paper 003 eq. (4): ``rhs: {X: X * Y, Y: alpha - beta * X**2 / 2}`` with τ = η·step. MSS: ∞."""
+
+    kind: Literal["ode"]
+    lr: LearningRate = Field(description="Δτ, the ODE time one engine step advances.")
+    rhs: dict[str, str] = Field(min_length=1, description="Parameter name → dw/dτ.")
+    method: Literal["rk4", "euler"] = "rk4"
+    substeps: int = Field(1, ge=1, le=10_000, description="Integrator steps per engine step.")
+
+
+Optimizer = Annotated[GD | HeavyBall | Nesterov | Adam | RMSProp | Map | Ode, Field(discriminator="kind")]

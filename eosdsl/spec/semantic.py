@@ -6,7 +6,11 @@ Scopes, by where an expression appears:
 - the toy objective: its parameters, ``coefficients``, earlier ``definitions`` and constants;
 - event thresholds: constants and ``mss``, ``lr``, ``lr_applied``, ``step``;
 - ``expr`` triggers: those plus the parameters, ``loss`` and ``sharpness``;
-- derived measures and checks: the recorded series (by expression name), references, constants.
+- derived measures and checks: the recorded series (by expression name), references, constants;
+- a ``measured`` learning rate: constants, ``sharpness``, ``loss``, ``grad_norm``;
+- ``start.values``: the series the stage run records, its constants and references. Their names are
+  constants of the spec; until the stage is resolved (``start.run``) an expression using them is
+  compiled but not evaluated (the resolved spec is checked again with the numbers).
 
 An expression over constants alone is also evaluated (in float64) with the spec's constants: it must
 give one finite number (and one float32 can hold, for ``precision: float32``), so ``"1e400"``,
@@ -19,9 +23,10 @@ import ast
 import math
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, get_origin
 
 import numpy as np
+from pydantic import ValidationError
 
 from eosdsl.expr import CONSTANTS, FUNCTIONS, Expr, ExprError, compile_expr
 from eosdsl.expr.across import OPERATORS, STEP, Typed, check_series_expression, uses_across
@@ -29,9 +34,12 @@ from eosdsl.expr.backend import numpy_evaluation
 from eosdsl.spec import models as m
 from eosdsl.spec.checks import CLAIM_OPS
 from eosdsl.spec.errors import LocatedError
-from eosdsl.spec.measures import HessianTraceMeasure, SpectralDensityMeasure
+from eosdsl.spec.measures import FlowProjectionMeasure, HessianTraceMeasure, SpectralDensityMeasure
 from eosdsl.spec.networks import SupervisedProblem
+from eosdsl.spec.optimizers import MEASURED_NAMES
+from eosdsl.spec.overrides import OverrideError, split_dotted
 from eosdsl.spec.recorded import param_names, recorded_series
+from eosdsl.spec.stages import NOT_IN_STAGE, stage_data
 from eosdsl.spec.toy import as_toy
 
 Path = tuple[str | int, ...]
@@ -39,7 +47,9 @@ Path = tuple[str | int, ...]
 RUNTIME_NAMES = ("mss", "lr", "lr_applied", "step")
 REFERENCES = {"ldn_regression": ("test_loss_min_l1", "test_loss_min_l2")}
 HAS_TEST_LOSS = frozenset({"ldn_regression", "supervised"})
-SUPERVISED_MEASURES = frozenset({"accuracy", "test_accuracy", "group_norms", "dead_units", "residual"})
+SUPERVISED_MEASURES = frozenset(
+    {"accuracy", "test_accuracy", "group_norms", "dead_units", "residual", "data_covariance"}
+)
 
 
 def series_names(spec: m.Spec) -> list[str]:
@@ -94,37 +104,50 @@ def initial_objective_problem(problem: m.ToyProblem, constants: Mapping[str, flo
     return None
 
 
+def _value_fields(model: m.Model) -> list[str]:
+    """The fields of ``model`` that hold values, not a choice of words: every field but the ``Literal``
+    ones (``kind``, ``method``, ``lr_convention``, …), whose strings are never expressions."""
+    return [
+        name for name, info in type(model).model_fields.items() if get_origin(info.annotation) is not Literal
+    ]
+
+
 class _Checker:
     def __init__(self, spec: m.Spec) -> None:
         self.spec = spec
         self.errors: list[LocatedError] = []
-        self.constants = list(spec.constants)
+        start = spec.start
+        self.pending = set(start.values) if start is not None and start.run is None else set()
+        self.constants = [*spec.constants, *sorted(self.pending - set(spec.constants))]
 
-    def expr(self, source: Any, path: Path, names: Iterable[str], evaluate: bool = False) -> None:
+    def expr(self, source: Any, path: Path, names: Iterable[str], evaluate: bool = False) -> Expr | None:
         """``source`` (if a string) compiles over ``names``; with ``evaluate``, it is an expression over
-        the constants that must give one finite number."""
+        the constants that must give one finite number. Returns the compiled expression, if it compiled."""
         if not isinstance(source, str):
-            return
+            return None
         try:
             compiled = compile_expr(source, names=list(names))
         except ExprError as err:
             self.errors.append(LocatedError(path, f"{err.message}{_where(err)}"))
-            return
-        if evaluate:
+            return None
+        if evaluate and not compiled.names & self.pending:
             problem = constant_value_problem(compiled, self.spec.constants, self.spec.precision)
             if problem is not None:
                 self.errors.append(LocatedError(path, problem))
+        return compiled
 
     def scalars(self, model: Any, path: Path, names: Iterable[str]) -> None:
         """Every string in a numeric field of ``model`` (recursively) is an expression over ``names``."""
         names = list(names)
+        if isinstance(model, m.Measured):
+            return  # its expression reads measurements: checked by `measured_rates`
         if isinstance(model, m.Model):
-            for field in type(model).model_fields:
+            for field in _value_fields(model):
                 self.scalars(getattr(model, field), (*path, field), names)
         elif isinstance(model, list):
             for i, item in enumerate(model):
                 self.scalars(item, (*path, i), names)
-        elif isinstance(model, str) and path and path[-1] not in {"kind", "lr_convention", "form"}:
+        elif isinstance(model, str) and path:
             self.expr(model, path, names, evaluate=set(names) <= set(self.constants))
 
     def run(self) -> list[LocatedError]:
@@ -140,7 +163,173 @@ class _Checker:
         for i, trig in enumerate(spec.train.stop):
             self.trigger(trig, ("train", "stop", i), runtime, params)
         self.measures_and_checks()
+        self.measured_rates()
+        self.directional()
+        self.dynamics()
+        self.stages()
         return self.errors
+
+    def dynamics(self) -> None:
+        """A ``map`` or ``ode`` optimizer acts on a closed-form problem's named parameters: its keys are
+        parameters, its expressions read the parameters, the constants (and a map ``lr``)."""
+        params = param_names(self.spec.problem)
+        for opt, path in self.optimizers():
+            if not isinstance(opt, m.Map | m.Ode):
+                continue
+            field = "update" if isinstance(opt, m.Map) else "rhs"
+            if not params:
+                self.errors.append(
+                    LocatedError(
+                        (*path, "kind"),
+                        f"`{opt.kind}` dynamics act on named parameters: use a closed-form problem "
+                        f"(toy, relu_scalar, ...), not {self.spec.problem.kind}",
+                    )
+                )
+                continue
+            names = [*params, *self.constants] + (["lr"] if isinstance(opt, m.Map) else [])
+            for key, source in getattr(opt, field).items():
+                if key not in params:
+                    known = ", ".join(params)
+                    self.errors.append(
+                        LocatedError((*path, field, key), f"no parameter '{key}' (parameters: {known})")
+                    )
+                else:
+                    self.expr(source, (*path, field, key), names)
+
+    def stages(self) -> None:
+        """``stages`` set no key a stage does not inherit; an unresolved ``start`` names a stage that is a
+        valid spec, and its ``values`` are single numbers on the series that stage records, named apart
+        from the constants (eosdsl.spec.stages)."""
+        spec = self.spec
+        inherited = True
+        for name, sets in spec.stages.items():
+            for key in sets:
+                top = key.split(".")[0]
+                if top in NOT_IN_STAGE:
+                    message = f"a stage is one plain run; it may not set `{top}`"
+                    self.errors.append(LocatedError(("stages", name, key), message))
+                    inherited = False
+        start = spec.start
+        if start is None or start.run is not None or not inherited:
+            return
+        if start.stage not in spec.stages:
+            known = ", ".join(f"'{s}'" for s in spec.stages) or "none"
+            message = f"unknown stage '{start.stage}' (stages of this spec: {known})"
+            self.errors.append(LocatedError(("start", "stage"), message))
+            return
+        for name in start.values:
+            if not name.isidentifier() or name.startswith("__"):
+                self.errors.append(LocatedError(("start", "values", name), f"'{name}' is not a name"))
+            elif name in spec.constants or name in FUNCTIONS or name in CONSTANTS:
+                message = f"'{name}' is already a constant or function; choose another name"
+                self.errors.append(LocatedError(("start", "values", name), message))
+        where: Path = ("stages", start.stage)
+        sets = spec.stages[start.stage]
+
+        def located(path: Path, message: str) -> LocatedError:
+            """An error at ``path`` of the stage spec, located at the stage key that sets it (if one does)."""
+            own = next((k for k in sets if path[: len(split_dotted(k))] == split_dotted(k)), None)
+            return LocatedError((*where, own) if own is not None else where, message)
+
+        try:
+            stage = m.Spec.model_validate(stage_data(spec, start.stage))
+        except OverrideError as err:
+            self.errors.append(LocatedError(where, f"the stage is not a valid spec: {err}"))
+            return
+        except ValidationError as err:
+            for e in err.errors():
+                message = f"the stage is not a valid spec: {'.'.join(map(str, e['loc']))}: {e['msg']}"
+                self.errors.append(located(tuple(e["loc"]), message))
+            return
+        stage_errors = semantic_errors(stage)
+        for error in stage_errors:
+            shown = ".".join(map(str, error.path))
+            self.errors.append(located(error.path, f"in the stage, {shown}: {error.message}"))
+        if stage_errors:
+            return
+        checker = _Checker(stage)
+        checker.cadence = _cadences(stage)
+        series = series_names(stage)
+        scalars = [*stage.constants, *REFERENCES.get(stage.problem.kind, ())]
+        for name, source in start.values.items():
+            path = ("start", "values", name)
+            typed = checker.algebra(source, path, series, scalars, f"start value {name} (on the stage run)")
+            if typed is not None and typed.series:
+                message = (
+                    f"a start value is one number of the stage run (e.g. `final(sharpness)`); "
+                    f"`{source[:60]}` is a series"
+                )
+                checker.errors.append(LocatedError(path, message))
+        self.errors += checker.errors
+
+    def optimizers(self) -> list[tuple[m.Optimizer, Path]]:
+        """The main optimizer and every switch target, with their key paths."""
+        spec = self.spec
+        return [(spec.optimizer, ("optimizer",))] + [
+            (e.do.switch_optimizer, ("events", i, "do", "switch_optimizer"))
+            for i, e in enumerate(spec.events)
+            if e.do.switch_optimizer is not None
+        ]
+
+    def directional(self) -> None:
+        """An optimizer's ``directional`` acts along the eigenpairs the ``sharpness`` measure solves: the
+        spec needs one with k ≥ ``directional.k``; a ``measured`` η_u reads this step's measurements."""
+        sharp = next((i for i, x in enumerate(self.spec.measure) if isinstance(x, m.SharpnessMeasure)), None)
+        for opt, path in self.optimizers():
+            directional = getattr(opt, "directional", None)
+            if directional is None:
+                continue
+            where = (*path, "directional")
+            if isinstance(directional.lr, m.Measured):
+                self.expr(directional.lr.value, (*where, "lr", "value"), [*self.constants, *MEASURED_NAMES])
+            if sharp is None:
+                self.errors.append(
+                    LocatedError(
+                        where,
+                        f"acts along the top eigenvectors the sharpness measure solves: add "
+                        f"`{{kind: sharpness, k: {directional.k}, every: 1}}` (with start/stop for a window)",
+                    )
+                )
+            elif self.spec.measure[sharp].k < directional.k:
+                self.errors.append(
+                    LocatedError(
+                        ("measure", sharp, "k"),
+                        f"{'.'.join(map(str, where))} uses the top {directional.k} eigenpairs: "
+                        f"the sharpness measure needs k ≥ {directional.k}",
+                    )
+                )
+
+    def measured_rates(self) -> None:
+        """A ``measured`` learning rate's expression; if it reads ``sharpness``: a sharpness measure solved
+        from step 0 (so S is defined at every step), and nothing the early solve cannot serve — measures
+        that read η itself (``densify``, ``self_stabilization``, ``preconditioned_sharpness``) and stops
+        (a run that stops records its curvature at that step, which needs the stop known before the solve)."""
+        spec = self.spec
+        readers = []
+        for opt, path in self.optimizers():
+            if isinstance(opt.lr, m.Measured):
+                where = (*path, "lr", "value")
+                compiled = self.expr(opt.lr.value, where, [*self.constants, *MEASURED_NAMES])
+                if compiled is not None and "sharpness" in compiled.names:
+                    readers.append(".".join(map(str, where)))
+        if not readers:
+            return
+        reader = f"the learning rate {readers[0]} reads `sharpness`"
+        errors: list[tuple[Path, str]] = []
+        sharp = next((i for i, x in enumerate(spec.measure) if isinstance(x, m.SharpnessMeasure)), None)
+        if sharp is None:
+            errors.append((("measure",), f"{reader}: add a `{{kind: sharpness}}` measure (solver, cadence)"))
+        elif spec.measure[sharp].start != 0:
+            errors.append((("measure", sharp, "start"), f"{reader} from step 0: the measure must start at 0"))
+        for i, meas in enumerate(spec.measure):
+            if isinstance(meas, m.Cadence) and meas.densify is not None:
+                errors.append((("measure", i, "densify"), f"{reader}: densify (on η·S) is not supported"))
+            if isinstance(meas, m.SelfStabilizationMeasure | m.PreconditionedSharpnessMeasure):
+                errors.append((("measure", i, "kind"), f"{meas.kind} needs a rate the spec sets; {reader}"))
+        stops: list[Path] = [("train", "stop", i) for i in range(len(spec.train.stop))]
+        stops += [("events", i, "do", "stop") for i, e in enumerate(spec.events) if e.do.stop]
+        errors += [(path, f"{reader}: stop rules are not supported with it yet") for path in stops]
+        self.errors += [LocatedError(path, message) for path, message in errors]
 
     def problem(self, problem: m.Problem) -> None:
         const = self.constants
@@ -161,7 +350,7 @@ class _Checker:
                     )
                 )
         else:  # every string field is a number over constants, except scalar_product's g(s) (below)
-            for field in type(problem).model_fields:
+            for field in _value_fields(problem):
                 if not (isinstance(problem, m.ScalarProduct) and field == "g"):
                     self.scalars(getattr(problem, field), ("problem", field), const)
         if toy is None:
@@ -176,7 +365,7 @@ class _Checker:
             known.append(name)
         if written:
             self.expr(toy.objective, ("problem", "objective"), known)
-            if not self.errors:
+            if not self.errors and not self.pending:
                 problem_at_start = initial_objective_problem(problem, self.spec.constants)
                 if problem_at_start is not None:
                     self.errors.append(LocatedError(("problem", "objective"), problem_at_start))
@@ -485,6 +674,7 @@ def _recorded_by() -> dict[str, str]:
         m.SharpnessGradientMeasure.model_construct(kind="sharpness_gradient"),
         m.GramSharpnessMeasure.model_construct(kind="gram_sharpness"),
         m.SelfStabilizationMeasure.model_construct(kind="self_stabilization"),
+        FlowProjectionMeasure.model_construct(kind="flow_projection", params=True),
         HessianTraceMeasure.model_construct(kind="hessian_trace"),
         SpectralDensityMeasure.model_construct(kind="spectral_density"),
     ]
@@ -492,6 +682,15 @@ def _recorded_by() -> dict[str, str]:
         table.update({n.replace(".", "_"): f"a `{meas.kind}` measure" for n in meas.series()})
     eigs = "a `sharpness` measure with k ≥ 2"
     table.update({"eigs": eigs, "eigs_residual": eigs})
+    gram = "a `gram_sharpness` measure"
+    table.update(
+        {
+            "gram_eigs": f"{gram} with k ≥ 2",
+            "gram_eigs_residual": f"{gram} with k ≥ 2",
+            "gram_min": f"{gram} with min: true",
+            "gram_projections": f"{gram} with projections ≥ 1",
+        }
+    )
     return table
 
 
