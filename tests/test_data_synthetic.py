@@ -274,3 +274,17 @@ def test_random_labels_uniform_and_permute():
     assert set(np.unique(pm.y_train)) == {-1.0, 1.0}
     with pytest.raises(ValueError, match="permute"):
         random_labels(rank2(3, 50), seed=0)
+
+
+def test_teacher_student_sign_labels_are_the_sign_of_the_real_targets() -> None:
+    """``labels="sign"``: y = sign(f(x)) (sign(0) := +1) of the same teacher and inputs, encoded ±1 with
+    two classes; the real targets' dataset (and its fingerprint) is unchanged by the option."""
+    real = teacher_student(n=64, d=5, width=12, seed=3, n_test=16)
+    sign = teacher_student(n=64, d=5, width=12, seed=3, n_test=16, labels="sign")
+    np.testing.assert_array_equal(sign.x_train, real.x_train)
+    np.testing.assert_array_equal(sign.y_train, np.where(real.y_train >= 0, 1.0, -1.0))
+    np.testing.assert_array_equal(sign.y_test, np.where(real.y_test >= 0, 1.0, -1.0))
+    assert (sign.targets, sign.n_classes, real.targets, real.n_classes) == ("plus_minus_one", 2, "real", None)
+    assert "labels" not in real.description["source"] and sign.fingerprint != real.fingerprint
+    with pytest.raises(ValueError, match="labels='sign' needs out_dim=1"):
+        teacher_student(n=8, d=2, width=3, out_dim=2, labels="sign")

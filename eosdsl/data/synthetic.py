@@ -320,6 +320,7 @@ def teacher_student(
     out_dim: int = 1,
     teacher_seed: int | None = None,
     noise_std: float = 0.0,
+    labels: Literal["real", "sign"] = "real",
 ) -> Dataset:
     r"""Regression on a random two-layer teacher: :math:`y=a^\top\sigma(Wx/\sqrt d)/\sqrt m+\epsilon`.
 
@@ -335,13 +336,20 @@ def teacher_student(
     ``noise_std > 0``) ``E = standard_normal((n + n_test, out_dim))``.
 
     Returns float64 ``x`` ``(n, d)`` and targets ``(n,)`` if ``out_dim == 1`` else ``(n, out_dim)``
-    (encoding ``real``, ``n_classes=None``).
+    (encoding ``real``, ``n_classes=None``). With ``labels="sign"`` (``out_dim`` 1) the targets are the
+    sign of the teacher's output, :math:`y=\operatorname{sign}(f(x)+\epsilon)` with sign(0) := +1: ±1
+    (encoding ``plus_minus_one``, ``n_classes=2``), a binary classification task of a teacher network
+    (paper 002 App. F's teacher labels).
     """
     _check_counts(n=n, d=d, width=width, out_dim=out_dim, n_test=n_test)
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
     if not noise_std >= 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+    if labels not in ("real", "sign"):
+        raise ValueError(f"labels must be 'real' or 'sign', got {labels!r}")
+    if labels == "sign" and out_dim != 1:
+        raise ValueError(f"labels='sign' needs out_dim=1 (one teacher output), got out_dim={out_dim}")
     teacher_seed = seed if teacher_seed is None else teacher_seed
     trng = _rng([teacher_seed, _TAG_TS_TEACHER])
     W = trng.standard_normal((width, d))
@@ -353,12 +361,14 @@ def teacher_student(
         Y = Y + float(noise_std) * rng.standard_normal((n + n_test, out_dim))
     if out_dim == 1:
         Y = Y[:, 0]
+    if labels == "sign":
+        Y = np.where(Y >= 0, 1.0, -1.0)
     return make_dataset(
         X[:n],
         Y[:n],
         X[n:],
         Y[n:],
-        n_classes=None,
+        n_classes=2 if labels == "sign" else None,
         description={
             "source": {
                 "kind": "teacher_student",
@@ -371,8 +381,9 @@ def teacher_student(
                 "n_test": n_test,
                 "seed": seed,
                 "teacher_seed": teacher_seed,
+                **({"labels": labels} if labels != "real" else {}),
             },
-            "targets": "real",
+            "targets": "plus_minus_one" if labels == "sign" else "real",
         },
     )
 

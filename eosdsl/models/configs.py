@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # ------------------------------------------------------------------------------------------ init schemes
 
-INIT_SCHEMES: tuple[str, ...] = ("torch_default", "lecun", "he", "normal", "ntk", "zeros")
+INIT_SCHEMES: tuple[str, ...] = ("torch_default", "lecun", "he", "normal", "uniform", "ntk", "zeros")
 
 _ALIASES = {
     "pytorch": "torch_default",
@@ -58,6 +58,8 @@ class LayerInit:
         object.__setattr__(self, "scheme", canonical_scheme(self.scheme))
         if self.scheme == "normal" and self.sigma is None:
             raise ValueError("init 'normal' needs sigma (the weight standard deviation)")
+        if self.scheme == "uniform" and self.sigma is None:
+            raise ValueError("init 'uniform' needs sigma (the weights are drawn from U(−sigma, sigma))")
         if self.sigma is not None and not self.sigma >= 0:
             raise ValueError(f"sigma must be ≥ 0, got {self.sigma}")
 
@@ -74,6 +76,8 @@ class LayerInit:
             return normal(math.sqrt(2.0 / fan_in))
         if s == "normal":
             return normal(float(self.sigma))  # type: ignore[arg-type]
+        if s == "uniform":
+            return uniform(float(self.sigma))  # type: ignore[arg-type]
         if s == "ntk":
             return normal(1.0)
         return zeros

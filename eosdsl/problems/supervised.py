@@ -7,8 +7,9 @@ measurement functions of the supervised measures (accuracy, group norms, dead un
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ def _load_data(problem: n.SupervisedProblem) -> Dataset:
             n_test=d.n_test,
             out_dim=d.out_dim,
             noise_std=d.noise_std,
+            labels=d.labels,
         )
     elif isinstance(d, n.FashionMnistData):
         ds = images.load_fashion_mnist(d.path)
@@ -246,6 +248,24 @@ def chunked_map(
     return jnp.concatenate([out, fn(params, x[full * chunk :])]) if rest else out
 
 
+def frozen_groups(net: ModelFns, names: Sequence[str]) -> ModelFns:
+    """``net`` with the parameter groups ``names`` held where they are: ``apply`` (and ``hidden``) see
+    them through ``lax.stop_gradient``, so the loss's gradient, every Hessian-vector product and the
+    output Jacobian are zero in their coordinates. GD, heavy ball and Adam then never move them from
+    their initial values, and the Hessian is block diagonal with a zero block there: its nonzero
+    eigenvalues are those of the trainable block (paper 002 App. F: a last layer fixed at its random
+    initial values). ``ValueError`` names the groups a network has when one is unknown."""
+
+    def hold(params: Params) -> Params:
+        unknown = [name for name in names if name not in params]
+        if unknown:
+            raise ValueError(f"problem.frozen: no parameter group {unknown} (groups: {list(params)})")
+        return {k: lax.stop_gradient(v) if k in names else v for k, v in params.items()}
+
+    hidden = None if net.hidden is None else (lambda params, x: net.hidden(hold(params), x))
+    return dataclasses.replace(net, apply=lambda params, x: net.apply(hold(params), x), hidden=hidden)
+
+
 def traced_fns(problem: n.SupervisedProblem, config: dict[str, Any]) -> dict[str, Callable]:
     """loss, test_loss and the measurement functions, each a function of (params, data).
 
@@ -255,6 +275,8 @@ def traced_fns(problem: n.SupervisedProblem, config: dict[str, Any]) -> dict[str
     with activation memory bounded by the chunk instead of n.
     """
     net, loss, chunk = network(config), loss_function(problem.loss), problem.batch_chunk
+    if problem.frozen:
+        net = frozen_groups(net, problem.frozen)
 
     def mean_loss(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
         return loss(net.apply(params, x), y)

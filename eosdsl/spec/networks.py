@@ -62,7 +62,7 @@ class GaussianMixtureData(Model):
 
 
 class TeacherStudentData(Model):
-    """Regression targets of a random one-hidden-layer teacher network."""
+    """Targets of a random one-hidden-layer teacher network: its outputs, or their sign (``labels``)."""
 
     source: Literal["teacher_student"]
     n: int = Field(ge=1)
@@ -73,6 +73,11 @@ class TeacherStudentData(Model):
     n_test: int = Field(0, ge=0)
     out_dim: int = Field(1, ge=1)
     noise_std: float = 0.0
+    labels: Literal["real", "sign"] = Field(
+        "real", description="`real`: the teacher's outputs; `sign`: their sign, ±1 (binary classification)."
+    )
+
+    OMIT_AT_DEFAULT = ("labels",)  # a spec with real targets hashes as before
 
 
 class FashionMnistData(Model):
@@ -240,6 +245,15 @@ class SupervisedProblem(Model):
         "(full-batch statistics) cannot be chunked; ghost batch norm can when batch_chunk is a multiple "
         "of ghost_size.",
     )
+
+    frozen: list[str] = Field(
+        default_factory=list,
+        description="Parameter groups held at their initial values: not trained, and zero rows and "
+        "columns of the Hessian (e.g. paper 002's fixed last layer: `[out]`; `eosdsl kinds` and "
+        "`group_norms` name a network's groups).",
+    )
+
+    OMIT_AT_DEFAULT = ("frozen",)  # a spec without frozen groups hashes as before
 
     @field_validator("batch_chunk")
     @classmethod
