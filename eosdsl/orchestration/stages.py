@@ -78,9 +78,9 @@ def start_params(spec: m.Spec, host: HostProblem, registry: Registry) -> Params:
         raise StageError(missing)
     stage = m.Spec.model_validate(run.spec)
     stage_host = prepare(stage)
-    template = init_state(
-        Structure.of(stage), hyperparameters(stage), layout_of(stage, stage_host), stage_host.params
-    )
+    structure, hparams, layout = Structure.of(stage), hyperparameters(stage), layout_of(stage, stage_host)
+    # shapes and dtypes only: the restore needs no values (and no compilation of the stage's init)
+    template = jax.eval_shape(lambda p: init_state(structure, hparams, layout, p), stage_host.params)
     params = jax.device_get(final_state(run.path, template).params)
     if array_layout(params) != array_layout(host.params):
         raise StageError(
