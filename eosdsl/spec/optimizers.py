@@ -121,7 +121,9 @@ class GD(Model):
 
     kind: Literal["gd"]
     lr: LearningRate
-    directional: Directional | None = None
+    directional: Directional | None = Field(
+        None, description="A separate rate along the top Hessian eigendirections (paper 004 Fig. 10)."
+    )
 
     OMIT_AT_DEFAULT = ("directional",)
 
