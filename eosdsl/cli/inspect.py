@@ -602,12 +602,12 @@ def _group_rank(group: str) -> tuple:
     return tuple(ranked)
 
 
-def _print_check_values(check: Mapping[str, Any]) -> None:
-    """A sweep check's stored statistics under it: ``stat[group]`` values as a table (a row per group,
-    a column per statistic), the others on one line, the counts of missing and excluded points last."""
-    values = check.get("values")
-    if not isinstance(values, Mapping) or not values:
-        return
+def check_value_table(
+    values: Mapping[str, Any],
+) -> tuple[list[tuple[str, Any]], list[str], list[tuple[str, dict[str, Any]]]]:
+    """A check's stored statistics split for display: ``(plain, stats, rows)`` — the ``(key, value)``
+    pairs without a group, then the ``stat[group]`` ones as a table: its statistic columns (first seen
+    first) and one ``(group, {stat: value})`` row per group, in group order (:func:`_group_rank`)."""
     table: dict[str, dict[str, Any]] = {}
     plain = []
     for key, value in sorted(values.items(), key=lambda kv: _stat_rank(str(kv[0]))):
@@ -615,12 +615,21 @@ def _print_check_values(check: Mapping[str, Any]) -> None:
         if group.endswith("]"):
             table.setdefault(group[:-1], {})[stat] = value
         else:
-            plain.append(f"{key} {_value(value)}")
-    if plain:
-        out.print(f"      {', '.join(plain)}", markup=False)
+            plain.append((str(key), value))
     stats = list(dict.fromkeys(stat for row in table.values() for stat in row))
-    groups = sorted(table, key=_group_rank)
-    rows = [[f"      {group}", *(_value(table[group].get(stat)) for stat in stats)] for group in groups]
+    return plain, stats, [(group, table[group]) for group in sorted(table, key=_group_rank)]
+
+
+def _print_check_values(check: Mapping[str, Any]) -> None:
+    """A sweep check's stored statistics under it: ``stat[group]`` values as a table (a row per group,
+    a column per statistic), the others on one line, the counts of missing and excluded points last."""
+    values = check.get("values")
+    if not isinstance(values, Mapping) or not values:
+        return
+    plain, stats, table = check_value_table(values)
+    if plain:
+        out.print(f"      {', '.join(f'{key} {_value(value)}' for key, value in plain)}", markup=False)
+    rows = [[f"      {group}", *(_value(row.get(stat)) for stat in stats)] for group, row in table]
     for line in _aligned(["      group", *stats], rows) if rows else []:
         out.print(line, markup=False)
 

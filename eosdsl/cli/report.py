@@ -156,23 +156,14 @@ def _stats(values: Any) -> str:
     """A check's statistics, ``stat[group]`` ones as a small table (a row per group)."""
     if not isinstance(values, Mapping) or not values:
         return ""
-    from eosdsl.cli.inspect import _group_rank, _stat_rank
+    from eosdsl.cli.inspect import check_value_table
 
-    grouped: dict[str, dict[str, Any]] = {}
-    plain = []
-    for key, value in sorted(values.items(), key=lambda kv: _stat_rank(str(kv[0]))):
-        stat, _, group = str(key).partition("[")
-        if group.endswith("]"):
-            grouped.setdefault(group[:-1], {})[stat] = value
-        else:
-            plain.append(f"{_e(key)} = {_e(_num(value))}")
-    text = f'<div class="stats">{", ".join(plain)}</div>' if plain else ""
-    if grouped:
-        stats = list(dict.fromkeys(s for row in grouped.values() for s in row))
-        rows = [
-            [_e(group), *(_e(_num(grouped[group].get(s))) for s in stats)]
-            for group in sorted(grouped, key=_group_rank)
-        ]
+    plain, stats, table = check_value_table(values)
+    text = (
+        f'<div class="stats">{", ".join(f"{_e(k)} = {_e(_num(v))}" for k, v in plain)}</div>' if plain else ""
+    )
+    if table:
+        rows = [[_e(group), *(_e(_num(row.get(s))) for s in stats)] for group, row in table]
         text += _table(["group", *stats], rows, [False, *([True] * len(stats))])
     return text
 
