@@ -118,15 +118,16 @@ class MemoryCheckpoints:
                 raise KeyboardInterrupt
 
 
-def assert_resume_is_bitwise(spec, at: int, store: Path | None = None):  # noqa: ANN001, ANN201
+def assert_resume_is_bitwise(spec, at: int, store: Path | None = None, host=None):  # noqa: ANN001, ANN201
     """Execute ``spec`` uninterrupted; execute it again killed right after its checkpoint at step ``at``,
     then resume it; assert every series of the resumed run equals the uninterrupted run's bit for bit.
     ``store``: a directory for real (Orbax) checkpoints (``registry.checkpoints.RunCheckpoints``; the
     spec's ``runtime`` must checkpoint at ``at``), else in memory (:class:`MemoryCheckpoints`). Returns
-    the uninterrupted run's result (``from conftest import assert_resume_is_bitwise``)."""
+    the uninterrupted run's result (``from conftest import assert_resume_is_bitwise``). ``host``: the
+    run's host inputs when they are not ``prepare(spec)``'s (a run that starts from another run)."""
     from eosdsl.engine.execute import execute
 
-    whole = execute(spec)
+    whole = execute(spec, host)
     if store is None:
         first = again = MemoryCheckpoints(at)
     else:
@@ -140,11 +141,11 @@ def assert_resume_is_bitwise(spec, at: int, store: Path | None = None):  # noqa:
 
         first = Killed(store / "work", store / "scratch", at)
     with pytest.raises(KeyboardInterrupt):
-        execute(spec, checkpoints=first)
+        execute(spec, host, checkpoints=first)
     if store is not None:
         first.close()
         again = RunCheckpoints(store / "work", store / "scratch", at)
-    resumed = execute(spec, checkpoints=again)
+    resumed = execute(spec, host, checkpoints=again)
     if store is not None:
         again.close()
     assert resumed.resumed_from == at
@@ -155,14 +156,15 @@ def assert_resume_is_bitwise(spec, at: int, store: Path | None = None):  # noqa:
     return whole
 
 
-def assert_pack_is_bitwise(specs):  # noqa: ANN001, ANN201
+def assert_pack_is_bitwise(specs, hosts=None):  # noqa: ANN001, ANN201
     """Execute ``specs`` (one structure) as one vmap-packed program and each alone; assert every series
     of every member equals its lone run bit for bit (elementwise toys vectorize exactly). Returns the
-    packed results (``from conftest import assert_pack_is_bitwise``)."""
+    packed results (``from conftest import assert_pack_is_bitwise``). ``hosts``: the members' host
+    inputs when they are not ``prepare(spec)``'s (runs that start from another run)."""
     from eosdsl.engine.execute import execute, prepare
     from eosdsl.engine.packs import execute_pack
 
-    hosts = [prepare(s) for s in specs]
+    hosts = hosts if hosts is not None else [prepare(s) for s in specs]
     packed = execute_pack(specs, hosts)
     for spec, host, b in zip(specs, hosts, packed, strict=True):
         a = execute(spec, host)

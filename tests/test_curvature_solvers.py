@@ -23,7 +23,7 @@ from test_curvature_lanczos import assert_certified, dense_with_spectrum, matrix
 from eosdsl.curvature.dense import dense_top, top_eigenpair
 from eosdsl.curvature.eig import EigResult, relative_residuals
 from eosdsl.curvature.lanczos import lanczos_top
-from eosdsl.curvature.lobpcg import lobpcg_top, lobpcg_top_block
+from eosdsl.curvature.lobpcg import certifies, lobpcg_top, lobpcg_top_block
 from eosdsl.curvature.power import power_top
 from eosdsl.curvature.solve import Solve, top_eigenpairs, top_eigenpairs_warm
 
@@ -472,8 +472,9 @@ def test_two_block_warm_start_on_a_period_two_sequence():
     Hessian under GD at the edge of stability). Warm from the last block alone, each solve starts from
     the other operator's eigenvectors; with ``warm_previous`` (the block before) the Rayleigh–Ritz of
     both 2b rows contains the eigenvectors of the current operator, so the solve needs fewer iterations
-    and HVPs (2b + b·iterations + k). Values agree with eigvalsh within the returned residual (float64,
-    residual bound), and the size check rejects a wrong ``warm_previous`` shape."""
+    and HVPs (2b + b·iterations; no certification products in float64 at tol 1e-6). Values agree with
+    eigvalsh within the returned residual (float64, residual bound), and the size check rejects a wrong
+    ``warm_previous`` shape."""
     a64, _ = matrix_and_oracle("decaying2000")
     p = a64.shape[0]
     e = dense_with_spectrum(np.linspace(-2.0, 2.0, p), seed=98)
@@ -496,7 +497,8 @@ def test_two_block_warm_start_on_a_period_two_sequence():
         for res in (single.result, out.result):
             assert abs(float(res.values[0]) - tops[t % 2]) <= float(res.residuals[0]) + 1e-10
             assert float(relative_residuals(res)[0]) <= tol and not bool(res.capped)
-        assert int(out.result.hvps) == 4 + 2 * int(out.result.iterations) + 1
+        assert not certifies(tol, 100, 2, jnp.float64)
+        assert int(out.result.hvps) == 4 + 2 * int(out.result.iterations)
         one.append(int(single.result.hvps))
         two.append(int(out.result.hvps))
         last1 = single.block
@@ -505,3 +507,27 @@ def test_two_block_warm_start_on_a_period_two_sequence():
     with pytest.raises(ValueError, match="warm_previous must have shape"):
         bad = jnp.ones((1, 5))
         top_eigenpairs(lambda v: v, 5, jnp.float64, warm=jnp.ones((2, 5)), warm_previous=bad, **kw)
+
+
+def test_certification_is_skipped_only_where_the_carried_products_are_exact():
+    """``certifies``: fresh certification HVPs are spent in float32 at any tolerance and in float64 at a
+    tolerance near round-off, and skipped in float64 at a loose one (bound max_iters·3b·ε ≤ 1e-6·tol).
+    Where skipped, the returned value and residual must equal a fresh product's v·Av and ‖Av − θv‖ to far
+    below the tolerance: relative 1e-12 here (‖A‖/λ₁ = 1 for this positive spectrum, and the drift bound
+    is 100·6·ε ≈ 1.3e-13), against a tolerance of 1e-4. HVP counts are exact: m + b·iterations (+ k)."""
+    assert certifies(1e-3, 100, 2, jnp.float32) and certifies(1e-8, 100, 2, jnp.float64)
+    assert not certifies(1e-4, 100, 2, jnp.float64) and certifies(jnp.asarray(1e-4), 100, 2, jnp.float64)
+    a64, oracle = matrix_and_oracle("decaying2000")
+    p = a64.shape[0]
+    x0 = jnp.asarray(np.random.default_rng(3).normal(size=(2, p)))
+    for tol, certified in ((1e-4, False), (1e-9, True)):
+        res = lobpcg_top(lambda v: jnp.asarray(a64) @ v, x0, 1, tol, 100)
+        v = np.asarray(res.vectors[0])
+        av = a64 @ v
+        theta = float(v @ av)
+        assert float(res.values[0]) == pytest.approx(theta, rel=1e-12)
+        fresh = np.linalg.norm(av - theta * v)
+        assert float(res.residuals[0]) == pytest.approx(fresh, rel=1e-6, abs=1e-12 * theta)
+        assert float(relative_residuals(res)[0]) <= tol and not bool(res.capped)
+        assert abs(theta - oracle[-1]) <= float(res.residuals[0]) + 1e-10
+        assert int(res.hvps) == 2 + 2 * int(res.iterations) + (1 if certified else 0)

@@ -16,6 +16,7 @@ import io
 import random
 import resource
 import string
+import sys
 import time
 import traceback
 from collections import Counter
@@ -158,11 +159,19 @@ def _mutate_data(data: Any, rng: random.Random) -> Any:
 
 
 def _dump(data: Any) -> str:
+    """The mutant as YAML text. The pure-Python emitter recurses ~3 frames per nesting level, so a
+    depth-300 hostile value inside a spec exceeds Python's default limit at pytest's stack depth: the
+    limit is raised for the dump only (the loader under test still parses the text at the default one)."""
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = None
     yaml.width = 4096
     stream = io.StringIO()
-    yaml.dump(data, stream)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))
+    try:
+        yaml.dump(data, stream)
+    finally:
+        sys.setrecursionlimit(limit)
     return stream.getvalue()
 
 

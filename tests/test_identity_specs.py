@@ -508,6 +508,8 @@ def _candidates(path: LeafPath, value: Any) -> list[Any]:
         return [value * 1.5 if value else 1.0, value + 1.0]
     if isinstance(value, str):
         field = path[-1] if isinstance(path[-1], str) else "pipeline" if path[-2:-1] == ("pipeline",) else ""
+        if isinstance(path[-1], int) and path[-2:-1] in (("activation",), ("init",)):
+            field = path[-2]  # one entry of a per-layer list (an MLP's activations or init schemes)
         alternatives = sorted(LITERALS.get(field, set()) - {value})
         return [*alternatives, f"({value}) * 1.5", f"{value}_x"]
     if value is None:
@@ -585,6 +587,8 @@ def _skip_reason(path: LeafPath, value: Any, spec: m.Spec) -> str | None:
         return "no other kind takes this model's fields, or other parts of the spec refer to it"
     if path[0] == "start" and field in ("stage", "at"):
         return "`start` names the spec's one stage; `final` is the one state a run starts from"
+    if path[0] == "start" and field in ("spec", "event"):
+        return "`start` names the one upstream spec file, and `at.event` one of its events"
     if path[0] == "checks":
         return "a check (a judgement, not identity) whose expression admits no blind substitute"
     if path[0] == "measure" and field == "every" and value == 1:
@@ -593,6 +597,12 @@ def _skip_reason(path: LeafPath, value: Any, spec: m.Spec) -> str | None:
         return "a check reads the series this flag stores (a flow_projection's theta_star.params)"
     if path[0] == "measure" and ((field == "min" and value is True) or path[-2] == "blocks"):
         return "a check reads the series this stores (gram_sharpness's gram_min, gram_block.<group>)"
+    recursion = path[0] == "measure" and getattr(spec.measure[path[1]], "recursion", False)
+    if recursion and field in ("recursion", "densify"):
+        return "checks read gram_sharpness's recursion series, which advance at every step (no densify)"
+    dopri5 = path[0] == "optimizer" and getattr(spec.optimizer, "method", None) == "dopri5"
+    if dopri5 and field in ("method", "substeps"):
+        return "dopri5 chooses its sub-steps (substeps stays 1), and rk4/euler refuse its rtol and ode_steps"
     if path[:2] == ("sweep", "checks") and field == "min_fraction" and value == 1:
         return "a fraction of grid points is at most 1"
     if path[:2] == ("sweep", "checks") and field in ("relative_to", "above", "below") and value is None:

@@ -17,6 +17,7 @@ import pytest
 from eosdsl.engine.execute import execute, prepare
 from eosdsl.engine.packs import execute_pack, pack_key
 from eosdsl.engine.program import Structure, run_pack_chunk
+from eosdsl.engine.traced import float_leaves, replace_floats
 from eosdsl.orchestration import plan_points, run_points
 from eosdsl.registry import Registry
 from eosdsl.spec.load import load
@@ -383,3 +384,25 @@ def test_structure_key_sees_measure_windows_but_not_a_runs_start() -> None:
     assert Structure.of(Spec.model_validate(base)).key != Structure.of(Spec.model_validate(late)).key
     chained = {**base, "start": {"stage": "pre", "run": "ab" * 32}, "stages": {"pre": {"train.steps": 3}}}
     assert Structure.of(Spec.model_validate(chained)).key == Structure.of(Spec.model_validate(base)).key
+
+
+def test_a_solvers_tolerance_is_structure_and_other_numbers_are_traced() -> None:
+    """``tol`` decides at trace time whether LOBPCG certifies (``curvature.lobpcg.certifies``), so two
+    tolerances are two programs, and inside the program it is the spec's Python float; the learning rate
+    stays a traced number (one program for any value)."""
+    base = {
+        "name": "k",
+        "problem": {"kind": "relu_scalar"},
+        "optimizer": {"kind": "gd", "lr": 0.02},
+        "train": {"steps": 10},
+        "measure": [{"kind": "sharpness", "method": "lobpcg", "tol": 1e-3}],
+    }
+    loose = Spec.model_validate(base)
+    tight = Spec.model_validate({**base, "measure": [{**base["measure"][0], "tol": 1e-9}]})
+    faster = Spec.model_validate({**base, "optimizer": {"kind": "gd", "lr": 0.03}})
+    assert Structure.of(loose).key != Structure.of(tight).key
+    assert Structure.of(loose).key == Structure.of(faster).key
+    floats = float_leaves(loose)
+    assert 0.02 in floats and 1e-3 not in floats
+    rebuilt = replace_floats(loose, [object() for _ in floats])
+    assert rebuilt.measure[0].tol == 1e-3 and not isinstance(rebuilt.optimizer.lr, float)

@@ -338,6 +338,29 @@ def test_odd_series_names_round_trip(tmp_path: Path, name: str) -> None:
     assert [p.name for p in path.iterdir() if p.is_dir()] == [zarr_io.encode_series_name(name)]
 
 
+def test_series_up_to_the_limit_are_one_chunk_and_larger_ones_are_split(tmp_path: Path) -> None:
+    """A 10⁵-step series is one chunk per array (one file each); one above ``ONE_CHUNK_BYTES`` keeps zarr's
+    automatic chunking; an empty series round-trips. Values come back bitwise."""
+    import zarr
+
+    small = np.random.default_rng(0).normal(size=100_000)
+    big = np.arange(zarr_io.ONE_CHUNK_BYTES // 8 + 1, dtype=np.float64)
+    path = tmp_path / "r.zarr"
+    series = {
+        "small": (np.arange(small.size), small),
+        "big": (np.arange(big.size), big),
+        "empty": (np.arange(0), np.zeros(0)),
+    }
+    zarr_io.write_series(path, series)
+    group = zarr.open_group(path, mode="r")
+    assert group["small/value"].nchunks == 1 and group["small/step"].nchunks == 1
+    assert group["big/value"].nchunks > 1
+    for name, (steps, values) in series.items():
+        got_steps, got_values = zarr_io.read_series(path, name)
+        np.testing.assert_array_equal(got_steps, steps)
+        assert got_values.tobytes() == values.tobytes()
+
+
 def test_encoding_keeps_dots_and_is_injective() -> None:
     assert zarr_io.encode_series_name("params.u") == "params.u"
     assert zarr_io.encode_series_name("sharpness.residual") == "sharpness.residual"

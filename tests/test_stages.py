@@ -1,7 +1,9 @@
 """Runs that start from other runs (``stages`` / ``start``; paper 000 App. E.5).
 
 - Validation: an unknown stage, a stage that sets ``start``, a value named like a constant, a value
-  reading a series the stage does not record, a value that is a series — each located (line, key path).
+  reading a series the stage does not record, a value that is a series — each located (line, key path);
+  a hand-written resolved ``start`` (with ``run``) whose values are not in ``constants``, or whose
+  ``run`` is not a whole run key.
 - A chained run on paper 000's ReLU scalar net, where the oracle is exact: the downstream run's
   recorded parameters at step 0 are the stage run's at its end step (bitwise), its constant ``S0`` is
   the stage run's last recorded sharpness (bitwise), its learning rate follows from it; the upstream
@@ -14,6 +16,9 @@
   executor's worker given the resolved specs finds the same run keys.
 - A chained run killed midway (SIGKILL) resumes from its checkpoint, bitwise equal to an uninterrupted
   run.
+- ``at: {step: N}`` on a stage: the downstream run starts from the stage's recorded w_N (bitwise) and
+  reads the sharpness there through ``start_step``; a step past the stage's steps is a located error.
+  (Starting from another spec file, and at events: tests/test_start_spec.py.)
 """
 
 from __future__ import annotations
@@ -88,6 +93,22 @@ def test_chaining_errors_are_located(old, new, expected):
     assert old in CHAIN
     errors = _errors(CHAIN.replace(old, new))
     assert any(e.startswith(expected) for e in errors), errors
+
+
+RESOLVED = CHAIN.split("stages:")[0] + "start:\n  run: " + "ab" * 32 + "\n  values: {S0: final(sharpness)}\n"
+
+
+def test_a_hand_written_resolved_start_is_checked():
+    """A ``start`` with ``run`` is taken as resolved (as eosdsl writes it): its values must already be
+    in ``constants`` and ``run`` must be a whole run key; else located errors, not silently ignored."""
+    errors = _errors(RESOLVED)
+    assert any(e.startswith("12:start.values.S0: 'S0' is not in `constants`") for e in errors), errors
+    assert any("Give `stage` or `spec` (without `run`)" in e for e in errors), errors
+    resolved = RESOLVED.replace("constants: {eps: 0.01}", "constants: {eps: 0.01, S0: 4.0}")
+    spec = load("chain.yaml", text=resolved).spec  # the resolved form itself, as stored in spec.json
+    assert spec.start is not None and spec.start.run == "ab" * 32 and spec.constants["S0"] == 4.0
+    short = _errors(resolved.replace("ab" * 32, "ab" * 6))
+    assert any(e.startswith("11:start.run: 'abababababab' is not a run key") for e in short), short
 
 
 @pytest.mark.slow
@@ -235,3 +256,26 @@ def test_a_killed_chained_run_resumes_bit_identically(tmp_path):
     assert got.keys() == expected.keys()
     for name, (steps, values) in expected.items():
         assert _bitwise(got[name][0], steps) and _bitwise(got[name][1], values), name
+
+
+@pytest.mark.slow
+def test_a_run_starts_from_a_stage_runs_state_at_a_step(tmp_path):
+    """``at: {step: N}`` on a stage: w_0 of the downstream run is w_N of the stage run, which the stage
+    records at every step (``params``), bitwise; ``start_step`` reads the sharpness measured there."""
+    registry = Registry(tmp_path / "reg")
+    text = CHAIN.replace("  stage: pretrain\n", "  stage: pretrain\n  at: {step: 30}\n").replace(
+        "{S0: final(sharpness)}", "{S0: 'at(sharpness, start_step)'}"
+    )
+    run = run_one(load("chain.yaml", text=text).spec, registry).run
+    stage = registry.get(run.spec["start"]["run"])
+    assert run.spec["start"]["at"] == {"step": 30} and stage.info["end_step"] > 30
+    for name in ("params.u", "params.v"):
+        steps, values = stage.series(name)
+        assert run.series(name)[1][0].tobytes() == values[steps == 30][0].tobytes(), name
+    steps, sharp = stage.series("sharpness")
+    assert run.spec["constants"]["S0"] == float(sharp[steps == 30][0])
+    final = run_one(load("chain.yaml", text=CHAIN).spec, registry).run
+    assert final.spec["start"]["run"] == stage.run_key and final.run_key != run.run_key  # one stage run
+    assert len(list(registry.runs())) == 3
+    with pytest.raises(SpecError, match="step 401 is after the upstream run's last step"):
+        load("chain.yaml", text=text.replace("{step: 30}", "{step: 401}"))

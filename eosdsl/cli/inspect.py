@@ -509,7 +509,15 @@ def _print_start(spec: Mapping[str, Any]) -> None:
     if not isinstance(start, dict) or not start.get("run"):
         return
     constants = constants if isinstance(constants, dict) else {}
-    line = f"  starts from: stage {start.get('stage')}, run {start['run']} ({start.get('at', 'final')} state)"
+    at = start.get("at", "final")
+    if isinstance(at, dict) and "step" in at:
+        state = f"state at step {at['step']}"
+    elif isinstance(at, dict) and "event" in at:
+        state = f"state at the first firing of event '{at['event']}'"
+    else:
+        state = "final state"
+    upstream = f"stage {start['stage']}, run" if start.get("stage") else "the run of another spec, run"
+    line = f"  starts from: {upstream} {start['run']} ({state})"
     out.print(line, markup=False)
     for name, source in (start.get("values") or {}).items():
         out.print(f"    {name} = {_value(constants.get(name))}  ({source} of that run)", markup=False)

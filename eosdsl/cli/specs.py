@@ -152,17 +152,18 @@ def _run_points(loaded, reg, reuse: str, pack: int | None, fail_fast: bool, exec
 
 def _dry_run(loaded, reg, reuse: str, pack: int | None) -> None:
     """Print every point with its run id, pack and whether it is stored (or has a checkpoint); a point
-    whose stage run is not stored yet has no id before that run (eosdsl.spec.stages)."""
+    whose upstream run (a stage, or another spec file's run) is not stored yet has no id before that run
+    (eosdsl.spec.stages)."""
     from dataclasses import replace
 
     from rich.table import Table
 
-    from eosdsl.orchestration import plan_points, start_from_stage
+    from eosdsl.orchestration import plan_points, start_from_upstream
     from eosdsl.registry.claims import claim_is_live
 
-    done: dict = {}  # points sharing a stage look it up once
+    done: dict = {}  # points sharing an upstream run look it up once
     points = [
-        replace(p, spec=start_from_stage(p.spec, reg, loaded.spec.name, reuse, done=done, compute=False))  # type: ignore[arg-type]
+        replace(p, spec=start_from_upstream(p.spec, reg, loaded.spec.name, reuse, done=done, compute=False))  # type: ignore[arg-type]
         for p in loaded.points
     ]
     waiting, ready = [], []
@@ -173,7 +174,9 @@ def _dry_run(loaded, reg, reuse: str, pack: int | None) -> None:
     pack_of = {i: n for n, members in enumerate(plan.packs) for i in members}
     table = Table("point", "run id", "pack", "state", box=None)
     for point in waiting:
-        table.add_row(point.label or loaded.spec.name, "", "", f"after its stage '{point.spec.start.stage}'")
+        start = point.spec.start
+        after = f"after its stage '{start.stage}'" if start.stage else f"after its upstream spec {start.spec}"
+        table.add_row(point.label or loaded.spec.name, "", "", after)
     for i, (job, point) in enumerate(zip(plan.jobs, ready, strict=True)):
         if i in plan.reused:
             state = "stored" + (f" ({plan.reused[i].notice})" if plan.reused[i].notice else "")
@@ -191,7 +194,7 @@ def _dry_run(loaded, reg, reuse: str, pack: int | None) -> None:
         markup=False,
     )
     if waiting:
-        out.print(f"{len(waiting)} points start from a stage run that is not stored yet", markup=False)
+        out.print(f"{len(waiting)} points start from an upstream run that is not stored yet", markup=False)
     for note in plan.notes:
         out.print(f"note: {note}", markup=False)
 

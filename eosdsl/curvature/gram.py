@@ -35,7 +35,8 @@ the returned function is in use.
 Dense (small problems): ``gram_blocks`` builds M_g = (c/n) J_g J_gᵀ for every parameter group g (M = Σ_g M_g,
 paper 001 §3.2's M = M_A + M_W), and ``gram_spectrum`` eigen-decomposes M for the quantities of paper 001
 §3 that need all of it: λ_min(M) (Lemmas 3.3, 3.5), the residual's projections Dᵀv_i on its top
-eigenvectors (Lemma 3.2, Fig. 3(b)) and the blocks' top eigenvalues (Fig. 3(a)).
+eigenvectors (Lemma 3.2, Fig. 3(b)) and the blocks' top eigenvalues (Fig. 3(a)); ``residual_recursion``
+advances Lemma 3.5's auxiliary recursion R′(t+1) = (I − ηM(t)(I − v₁v₁ᵀ))R′(t) by one step.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ class GramSpectrum(NamedTuple):
     values: Array  # (n·k,) every eigenvalue of M, descending (values[-1] = λ_min(M))
     projections: Array  # (p,) Dᵀv_i for the top p unit eigenvectors v_i, oriented so that Yᵀv_i ≥ 0
     block_tops: Array  # (G,) λ_max(M_g) of the blocks asked for, in their order
+    top: Array  # (n·k,) the top unit eigenvector v₁ of M, oriented so that Yᵀv₁ ≥ 0
 
 
 def gram_spectrum(
@@ -161,7 +163,52 @@ def gram_spectrum(
     """
     total = sum(blocks)
     values, vectors = jnp.linalg.eigh(total)  # ascending
-    values, top = values[::-1], vectors[:, ::-1][:, :projections]  # (n·k,), (n·k, p)
-    orient = jnp.where(labels @ top < 0, -1.0, 1.0).astype(top.dtype)
+    values, top = values[::-1], vectors[:, ::-1][:, : max(projections, 1)]  # (n·k,), (n·k, max(p, 1))
+    top = top * jnp.where(labels @ top < 0, -1.0, 1.0).astype(top.dtype)  # oriented: Yᵀv_i ≥ 0
     block_tops = jnp.stack([jnp.linalg.eigvalsh(b)[-1] for b in tops]) if tops else jnp.zeros((0,))
-    return GramSpectrum(values, residual @ (top * orient), block_tops.astype(values.dtype))
+    return GramSpectrum(values, residual @ top[:, :projections], block_tops.astype(values.dtype), top[:, 0])
+
+
+def residual_off_top(top: Array, residual: Array) -> Array:
+    """R = (I − v₁v₁ᵀ)D: the residual without its component on the unit vector v₁ (paper 001 (4))."""
+    return residual - top * (top @ residual)
+
+
+class Recursion(NamedTuple):
+    """One step of paper 001's auxiliary recursion R′ (:func:`residual_recursion`)."""
+
+    gap: Array  # ‖R(t) − R′(t)‖
+    r: Array  # ‖R(t)‖
+    r_prime: Array  # ‖R′(t)‖
+    r_prime_dot: Array  # R′(t)ᵀ(R′(t) + Y)  (App. E.1: < 0)
+    r_dot: Array  # R(t)ᵀ(R(t) + Y)  (Phase IV: < 0)
+    next: Array  # (n·k,) R′(t+1)
+
+
+def residual_recursion(
+    gram: Array, top: Array, residual: Array, labels: Array, r_prime: Array, lr: Array, first: Array
+) -> Recursion:
+    """Lemma 3.5 of paper 001: the residual off the top Gram eigenvector and its auxiliary recursion.
+
+    ``gram`` is M(t) (n·k × n·k), ``top`` its top unit eigenvector v₁(t), ``residual`` D(t) = F − Y and
+    ``labels`` Y, flat over the outputs. R(t) = (I − v₁v₁ᵀ)D(t) (decomposition (4); v₁'s sign cancels).
+    ``r_prime`` is the carried R′(t), replaced by R(t) where ``first`` (the recursion's first step t₀:
+    R′(t₀) = R(t₀)), and
+
+        R′(t+1) = (I − η_t M(t)(I − v₁(t)v₁(t)ᵀ)) R′(t),
+
+    the GD-like linear recursion that R follows up to the error Lemma 3.5 bounds (‖R − R′‖ ≤
+    c_r B_D(B_Λ − 1)√ε₂/(ηλ_r); Theorem 2.3: O(√(n³d)/(λ_r√m)) for the two-layer linear net). App. E.1
+    claims R′(t)ᵀ(R′(t) + Y) < 0 for all t. η_t is the rate of GD's step from t to t+1.
+    """
+    r = residual_off_top(top, residual)
+    r_prime = jnp.where(first, r, r_prime)
+    off = residual_off_top(top, r_prime)  # (I − v₁v₁ᵀ)R′(t)
+    return Recursion(
+        gap=jnp.linalg.norm(r - r_prime),
+        r=jnp.linalg.norm(r),
+        r_prime=jnp.linalg.norm(r_prime),
+        r_prime_dot=r_prime @ (r_prime + labels),
+        r_dot=r @ (r + labels),
+        next=r_prime - lr * (gram @ off),
+    )

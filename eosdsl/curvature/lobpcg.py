@@ -47,8 +47,13 @@ first of
 Certification: after the loop the k returned vectors v_i = x_i/‖x_i‖ get one *fresh* HVP each, and the
 returned value is their true Rayleigh quotient θ_i = v_i·Hv_i with the true residual ‖Hv_i − θ_i v_i‖ (the
 carried HX drifts from H·X by accumulated round-off, which biased the values low by ~1e-5 relative in
-float32 at network scale). HVPs: b (initial block; m ≥ b with a larger start, ``lobpcg_top_block``'s
-``block``) + b per iteration + k (certification).
+float32 at network scale). The carried HX is only ever updated by orthonormal (3b × b) coefficient
+matrices, so after j iterations its rows differ from H·X by at most ~ j·3b·ε·‖H‖ (one 3b-term sum per
+iteration). When that bound at the cap, ``max_iters``·3b·ε, is below ``CERTIFY_MARGIN``·tol — in float64
+at any tolerance ≥ ~3e-7, never in float32 — the fresh products could change the relative value and
+residual by at most 10⁻⁶·tol·‖H‖/λ₁ (a hundredth of the tolerance while ‖H‖/λ₁ ≤ 10⁴), so they are
+skipped and the carried pairs are returned (:func:`certifies`). HVPs: m (start block; m ≥ b with a
+larger start, ``lobpcg_top_block``'s ``block``) + b per iteration + k when certifying.
 
 Everything is a ``lax.while_loop`` over fixed shapes set by x0's (b, P) and the static k: it traces under
 ``jax.jit``, ``jax.vmap`` (the loop runs until every batch member has stopped; stopped members are frozen
@@ -125,6 +130,21 @@ def tolerance_floor(dim: int, dtype: jnp.dtype) -> float:
     return math.sqrt(dim) * float(jnp.finfo(dtype).eps)
 
 
+CERTIFY_MARGIN = 1e-6
+"""Fresh certification products are skipped when the carried products' round-off bound at the iteration
+cap, ``max_iters``·3b·ε, is at most this fraction of the relative tolerance (module docstring)."""
+
+
+def certifies(tol: float | Array, max_iters: int, b: int, dtype: jnp.dtype) -> bool:
+    """Whether ``lobpcg_top_block`` spends k fresh HVPs on certifying its pairs: unless ``tol`` is a number
+    (not traced) with ``max_iters``·3b·ε ≤ ``CERTIFY_MARGIN``·tol, i.e. the carried HX cannot have drifted
+    from H·X by anything the tolerance could notice (float64 with tol ≥ ~3e-7 at b = 4; never float32)."""
+    if not isinstance(tol, (int, float)):
+        return True
+    drift = max_iters * 3 * b * float(jnp.finfo(dtype).eps)
+    return drift > CERTIFY_MARGIN * float(tol)
+
+
 def pair_residuals(x: Array, hx: Array) -> tuple[Array, Array]:
     """(ρ, r) of the rows of x with HX ≈ hx: ρ_i = x_i·hx_i / x_i·x_i and r_i = ‖hx_i − ρ_i x_i‖ / ‖x_i‖.
 
@@ -171,7 +191,7 @@ def lobpcg_top_block(
         raise ValueError(f"max_iters must be ≥ 0; got {max_iters}")
     dtype = x0.dtype
     floor = tolerance_floor(dim, dtype)
-    tol = jnp.maximum(jnp.asarray(tol, dtype), floor)
+    tol_given, tol = tol, jnp.maximum(jnp.asarray(tol, dtype), floor)
 
     # Start block: orthonormal; rows lost to dependence are refilled from a fixed pseudo-random block.
     x = orthonormalize_rows(x0)
@@ -220,13 +240,15 @@ def lobpcg_top_block(
     zeros = jnp.zeros((b, dim), dtype)
     rel0 = _relative_max(*pair_residuals(x, hx), k)
     state = (jnp.asarray(0), x, hx, zeros, zeros, rel0, rel0, jnp.asarray(0))
-    it, x, _, _, _, rel, _, since = lax.while_loop(cond, body, state)
+    it, x, hx, _, _, rel, _, since = lax.while_loop(cond, body, state)
     capped = (it >= max_iters) & ~converged(rel) & (since < STALL_ITERS)
 
-    # Certification: one fresh HVP per returned vector (k HVPs); values are the true Rayleigh quotients.
+    # Certification: one fresh HVP per returned vector (k HVPs) unless the carried products are exact
+    # to far below the tolerance (``certifies``); values are the true Rayleigh quotients either way.
+    certify = certifies(tol_given, max_iters, b, dtype)
     norms = jnp.linalg.norm(x[:k], axis=1)
     vectors = x[:k] / jnp.where(norms > 0, norms, 1.0)[:, None]  # (k, P)
-    hv = apply_rows(matvec, vectors, dtype)  # k HVPs
+    hv = apply_rows(matvec, vectors, dtype) if certify else hx[:k] / jnp.where(norms > 0, norms, 1.0)[:, None]
     values = jnp.sum(vectors * hv, axis=1)  # (k,)
     order = jnp.argsort(-values)
     values, vectors, hv = values[order], vectors[order], hv[order]
@@ -236,7 +258,7 @@ def lobpcg_top_block(
         vectors=vectors,
         residuals=residuals,
         iterations=it,
-        hvps=m + b * it + k,
+        hvps=m + b * it + (k if certify else 0),
         capped=capped,
     )
     return result, x
@@ -256,9 +278,10 @@ def lobpcg_top(
     every top-k residual ≤ max(``tol``, √P·ε) · max_{j<k}|ρ_j| (relative, see ``tolerance_floor``), when the
     residual stagnates (``STALL_ITERS``), or after ``max_iters`` iterations (static int; 0 gives the
     Rayleigh–Ritz of x0; ``capped`` is then True). Returns ``EigResult`` with values the true Rayleigh
-    quotients v·Hv of the returned unit vectors and their true residuals ‖Hv − θv‖ (one fresh HVP each), and
-    ``hvps`` = b + b·iterations + k, the exact count of ``matvec`` calls (vectorized in batches,
-    ``apply_rows``). The block's dtype is the working dtype and must be what ``matvec`` accepts.
+    quotients v·Hv of the returned unit vectors and their true residuals ‖Hv − θv‖ (one fresh HVP each, or
+    the carried products where those are exact to far below ``tol``: :func:`certifies`), and
+    ``hvps`` = b + b·iterations (+ k when certifying), the exact count of ``matvec`` calls (vectorized in
+    batches, ``apply_rows``). The block's dtype is the working dtype and must be what ``matvec`` accepts.
 
     Convergence of pair i is linear with a rate set by (λ_i − λ_{b+1}) relative to the spread of the
     spectrum (like Lanczos, but restarted every step, so slower from a cold start; its strength is the warm

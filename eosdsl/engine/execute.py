@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from eosdsl.engine.program import (
+    RUNNING,
     STATUS_NAMES,
     Layout,
     State,
@@ -28,9 +29,11 @@ from eosdsl.engine.program import (
     series_of,
     triggers_of,
 )
+from eosdsl.engine.step_curvature import recursion_outputs
 from eosdsl.problems.build import HostProblem, host_problem
 from eosdsl.spec import models as m
 from eosdsl.spec.scope import Scope
+from eosdsl.spec.stages import recorded_events
 
 Progress = Callable[[int, int], None]
 """Called after each chunk with (steps measured so far, steps planned).
@@ -122,12 +125,37 @@ def layout_of(spec: m.Spec, host: HostProblem) -> Layout:
     """The static facts about ``spec``'s problem the compiled program is specialized to."""
     groups = tuple(host.params)
     names = () if host.network is not None else groups
-    return Layout(names, groups, host.network)
+    return Layout(names, groups, host.network, recursion_outputs(spec, host))
 
 
-def _event_labels(spec: m.Spec) -> list[tuple[str, str]]:
-    labels = [(e.name or f"event {i}", "event") for i, e in enumerate(spec.events)]
-    return labels + [(f"stop rule {i}", "stop") for i in range(len(spec.train.stop))]
+def run_chunks(
+    structure: Structure,
+    hparams: Any,
+    layout: Layout,
+    length: int,
+    state: State,
+    data: Any,
+    iterations: int,
+) -> Iterator[tuple[State, dict[str, np.ndarray]]]:
+    """Advance ``state`` by ``iterations`` scan iterations in chunks of ``length`` (the last one shorter
+    when ``length`` does not divide ``iterations``), stopping after the chunk in which the run ended.
+    Yields (state, the chunk's outputs on the host) after each chunk.
+
+    The one loop that drives a run's program: :func:`execute` runs whole chunks to the end of a run;
+    ``orchestration.stages.state_at`` recomputes a stored run's state between its kept checkpoints
+    with the same chunk program (one compilation per chunk length: ``length`` is static).
+    """
+    done = 0
+    while int(state.status) == RUNNING and done < iterations:
+        size = min(length, iterations - done)
+        state, out = run_chunk(structure, hparams, layout, size, state, data)
+        done += size
+        yield state, jax.device_get(out)
+
+
+def chunk_length(spec: m.Spec) -> int:
+    """The number of scan iterations per chunk a run of ``spec`` uses (:func:`execute`)."""
+    return _plan(spec)[1]
 
 
 def execute(
@@ -158,10 +186,9 @@ def execute(
         state, position, chunks = restored
         resumed_from = int(state.t)
     compile_done = None
-    ended = int(state.status) != 0
-    while not ended and position < math.ceil(total / length) * length:
-        state, out = run_chunk(structure, hparams, layout, length, state, host.data)
-        output = jax.device_get(out)
+    planned = math.ceil(total / length) * length  # whole chunks: a resumed run replays the same ones
+    chunked = run_chunks(structure, hparams, layout, length, state, host.data, planned - position)
+    for state, output in chunked:  # after the loop, state is the final state (or the restored one)
         chunks.append(output)
         position += length
         compile_done = compile_done or time.perf_counter()
@@ -225,7 +252,7 @@ def _output(
         values = np.concatenate([c[name] for c in chunks])
         series[name] = (steps[valid].astype(np.int64), values[valid])
 
-    labels = _event_labels(spec)
+    labels = recorded_events(spec)
     events = [
         {"name": label, "kind": kind, "fired_at": int(at) if at >= 0 else None}
         for (label, kind), at in zip(labels, np.asarray(state.fired_at)[: len(labels)], strict=True)
@@ -253,11 +280,13 @@ __all__ = [
     "Checkpoints",
     "ExecutionResult",
     "Progress",
+    "chunk_length",
     "enable_x64",
     "execute",
     "layout_of",
     "prepare",
     "report_ended",
     "report_writing",
+    "run_chunks",
     "triggers_of",
 ]

@@ -127,6 +127,7 @@ class Layout(NamedTuple):
     param_names: tuple[str, ...]  # parameters visible to expressions and `params` series (toys, LDN)
     groups: tuple[str, ...]  # top-level parameter groups (a network's layers)
     network: tuple | None = None  # a supervised problem's network config
+    outputs: int = 0  # n·k training outputs, for state over them (gram_sharpness recursion); else 0
 
 
 def series_of(spec: m.Spec, layout: Layout) -> dict[str, int]:
@@ -187,7 +188,12 @@ class Program:
             for t, _ in self.triggers
         )
         self.curvature = Curvature(
-            spec, self.scope, self.dtype, needs_sharpness=self.sharp_triggers, seed=seed
+            spec,
+            self.scope,
+            self.dtype,
+            needs_sharpness=self.sharp_triggers,
+            seed=seed,
+            outputs=layout.outputs,
         )
 
     # ---------------------------------------------------------------------------------------- state
@@ -351,6 +357,19 @@ class Program:
         elif not self.rate_reads_sharpness:  # (measured above; validation refuses its stop rules)
             curv_values, curv_valid, curv_state, _, eig = curvature(ended)
 
+        # The update, skipped (selected away) if the run ended at this step.
+        grad_fn = jax.grad(loss_of)
+        branches = [self._branch(k, grad_fn) for k in range(len(self.rules))]
+        eig_in, lr_dir = self._directional(eig, curv_state, latest, state.clock, active)
+        # A member that has ended (now, or before: under vmap an ended member's step still runs, selected
+        # away) updates with rate 0: its update is discarded (`keep` below), and a rate of 0 makes an
+        # adaptive `ode` rule integrate over an empty interval instead of holding up the pack's loop.
+        halted = ended | (state.status != RUNNING)
+        lr_update = jnp.where(halted, jnp.zeros_like(lr_app), lr_app)
+        operands = (state.params, grad, state.d, lr_update, state.lr_prev, eig_in, lr_dir)
+        d_new, extras_new = lax.switch(active, branches, operands, state.extras)
+        params_new = jax.tree.map(lambda w, dw: w + dw, state.params, d_new)
+
         values: dict[str, Any] = {
             "loss": loss,
             "lr": lr,
@@ -358,6 +377,8 @@ class Program:
             "mss": mss,
             "grad_norm": grad_norm,
         }
+        if "ode.substeps" in self.cadence:  # the sub-steps of this step's update (none once ended)
+            values.update(self._ode_counts(active, extras_new, ended))
         if "test_loss" in self.cadence:
             values["test_loss"] = self.fns.test_loss(state.params, data) if self.fns.test_loss else nan
         values.update({f"params.{k}": state.params[k] for k in self.param_names})
@@ -372,13 +393,6 @@ class Program:
             out[name] = value
             out[f"{name}/valid"] = curv_valid[name]
 
-        # The update, skipped (selected away) if the run ended at this step.
-        grad_fn = jax.grad(loss_of)
-        branches = [self._branch(k, grad_fn) for k in range(len(self.rules))]
-        eig_in, lr_dir = self._directional(eig, curv_state, latest, state.clock, active)
-        operands = (state.params, grad, state.d, lr_app, state.lr_prev, eig_in, lr_dir)
-        d_new, extras_new = lax.switch(active, branches, operands, state.extras)
-        params_new = jax.tree.map(lambda w, dw: w + dw, state.params, d_new)
         keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(ended, a, b), old, new)  # noqa: E731
         new_state = State(
             t=jnp.where(ended, t, t + 1),
@@ -415,6 +429,18 @@ class Program:
             for rate in self.directional_rates
         ]
         return eig, jnp.stack(rates)[active]
+
+    def _ode_counts(self, active: jnp.ndarray, extras: tuple, ended: jnp.ndarray) -> dict[str, jnp.ndarray]:
+        """``ode_steps``: the active rule's sub-step counts of this step's update (0 for rules without
+        counts, and at the step where the run ended: no update)."""
+        zero = jnp.zeros((), jnp.int32)
+        out = {"ode.substeps": zero, "ode.rejected": zero, "ode.capped": zero}
+        for k, rule in enumerate(self.rules):
+            if rule.counts is not None:
+                mine = (active == k) & ~ended
+                counts = rule.counts(extras[k])
+                out = {name: jnp.where(mine, value, out[name]) for name, value in counts.items()}
+        return out
 
     def _gauss_newton(self, data: Any) -> Any:
         """params ↦ the Gauss–Newton operator v ↦ Jᵀ(g·Jv) of the problem (MSE networks), or None."""

@@ -10,7 +10,8 @@ the spec's ``sharpness`` measure, from Hessian-vector products (forward-over-rev
   blocks carried in the scan state (baseline ``period``), or one stored block (``start``, ``step``);
 * ``sharpness_gradient`` — ∇S = ∇³L[u, u] at u = v₁ (paper 003 Lemma 2) and α = −∇L·∇S;
 * ``gram_sharpness`` — a second solve, on the Gauss–Newton operator v ↦ Jᵀ(g·Jv), and where asked the
-  dense Gram matrix's λ_min, residual projections and per-group blocks (paper 001 §3);
+  dense Gram matrix's λ_min, residual projections and per-group blocks (paper 001 §3), and Lemma 3.5's
+  auxiliary recursion R′ over the n·k outputs, carried in the state from step to step;
 * ``flow_projection`` — gradient flow from w_t to its limit θ* on the minimizers (paper 000 App. E.5),
   characterized by one more solve at θ* (:mod:`eosdsl.engine.step_projection`);
 * ``hessian_trace`` and ``spectral_density`` — Hutchinson's trace estimate and the stochastic Lanczos
@@ -33,7 +34,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from eosdsl.curvature import rotation as rot
-from eosdsl.curvature.gram import gram_spectrum
+from eosdsl.curvature.gram import gram_spectrum, residual_recursion
 from eosdsl.curvature.hvp import hvp_fn
 from eosdsl.curvature.preconditioned import (
     adam_preconditioner,
@@ -50,7 +51,12 @@ from eosdsl.engine.step_companions import SelfStabilization
 from eosdsl.engine.step_projection import FlowProjection
 from eosdsl.optim.optimizers import Eigenpairs
 from eosdsl.spec import models as m
-from eosdsl.spec.measures import FlowProjectionMeasure, HessianTraceMeasure, SpectralDensityMeasure
+from eosdsl.spec.measures import (
+    RECURSION_SERIES,
+    FlowProjectionMeasure,
+    HessianTraceMeasure,
+    SpectralDensityMeasure,
+)
 from eosdsl.spec.scope import Scope
 
 Aux = dict[str, Any]
@@ -58,6 +64,18 @@ Aux = dict[str, Any]
 
 def _single(spec: m.Spec, cls: type) -> Any:
     return next((x for x in spec.measure if isinstance(x, cls)), None)
+
+
+def recursion_outputs(spec: m.Spec, host: Any) -> int:
+    """n·k, the number of flat training outputs of ``host`` (an ``eosdsl.problems.build.HostProblem``),
+    where ``spec`` runs ``gram_sharpness``'s recursion R′ (its state lives over the outputs); else 0, so
+    the layout of every other spec is unchanged."""
+    gram = _single(spec, m.GramSharpnessMeasure)
+    if gram is None or not gram.recursion or host.network is None:
+        return 0
+    from eosdsl.problems.supervised import config_out  # networks: imported on use
+
+    return int(host.data["x"].shape[0]) * config_out(dict(host.network))
 
 
 def _advance(warm: Aux, block: jnp.ndarray, solved: jnp.ndarray) -> Aux:
@@ -73,8 +91,11 @@ def _advance(warm: Aux, block: jnp.ndarray, solved: jnp.ndarray) -> Aux:
 class Curvature:
     """The curvature measures of one spec, built inside the program's trace."""
 
-    def __init__(self, spec: m.Spec, scope: Scope, dtype: Any, needs_sharpness: bool, seed: Any) -> None:
+    def __init__(
+        self, spec: m.Spec, scope: Scope, dtype: Any, needs_sharpness: bool, seed: Any, outputs: int = 0
+    ) -> None:
         self.dtype = dtype
+        self.outputs = outputs  # n·k training outputs (the space of gram_sharpness's recursion R′)
         self.scope = scope
         self.seed = seed  # traced: points differing only in their seed share the program
         self.sharp: m.SharpnessMeasure | None = _single(spec, m.SharpnessMeasure)
@@ -131,11 +152,22 @@ class Curvature:
             aux["rotation"] = rot.ring_init(depth, self.rotation.k, dim, self.dtype)
         if self.gram:
             aux["gram"] = self._warm_init(self.gram, dim)
+            if self.gram.recursion:
+                aux["gram_recursion"] = self._recursion_init()
         if self.precond:
             aux["precond"] = self._warm_init(self.precond, dim)
         if self.ss:
             aux["ss"] = self.ss.init(params, self.dtype)
         return aux
+
+    def _recursion_init(self) -> Aux:
+        """R′ over the n·k outputs (set to R(t₀) at the window's first step) and whether it has started."""
+        if self.outputs <= 0:
+            raise ValueError(
+                "gram_sharpness.recursion needs the number of training outputs n·k (a network with an "
+                "MSE loss, its layout built by eosdsl.engine.execute.layout_of)"
+            )
+        return {"r_prime": jnp.zeros((self.outputs,), self.dtype), "started": jnp.array(False)}
 
     def _warm_init(self, solver: m.Solver, dim: int) -> Aux:
         block = jnp.zeros((min(solver.block_size, dim), dim), self.dtype)
@@ -315,8 +347,13 @@ class Curvature:
             if self.gram.k > 1:
                 values.update({"gram_eigs": out.result.values, "gram_eigs.residual": out.result.residuals})
             if self.gram.dense:
-                values.update(self._gram_dense(gram_dense, params, gram_due, lanes))
+                values.update(self._gram_dense(gram_dense, params, gram_due, lanes, aux, new, lr, t))
             valid.update({name: gram_due for name in self.gram.series()})
+            if self.gram.recursion:  # R′ is defined on the window only (not at a run's end after it)
+                window = self._window(self.gram, t)
+                valid.update(
+                    {name: window for name in self.gram.series() if name.startswith("gram_recursion.")}
+                )
 
         if self.slice:
             values.update(self._slice(loss, params, grad, u if "eig" in aux else None, slice_due, t, lanes))
@@ -358,12 +395,28 @@ class Curvature:
         }
         return values, valid, new, sharp, eig
 
-    def _gram_dense(self, gram_dense: Any, params: Any, due: jnp.ndarray, lanes: Lanes) -> Aux:
-        """``gram_min``, ``gram_projections`` and ``gram_block.<g>`` from the dense Gram matrix M = Σ_g M_g
-        (``eosdsl.curvature.gram.gram_spectrum``), computed only where due (NaN elsewhere)."""
+    def _gram_dense(
+        self,
+        gram_dense: Any,
+        params: Any,
+        due: jnp.ndarray,
+        lanes: Lanes,
+        aux: Aux,
+        new: Aux,
+        lr: jnp.ndarray,
+        t: jnp.ndarray,
+    ) -> Aux:
+        """``gram_min``, ``gram_projections``, ``gram_block.<g>`` and ``gram_recursion.*`` from the dense
+        Gram matrix M = Σ_g M_g (``eosdsl.curvature.gram.gram_spectrum``, ``residual_recursion``), computed
+        only where due (NaN elsewhere). With ``recursion``, ``new["gram_recursion"]`` gets R′(t+1) on the
+        steps of the window (η = ``lr``, this step's GD rate) and keeps R′ elsewhere."""
         g = self.gram
+        rec = aux.get("gram_recursion")
+        first = None if rec is None else ~rec["started"]
         if gram_dense is None:
-            raise ValueError("gram_sharpness's min, projections and blocks need a network with an MSE loss")
+            raise ValueError(
+                "gram_sharpness's min, projections, blocks and recursion need a network with an MSE loss"
+            )
 
         def compute(p: Any) -> Aux:
             parts = gram_dense(p)
@@ -387,9 +440,28 @@ class Curvature:
                 out["gram_min"] = spec.values[-1]
             if g.projections:
                 out["gram_projections"] = spec.projections
+            if rec is not None:
+                step = residual_recursion(
+                    sum(blocks.values()),
+                    spec.top,
+                    parts["residual"],
+                    parts["labels"],
+                    rec["r_prime"],
+                    lr,
+                    first,
+                )
+                out.update({f"gram_recursion.{x}": getattr(step, x) for x in RECURSION_SERIES})
+                out["gram_recursion.next"] = step.next
             return out
 
-        return lanes.when(due, compute, params)
+        out = lanes.when(due, compute, params)
+        if rec is not None:
+            advance = self._window(g, t)  # every step of the window (``every: 1`` is validated)
+            new["gram_recursion"] = {
+                "r_prime": jnp.where(advance, out.pop("gram_recursion.next"), rec["r_prime"]),
+                "started": rec["started"] | advance,
+            }
+        return out
 
     def _slice(
         self, loss: Any, params: Any, grad: Any, u: Any, due: jnp.ndarray, t: jnp.ndarray, lanes: Lanes

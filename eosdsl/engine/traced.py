@@ -6,7 +6,10 @@ and the shape of the model tree are static: they decide the program's structure.
 
 A model class with ``__static_floats__ = True`` (e.g. a network's config, whose numbers are baked into
 the compiled network) is opaque here: its floats are never traced, and they stay *in* the structure
-key, so two specs that differ in them never share a compiled program.
+key, so two specs that differ in them never share a compiled program. A model class may also name
+single float fields static with ``__static_float_fields__`` (e.g. a solver's ``tol``, which decides at
+trace time whether the solver spends certification products): those floats stay Python numbers inside
+the program and join the structure key.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ def _is_static(value: Any) -> bool:
     return isinstance(value, BaseModel) and getattr(type(value), "__static_floats__", False)
 
 
+def _static_field(parent: Any, name: Any) -> bool:
+    """Whether field ``name`` of model ``parent`` is a float kept static (``__static_float_fields__``)."""
+    return isinstance(parent, BaseModel) and name in getattr(type(parent), "__static_float_fields__", ())
+
+
 def float_leaves(model: BaseModel, skip: Skip = lambda _: False) -> list[float]:
     """All float leaves of ``model`` in a fixed traversal order (fields named in ``skip`` excluded)."""
     out: list[float] = []
@@ -50,8 +58,9 @@ def float_leaves(model: BaseModel, skip: Skip = lambda _: False) -> list[float]:
             out.append(value)
         if _is_static(value):
             return
-        for _, child in _children(value, skip):
-            walk(child)
+        for name, child in _children(value, skip):
+            if not _static_field(value, name):
+                walk(child)
 
     walk(model)
     return out
@@ -70,7 +79,8 @@ def replace_floats(model: BaseModel, values: Sequence[Any], skip: Skip = lambda 
         if _is_static(value):
             return value
         if isinstance(value, BaseModel):
-            return value.model_copy(update={k: rebuild(v) for k, v in _children(value, skip)})
+            update = {k: rebuild(v) for k, v in _children(value, skip) if not _static_field(value, k)}
+            return value.model_copy(update=update)
         if isinstance(value, list):
             return [rebuild(v) for _, v in _children(value)]
         if isinstance(value, tuple):
@@ -95,7 +105,7 @@ def structure_key(model: BaseModel, skip: Skip = lambda _: False) -> str:
         if _is_static(value):
             return value.model_dump(mode="json")
         if isinstance(value, BaseModel):
-            return {k: strip(v) for k, v in _children(value, skip)}
+            return {k: v if _static_field(value, k) else strip(v) for k, v in _children(value, skip)}
         if isinstance(value, list | tuple):
             return [strip(v) for v in value]
         if isinstance(value, dict):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -22,6 +22,23 @@ if TYPE_CHECKING:
 # ------------------------------------------------------------------------------------------ init schemes
 
 INIT_SCHEMES: tuple[str, ...] = ("torch_default", "lecun", "he", "normal", "uniform", "ntk", "zeros")
+
+BIAS_INITS: tuple[str, ...] = ("scheme", "zeros", "constant", "normal", "uniform")
+"""Bias initializations independent of the weight scheme (``bias_init``): ``scheme`` draws the biases as
+the weight scheme does (the table of :mod:`eosdsl.models.init`); ``zeros``; ``constant`` (every bias =
+``bias_scale``); ``normal`` (N(0, bias_scale²)); ``uniform`` (U(−bias_scale, bias_scale))."""
+
+BIAS_INIT_DESCRIPTION = (
+    "How the biases are drawn, independently of the weight scheme `init`: `scheme` (default) as `init` "
+    "draws them (U(−1/√fan_in, 1/√fan_in) under torch_default, N(0, 1) under ntk, else 0); `zeros`; "
+    "`constant` (every bias = bias_scale); `normal` (i.i.d. N(0, bias_scale²)); `uniform` (i.i.d. "
+    "U(−bias_scale, bias_scale)). Under ntk the forward multiplier ntk_beta still applies."
+)
+BIAS_SCALE_DESCRIPTION = (
+    "The number of bias_init: the constant of `constant`, the standard deviation of `normal`, the bound "
+    "of `uniform` (required there; ≥ 0 for normal and uniform; omit it otherwise)."
+)
+_PER_LAYER = " One value, or one per layer (hidden layers then the output layer)."
 
 _ALIASES = {
     "pytorch": "torch_default",
@@ -53,6 +70,8 @@ class LayerInit:
     scheme: str = "torch_default"
     sigma: float | None = None
     ntk_beta: float = 1.0
+    bias_init: str = "scheme"
+    bias_scale: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheme", canonical_scheme(self.scheme))
@@ -62,6 +81,7 @@ class LayerInit:
             raise ValueError("init 'uniform' needs sigma (the weights are drawn from U(−sigma, sigma))")
         if self.sigma is not None and not self.sigma >= 0:
             raise ValueError(f"sigma must be ≥ 0, got {self.sigma}")
+        check_bias_law(self.bias_init, self.bias_scale)
 
     def kernel(self, fan_in: int) -> Initializer:
         """The weight initializer for a layer with ``fan_in`` inputs per output."""
@@ -83,9 +103,18 @@ class LayerInit:
         return zeros
 
     def bias(self, fan_in: int) -> Initializer:
-        """The bias initializer for a layer with ``fan_in`` inputs per output."""
-        from eosdsl.models.init import normal, uniform, zeros
+        """The bias initializer for a layer with ``fan_in`` inputs per output: ``bias_init`` if it is not
+        ``scheme``, else the weight scheme's (U(±1/√fan_in) for torch_default, N(0, 1) for ntk, else 0)."""
+        from eosdsl.models.init import constant, normal, uniform, zeros
 
+        if self.bias_init == "zeros":
+            return zeros
+        if self.bias_init == "constant":
+            return constant(float(self.bias_scale))  # type: ignore[arg-type]
+        if self.bias_init == "normal":
+            return normal(float(self.bias_scale))  # type: ignore[arg-type]
+        if self.bias_init == "uniform":
+            return uniform(float(self.bias_scale))  # type: ignore[arg-type]
         if self.scheme == "torch_default":
             return uniform(1.0 / math.sqrt(fan_in))
         if self.scheme == "ntk":
@@ -102,6 +131,134 @@ class LayerInit:
     def bias_multiplier(self) -> float:
         """m_b: β under ``ntk``, else 1."""
         return float(self.ntk_beta) if self.scheme == "ntk" else 1.0
+
+
+def check_bias_law(bias_init: str, bias_scale: float | None) -> None:
+    """Validate one layer's ``(bias_init, bias_scale)``: a known name; a scale where the law needs one
+    (finite; ≥ 0 for normal and uniform) and none where it does not."""
+    if bias_init not in BIAS_INITS:
+        raise ValueError(f"unknown bias_init {bias_init!r}; expected one of {BIAS_INITS}")
+    if bias_init in ("constant", "normal", "uniform"):
+        if bias_scale is None:
+            what = {"constant": "the value", "normal": "the standard deviation", "uniform": "the bound"}
+            raise ValueError(f"bias_init {bias_init!r} needs bias_scale ({what[bias_init]})")
+        if not math.isfinite(bias_scale):
+            raise ValueError(f"bias_scale must be finite, got {bias_scale}")
+        if bias_init != "constant" and not bias_scale >= 0:
+            raise ValueError(f"bias_scale of bias_init {bias_init!r} must be ≥ 0, got {bias_scale}")
+    elif bias_scale is not None:
+        raise ValueError(
+            f"bias_scale is only meaningful with bias_init constant, normal or uniform, not {bias_init!r}"
+        )
+
+
+def layer_name(layer: int, n_hidden: int) -> str:
+    """Group name of an MLP's weight layer ``layer``: ``layer0 … layer{L−1}`` then ``output``."""
+    return "output" if layer == n_hidden else f"layer{layer}"
+
+
+@dataclass(frozen=True)
+class BiasLayers:
+    """The weight layers a network's ``bias_init`` / ``bias_scale`` speak of.
+
+    ``names``: one per layer, in the order of a per-layer list (``None``: the network takes one value for
+    every layer); ``biased``: whether each of them has a bias (with ``names`` ``None``, one entry: whether
+    any layer has one)."""
+
+    names: tuple[str, ...] | None
+    biased: tuple[bool, ...]
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
+def _layer(i: int, layers: BiasLayers | None) -> str:
+    name = layers.names[i] if layers is not None and layers.names is not None else None
+    return f"layer {i} ({name})" if name else f"layer {i}"
+
+
+def _raise_all(problems: list[str]) -> None:
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def check_bias_init(bias_init: str | Sequence[str], layers: BiasLayers | None) -> None:
+    """Validate ``bias_init`` against the network's layers (``layers``; ``None`` when unknown, e.g. its
+    widths are themselves invalid): known names; one per layer if a list; no law other than ``scheme``
+    for a network without biases, nor, in a list, for a layer without one. The errors of a list name
+    the layer (index and group)."""
+    names = None if layers is None else layers.names
+    if not _is_list(bias_init):
+        if bias_init not in BIAS_INITS:
+            raise ValueError(f"unknown bias_init {bias_init!r}; expected one of {BIAS_INITS}")
+        if layers is not None and bias_init != "scheme" and not any(layers.biased):
+            raise ValueError(
+                f"bias_init {bias_init!r} sets the law of the biases, but the network has none (bias: false)"
+            )
+        return
+    laws = tuple(bias_init)
+    if layers is not None and names is None:
+        raise ValueError(f"bias_init: one law for every layer of this network, got a list of {len(laws)}")
+    if names is not None and len(laws) != len(names):
+        raise ValueError(
+            f"expected one bias_init or one per layer ({len(names)}: {', '.join(names)}), got {len(laws)}"
+        )
+    problems = []
+    for i, law in enumerate(laws):
+        if law not in BIAS_INITS:
+            problems.append(f"{_layer(i, layers)}: unknown bias_init {law!r}; expected one of {BIAS_INITS}")
+        elif layers is not None and law != "scheme" and not layers.biased[i]:
+            problems.append(
+                f"{_layer(i, layers)} has no bias, so its bias_init must be 'scheme', not {law!r}"
+            )
+    _raise_all(problems)
+
+
+def check_bias_scale(
+    bias_init: str | Sequence[str],
+    bias_scale: float | None | Sequence[float | None],
+    layers: BiasLayers | None,
+) -> None:
+    """Validate ``bias_scale`` against a valid ``bias_init`` (:func:`check_bias_init`) layer by layer
+    (:func:`check_bias_law`): one per layer if a list; where either is a list, each error names the layer
+    (index and group)."""
+    if not (_is_list(bias_init) or _is_list(bias_scale)):
+        check_bias_law(bias_init, bias_scale)  # type: ignore[arg-type]
+        return
+    names = None if layers is None else layers.names
+    laws = tuple(bias_init) if _is_list(bias_init) else None
+    scales = tuple(bias_scale) if _is_list(bias_scale) else None  # type: ignore[arg-type]
+    if scales is not None and layers is not None and names is None:
+        raise ValueError(
+            f"bias_scale: one value for every layer of this network, got a list of {len(scales)}"
+        )
+    n = len(names) if names is not None else len(laws if laws is not None else scales)  # type: ignore[arg-type]
+    if scales is not None and len(scales) != n:
+        listed = f": {', '.join(names)}" if names is not None else ""
+        raise ValueError(f"expected one bias_scale or one per layer ({n}{listed}), got {len(scales)}")
+    if laws is not None and len(laws) != n:
+        return  # bias_init's own error (check_bias_init)
+    problems = []
+    for i in range(n):
+        law = laws[i] if laws is not None else bias_init
+        scale = scales[i] if scales is not None else bias_scale
+        try:
+            check_bias_law(law, scale)  # type: ignore[arg-type]
+        except ValueError as err:
+            problems.append(f"{_layer(i, layers)}: {err}")
+    _raise_all(problems)
+
+
+def check_bias_laws(
+    bias_init: str | Sequence[str],
+    bias_scale: float | None | Sequence[float | None],
+    layers: BiasLayers | None,
+) -> None:
+    """The one check of a network's ``bias_init`` / ``bias_scale`` (config and spec alike):
+    :func:`check_bias_init`, then :func:`check_bias_scale`."""
+    check_bias_init(bias_init, layers)
+    check_bias_scale(bias_init, bias_scale, layers)
 
 
 # ------------------------------------------------------------------------------------------ activations
@@ -168,6 +325,10 @@ class MLPConfig:
     - ``bias``: biases in every layer; ``output_bias`` overrides it for the output layer (``None``: same).
     - ``init``: one scheme or one per layer (hidden layers then the output layer); ``sigma`` likewise
       (weight std for ``normal``, σ for ``ntk``); ``ntk_beta``: the NTK bias multiplier.
+    - ``bias_init`` / ``bias_scale``: the law of the biases, independent of ``init`` (:data:`BIAS_INITS`;
+      default ``scheme``: as the weight scheme draws them); one value or one per layer. A law other than
+      ``scheme`` needs a bias to act on: refused on a network without biases and, in a per-layer list, on
+      a layer without one (:func:`check_bias_laws`).
     - ``weight_norms``: optional Frobenius norms (one per layer, ``None`` = keep) to which each drawn
       kernel is rescaled at init (paper 002: PyTorch default init, then rescaled to prescribed ‖W_l‖_F).
     - ``norm`` ∈ {none, batch, ghost} after the linear map and before σ, in the hidden layers listed in
@@ -184,6 +345,12 @@ class MLPConfig:
     init: str | tuple[str, ...] = "torch_default"
     sigma: float | None | tuple[float | None, ...] = None
     ntk_beta: float = 1.0
+    bias_init: str | tuple[str, ...] = field(
+        default="scheme", metadata={"description": BIAS_INIT_DESCRIPTION + _PER_LAYER}
+    )
+    bias_scale: float | None | tuple[float | None, ...] = field(
+        default=None, metadata={"description": BIAS_SCALE_DESCRIPTION + _PER_LAYER}
+    )
     weight_norms: tuple[float | None, ...] | None = None
     norm: NormKind = "none"
     norm_layers: tuple[int, ...] | None = None
@@ -212,6 +379,11 @@ class MLPConfig:
             s(self, "init", tuple(canonical_scheme(i) for i in _per_layer(init, nl, "init")))
         if not isinstance(self.sigma, float | int | None):
             s(self, "sigma", _per_layer(self.sigma, nl, "sigma"))
+        check_bias_laws(self.bias_init, self.bias_scale, self.bias_layers_of(vars(self)))
+        if _is_list(self.bias_init):
+            s(self, "bias_init", tuple(self.bias_init))
+        if _is_list(self.bias_scale):
+            s(self, "bias_scale", tuple(self.bias_scale))  # type: ignore[arg-type]
         if self.weight_norms is not None:
             s(self, "weight_norms", _per_layer(self.weight_norms, nl, "weight_norms"))
         check_norm(self.norm, self.ghost_size, self.eps)
@@ -223,6 +395,20 @@ class MLPConfig:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         for layer in range(nl):
             self.layer_init(layer)  # validates sigma for 'normal'
+
+    @classmethod
+    def bias_layers_of(cls, fields: Mapping[str, Any]) -> BiasLayers | None:
+        """The layers ``bias_init`` / ``bias_scale`` speak of, from the config's fields (a spec's, before
+        the config exists): ``layer0 … layer{L−1}, output``, biased as ``bias`` / ``output_bias`` say;
+        ``None`` if ``widths`` or ``bias`` is missing (invalid)."""
+        widths, bias = fields.get("widths"), fields.get("bias")
+        if widths is None or bias is None:
+            return None
+        output_bias = fields.get("output_bias")
+        n_hidden = len(widths)
+        names = tuple(layer_name(i, n_hidden) for i in range(n_hidden + 1))
+        biased = (bool(bias),) * n_hidden + (bool(bias if output_bias is None else output_bias),)
+        return BiasLayers(names, biased)
 
     @property
     def n_layers(self) -> int:
@@ -236,6 +422,8 @@ class MLPConfig:
             _per_layer(self.init, n, "init")[layer],
             _per_layer(self.sigma, n, "sigma")[layer],
             self.ntk_beta,
+            _per_layer(self.bias_init, n, "bias_init")[layer],
+            _per_layer(self.bias_scale, n, "bias_scale")[layer],
         )
 
     def activation_of(self, layer: int) -> str:
@@ -358,8 +546,10 @@ class ConvNetCommon:
 
     ``input_shape`` (H, W, C); ``out``; ``activation``; ``bias`` (conv and hidden dense biases; the output
     layer of the CNN/VGG follows it, ResNet's head always has one); ``init`` (one scheme for every layer),
-    ``sigma``, ``ntk_beta`` (:mod:`eosdsl.models.init`); ``norm`` ∈ {none, batch, ghost} after every
-    hidden conv/dense layer, ``ghost_size``, ``norm_affine``, ``eps``; ``dtype``.
+    ``sigma``, ``ntk_beta``, ``bias_init``, ``bias_scale`` (:mod:`eosdsl.models.init`, one law for every
+    layer; the batch-norm shift is not a bias here and starts at 0; a law other than ``scheme`` is refused
+    where there is no bias, i.e. a CNN/VGG with ``bias: false``); ``norm`` ∈ {none, batch, ghost} after
+    every hidden conv/dense layer, ``ghost_size``, ``norm_affine``, ``eps``; ``dtype``.
     """
 
     input_shape: tuple[int, int, int] = (32, 32, 3)
@@ -369,6 +559,8 @@ class ConvNetCommon:
     init: str = "torch_default"
     sigma: float | None = None
     ntk_beta: float = 1.0
+    bias_init: str = field(default="scheme", metadata={"description": BIAS_INIT_DESCRIPTION})
+    bias_scale: float | None = field(default=None, metadata={"description": BIAS_SCALE_DESCRIPTION})
     norm: NormKind = "none"
     ghost_size: int | None = None
     norm_affine: bool = True
@@ -388,12 +580,19 @@ class ConvNetCommon:
         check_norm(self.norm, self.ghost_size, self.eps)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        check_bias_laws(self.bias_init, self.bias_scale, self.bias_layers_of(vars(self)))
         self.layer_init  # noqa: B018  (validates sigma for 'normal')
+
+    @classmethod
+    def bias_layers_of(cls, fields: Mapping[str, Any]) -> BiasLayers | None:
+        """One ``bias_init`` for every layer; the layers have biases if ``bias`` (``None`` if missing)."""
+        bias = fields.get("bias")
+        return None if bias is None else BiasLayers(None, (bool(bias),))
 
     @property
     def layer_init(self) -> LayerInit:
         """Init/parametrization of every weight layer."""
-        return LayerInit(self.init, self.sigma, self.ntk_beta)
+        return LayerInit(self.init, self.sigma, self.ntk_beta, self.bias_init, self.bias_scale)
 
     @property
     def norm_spec(self) -> NormSpec | None:
@@ -515,6 +714,11 @@ class ResNetConfig(ConvNetCommon):
             raise ValueError(f"shortcut must be 'pad' (A) or 'projection' (B), got {self.shortcut!r}")
         if self.shortcut == "pad" and any(b < a for a, b in zip(self.widths, self.widths[1:], strict=False)):
             raise ValueError("shortcut 'pad' needs non-decreasing widths")
+
+    @classmethod
+    def bias_layers_of(cls, fields: Mapping[str, Any]) -> BiasLayers | None:
+        """One ``bias_init`` for every layer; the head always has a bias, whatever ``bias`` says."""
+        return BiasLayers(None, (True,))
 
     @property
     def depth(self) -> int:

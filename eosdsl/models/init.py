@@ -29,6 +29,10 @@ scheme             W                                      b                     
   Jacot et al. used β = 0.1).
 - ``zeros`` is for a single layer, e.g. a zero output layer so that F(0) = 0 (paper 001 Lemma 3.1).
 
+The b column is the default, ``bias_init: scheme``. A network's ``bias_init`` (with ``bias_scale`` = c)
+draws the biases independently of the weight scheme instead: ``zeros``; ``constant`` (b = c);
+``normal`` (N(0, c²)); ``uniform`` (U(−c, c)); the multiplier m_b is unchanged.
+
 Aliases accepted by :func:`canonical_scheme`: ``pytorch``/``torch`` → ``torch_default``,
 ``lecun_normal`` → ``lecun``, ``he_normal``/``kaiming_normal`` → ``he``, ``gaussian`` → ``normal``.
 """
@@ -46,6 +50,7 @@ from eosdsl.models.configs import INIT_SCHEMES, LayerInit, canonical_scheme  # n
 
 Initializer = Callable[[jax.Array, tuple[int, ...], Any], jax.Array]
 """``(key, shape, dtype) → array``, the signature flax's ``Module.param`` calls."""
+
 
 def _size(shape: tuple[int, ...]) -> int:
     return math.prod(int(s) for s in shape)
@@ -87,8 +92,17 @@ def zeros(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
     return jnp.zeros(shape, dtype)
 
 
+def constant(value: float) -> Initializer:
+    """Every entry equal to ``value`` (the key is ignored)."""
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+        del key
+        return jnp.full(shape, value, dtype)
+
+    return init
+
+
 def ones(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
     """All ones (the key is ignored); the batch-norm scale."""
     del key
     return jnp.ones(shape, dtype)
-

@@ -41,6 +41,7 @@ from eosdsl.models.configs import (  # noqa: F401  (re-exported: the configs liv
     NormSpec,
     canonical_activation,
     check_norm,
+    layer_name,
 )
 from eosdsl.models.init import ones, zeros
 
@@ -160,11 +161,6 @@ class DenseLayer(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ MLP
-
-
-def layer_name(layer: int, n_hidden: int) -> str:
-    """Group name of weight layer ``layer``: ``layer0 … layer{L−1}`` then ``output``."""
-    return "output" if layer == n_hidden else f"layer{layer}"
 
 
 class MLP(nn.Module):

@@ -48,6 +48,7 @@ from eosdsl.models.mlp import ACTIVATIONS, DenseLayer
 
 Array = jax.Array
 
+
 def _stride(stage: int, block: int) -> int:
     return 2 if stage > 0 and block == 0 else 1
 

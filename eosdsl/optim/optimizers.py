@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from eosdsl.optim.dopri5 import integrate
 from eosdsl.spec import models as m
 
 Params = Any
@@ -46,12 +47,14 @@ class StepInputs(NamedTuple):
 
 
 class Rule(NamedTuple):
-    """An optimizer: its extra state, its update of d, its applied rate and its MSS."""
+    """An optimizer: its extra state, its update of d, its applied rate, its MSS and (``ode`` rules) the
+    sub-step counts of its last update, from its state (the ``ode_steps`` series)."""
 
     init: Callable[[Params], Any]
     update: Callable[[StepInputs, Any], tuple[Params, Any]]
     applied_lr: Callable[[jnp.ndarray], jnp.ndarray]
     mss: Callable[[jnp.ndarray], jnp.ndarray]
+    counts: Callable[[Any], dict[str, jnp.ndarray]] | None = None  # an ``ode`` rule's step counts
 
 
 def _tree_axpby(a: Any, x: Params, b: Any, y: Params) -> Params:
@@ -187,15 +190,33 @@ def dynamics_map(update: dict[str, str], scope: Any) -> Rule:
     return Rule(_no_state, step, lambda lr: lr, lambda lr: jnp.inf + 0.0 * lr)
 
 
-def dynamics_ode(rhs: dict[str, str], scope: Any, method: str, substeps: int) -> Rule:
-    """An ODE dw/dτ = f(w) (``{kind: ode}``) advanced by Δτ = η per engine step, in ``substeps`` steps of
-    h = Δτ/substeps: classical RK4 (w + h/6·(k₁ + 2k₂ + 2k₃ + k₄), global error O(h⁴)) or explicit
-    Euler (w + h·f(w), O(h)); parameters not in ``rhs`` are constant. d_{t+1} = w(τ + Δτ) − w(τ). MSS = ∞."""
+class OdeSteps(NamedTuple):
+    """An adaptive ``ode`` rule's state: the integrator's proposed next step size (0 before the first
+    engine step: chosen by the starting-step algorithm) and the counts of the last engine step."""
+
+    h: jnp.ndarray  # the step size the next engine step tries first
+    substeps: jnp.ndarray  # int32: accepted sub-steps of the last engine step
+    rejected: jnp.ndarray  # int32: rejected sub-steps of the last engine step
+    capped: jnp.ndarray  # int32: 1 where ``max_substeps`` forced an unconverged last sub-step
+
+
+def _ode_field(rhs: dict[str, str], scope: Any) -> Callable[[Params], Params]:
+    """w ↦ f(w): the right-hand sides of the listed parameters, 0 for the others."""
     field = _fields(rhs, scope, scope.dtype)
 
     def f(w: Params) -> Params:
         out = field(w, jnp.zeros((), scope.dtype))
         return {k: out[k] if out[k] is not None else jnp.zeros_like(v) for k, v in w.items()}
+
+    return f
+
+
+def dynamics_ode(rhs: dict[str, str], scope: Any, method: str, substeps: int) -> Rule:
+    """An ODE dw/dτ = f(w) (``{kind: ode}``) advanced by Δτ = η per engine step, in ``substeps`` steps of
+    h = Δτ/substeps: classical RK4 (w + h/6·(k₁ + 2k₂ + 2k₃ + k₄), global error O(h⁴)) or explicit
+    Euler (w + h·f(w), O(h)); parameters not in ``rhs`` are constant. d_{t+1} = w(τ + Δτ) − w(τ). MSS = ∞.
+    Its step counts (``ode_steps``): ``substeps`` accepted, none rejected, never capped."""
+    f = _ode_field(rhs, scope)
 
     def axpy(a: Any, x: Params, y: Params) -> Params:
         return jax.tree.map(lambda xi, yi: yi + a * xi, x, y)
@@ -215,7 +236,41 @@ def dynamics_ode(rhs: dict[str, str], scope: Any, method: str, substeps: int) ->
         end = jax.lax.fori_loop(0, substeps, lambda _, w: advance(w, h), s.params)
         return jax.tree.map(lambda a, b: a - b, end, s.params), state
 
-    return Rule(_no_state, step, lambda lr: lr, lambda lr: jnp.inf + 0.0 * lr)
+    def counts(_: Any) -> dict[str, jnp.ndarray]:
+        zero = jnp.zeros((), jnp.int32)
+        return {"ode.substeps": zero + substeps, "ode.rejected": zero, "ode.capped": zero}
+
+    return Rule(_no_state, step, lambda lr: lr, lambda lr: jnp.inf + 0.0 * lr, counts)
+
+
+def dynamics_ode_adaptive(
+    rhs: dict[str, str], scope: Any, rtol: jnp.ndarray, atol: jnp.ndarray, max_substeps: int
+) -> Rule:
+    """An ODE dw/dτ = f(w) (``{kind: ode, method: dopri5}``) advanced by Δτ = η per engine step by adaptive
+    Dormand–Prince 5(4) sub-steps (:mod:`eosdsl.optim.dopri5`, Hairer–Nørsett–Wanner II.4–5) to the local
+    tolerance ‖err‖ ≤ 1, ‖err‖ = RMS of err/(atol + rtol·max(|w|, |w_new|)) over the flattened parameters,
+    landing exactly at τ + Δτ; at most ``max_substeps`` sub-steps (accepted or rejected) per engine step,
+    the last one forced to land (``ode.capped`` = 1 when it missed the tolerance, or when the integration
+    stopped at a non-finite w or f(w)). The first sub-step of an
+    engine step tries the step size the previous one proposed (state: :class:`OdeSteps`), so the run is
+    a deterministic function of its state and resumes bit for bit. d_{t+1} = w(τ + Δτ) − w(τ). MSS = ∞."""
+    f = _ode_field(rhs, scope)
+
+    def init(params: Params) -> OdeSteps:
+        zero = jnp.zeros((), jnp.int32)
+        return OdeSteps(jnp.zeros((), scope.dtype), zero, zero, zero)
+
+    def step(s: StepInputs, state: OdeSteps) -> tuple[Params, OdeSteps]:
+        flat, unravel = ravel_pytree(s.params)
+        field = lambda y: ravel_pytree(f(unravel(y)))[0]  # noqa: E731
+        out = integrate(field, flat, s.lr, rtol, atol, max_substeps, state.h)
+        d = unravel(out.y - flat)
+        return d, OdeSteps(out.h_next, out.accepted, out.rejected, out.capped.astype(jnp.int32))
+
+    def counts(state: OdeSteps) -> dict[str, jnp.ndarray]:
+        return {"ode.substeps": state.substeps, "ode.rejected": state.rejected, "ode.capped": state.capped}
+
+    return Rule(init, step, lambda lr: lr, lambda lr: jnp.inf + 0.0 * lr, counts)
 
 
 def build_rule(opt: m.Optimizer, resolve: Resolve) -> Rule:
@@ -234,6 +289,8 @@ def build_rule(opt: m.Optimizer, resolve: Resolve) -> Rule:
         return rmsprop(resolve(opt.decay), resolve(opt.eps))
     if isinstance(opt, m.Map):
         return dynamics_map(opt.update, resolve)
+    if isinstance(opt, m.Ode) and opt.method == "dopri5":
+        return dynamics_ode_adaptive(opt.rhs, resolve, resolve(opt.rtol), resolve(opt.atol), opt.max_substeps)
     if isinstance(opt, m.Ode):
         return dynamics_ode(opt.rhs, resolve, opt.method, opt.substeps)
     raise TypeError(f"unknown optimizer {opt!r}")

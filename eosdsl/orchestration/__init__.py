@@ -5,7 +5,8 @@ registry; the CLI and the Python API call it.
 One module per job, in import order:
 
 - :mod:`~eosdsl.orchestration.judging` — per-run verdicts and sweep checks on stored runs;
-- :mod:`~eosdsl.orchestration.stages` — runs that start from a stage run: its parameters and values;
+- :mod:`~eosdsl.orchestration.stages` — runs that start from another run (a stage, another spec file's
+  run): its parameters and values;
 - :mod:`~eosdsl.orchestration.jobs` — a spec's identity and the stored run that may stand for it;
 - :mod:`~eosdsl.orchestration.commit` — writing, publishing and indexing finished runs;
 - :mod:`~eosdsl.orchestration.running` — claims, checkpoints, packs of the engine; :func:`run_one`;
@@ -24,7 +25,7 @@ from eosdsl.orchestration.dispatch import (
 from eosdsl.orchestration.jobs import Job, JobOutcome, Reuse
 from eosdsl.orchestration.judging import claims_table, judge, rejudge_sweep, sweep_checks
 from eosdsl.orchestration.packing import Plan, plan_points
-from eosdsl.orchestration.running import compute, run_one, start_from_stage
+from eosdsl.orchestration.running import compute, run_one, start_from_upstream
 from eosdsl.orchestration.stages import StageError
 
 __all__ = [
@@ -45,6 +46,6 @@ __all__ = [
     "run_one",
     "run_pack_task",
     "run_points",
-    "start_from_stage",
+    "start_from_upstream",
     "sweep_checks",
 ]

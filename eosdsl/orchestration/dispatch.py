@@ -18,7 +18,7 @@ from eosdsl.engine.execute import (
 from eosdsl.orchestration.jobs import Job, JobOutcome, Reuse
 from eosdsl.orchestration.judging import sweep_checks, swept_axes
 from eosdsl.orchestration.packing import Plan, plan_points
-from eosdsl.orchestration.running import compute, run_one, start_from_stage
+from eosdsl.orchestration.running import compute, run_one, start_from_upstream
 from eosdsl.registry import Registry, numerics_environment, sweep_id
 from eosdsl.registry.manifest import utc_timestamp
 from eosdsl.spec import models as m
@@ -107,7 +107,7 @@ def run_points(
     shown = (lambda name: reporter.pack(-1, [name])) if reporter is not None else None
     points = [
         dataclasses.replace(
-            p, spec=start_from_stage(p.spec, registry, base.name, reuse, deep, done, progress=shown)
+            p, spec=start_from_upstream(p.spec, registry, base.name, reuse, deep, done, progress=shown)
         )
         for p in points
     ]

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     pass
 
 
-
-
 Reuse = Literal["exact", "compatible", "never"]
 """Which stored run may stand for a spec: the same run key (``exact``), else any run of the same spec
 (``compatible``: another environment, so not bit-exact), or none (``never``: recompute and compare)."""
@@ -100,13 +98,16 @@ class Job:
     @classmethod
     def of(cls, spec: m.Spec, point: Point | None = None, registry: Registry | None = None) -> Job:
         """Load the spec's data and initial parameters and compute its run key. A spec resolved to start
-        from a stage run (``start.run``) starts from that run's final parameters, read from ``registry``."""
+        from an upstream run (``start.run``) starts from that run's state ``start.at``, read (or
+        recomputed) from ``registry``."""
         sid = spec_id(spec.model_dump(mode="json"))
         env = numerics_environment()
         host = prepare(spec)
         if spec.start is not None:
             if spec.start.run is None or registry is None:
-                raise StageError(f"{spec.name}: its stage '{spec.start.stage}' must be run first")
+                start = spec.start
+                upstream = f"stage '{start.stage}'" if start.stage else f"upstream spec {start.spec}"
+                raise StageError(f"{spec.name}: its {upstream} must be run first")
             host = host._replace(params=start_params(spec, host, registry))
         key = run_key(sid, env, host.fingerprints)
         return cls(spec, host, sid, key, env, None, point)

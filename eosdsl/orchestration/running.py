@@ -21,7 +21,7 @@ from eosdsl.engine.packs import execute_pack
 from eosdsl.orchestration.commit import ClaimedJob, Committer, finish_interrupted_commit, record_of
 from eosdsl.orchestration.jobs import Job, JobOutcome, Reuse, compare_with_stored
 from eosdsl.orchestration.judging import judge
-from eosdsl.orchestration.stages import StageError, resolved, stage_spec
+from eosdsl.orchestration.stages import StageError, resolved, upstream_spec
 from eosdsl.registry import Registry, StoredRun
 from eosdsl.registry.checkpoints import RunCheckpoints
 from eosdsl.registry.claims import STALE_AFTER, claim_is_live, try_claim
@@ -30,8 +30,6 @@ from eosdsl.spec import models as m
 
 if TYPE_CHECKING:
     pass
-
-
 
 
 def run_one(
@@ -49,7 +47,7 @@ def run_one(
     and one that finds it stale takes it over and resumes from the last checkpoint.
     """
     enable_x64()
-    spec = start_from_stage(spec, registry, reuse=reuse, deep=deep, progress=lambda _: progress)
+    spec = start_from_upstream(spec, registry, reuse=reuse, deep=deep, progress=lambda _: progress)
     job = Job.of(spec, registry=registry)
     found = job.lookup(registry, reuse, deep)
     if found is not None:
@@ -61,7 +59,7 @@ def run_one(
     return compute([job], registry, progress, poll)[0]
 
 
-def start_from_stage(
+def start_from_upstream(
     spec: m.Spec,
     registry: Registry,
     name: str | None = None,
@@ -71,32 +69,37 @@ def start_from_stage(
     compute: bool = True,
     progress: Callable[[str], Progress | None] | None = None,
 ) -> m.Spec:
-    """``spec`` resolved to start from its stage run (eosdsl.spec.stages), which is found stored or
-    computed now like any run (:func:`run_one`); ``spec`` itself when it has no unresolved ``start``,
-    or (``compute=False``, a dry run) when its stage run is not stored. ``name``: the sweep's base name
-    (the stage's name); ``done``: stage runs already resolved, by spec document (points sharing a stage
-    look it up once); ``progress``: the progress callback of a stage run, given its name."""
+    """``spec`` resolved to start from its upstream run (eosdsl.spec.stages: a stage, or another spec
+    file), which is found stored or computed now like any run (:func:`run_one`, which resolves an
+    upstream that starts from another run in turn); ``spec`` itself when it has no unresolved ``start``,
+    or (``compute=False``, a dry run) when its upstream run is not stored. ``name``: the sweep's base
+    name (a stage's name begins with it); ``done``: upstream runs already resolved, by spec document
+    (points sharing one look it up once); ``progress``: the progress callback of an upstream run, given
+    its name."""
     if spec.start is None or spec.start.run is not None:
         return spec
     enable_x64()  # before any identity is computed (the numerics environment records it)
-    stage = stage_spec(spec, name)
-    document = json.dumps(stage.model_dump(mode="json"), sort_keys=True)
+    upstream = upstream_spec(spec, name)
+    document = json.dumps(upstream.model_dump(mode="json"), sort_keys=True)
     if done is not None and document in done:
-        stage, run = done[document]
+        upstream, run = done[document]
     else:
         if compute:
-            shown = progress(stage.name) if progress is not None else None
-            outcome = run_one(stage, registry, shown, reuse=reuse, deep=deep)
+            shown = progress(upstream.name) if progress is not None else None
+            outcome = run_one(upstream, registry, shown, reuse=reuse, deep=deep)
             if outcome.run is None:
-                raise StageError(f"the stage run of {spec.name} failed: {outcome.error}")
+                raise StageError(f"the upstream run of {spec.name} ({upstream.name}) failed: {outcome.error}")
         else:
-            outcome = Job.of(stage, registry=registry).lookup(registry, reuse, deep)
+            looked_up = start_from_upstream(upstream, registry, reuse=reuse, deep=deep, compute=False)
+            if looked_up.start is not None and looked_up.start.run is None:
+                return spec  # the upstream's own upstream is not stored: neither is the upstream
+            outcome = Job.of(looked_up, registry=registry).lookup(registry, reuse, deep)
             if outcome is None or outcome.run is None:
                 return spec
         run = outcome.run
         if done is not None:
-            done[document] = (stage, run)
-    return resolved(spec, run, stage)
+            done[document] = (upstream, run)
+    return resolved(spec, run, upstream)
 
 
 def compute(

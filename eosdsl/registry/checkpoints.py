@@ -176,14 +176,33 @@ def final_state(run_dir: Path, template: Any) -> Any:
     """The final engine state kept with a committed run (its latest ``checkpoints/<position>/``, saved by
     :meth:`RunCheckpoints.save_final`), restored into the structure, shapes and dtypes of ``template``
     (a state of the run's spec). ``FileNotFoundError`` if the run kept none."""
+    if not (Path(run_dir) / CHECKPOINTS).is_dir():
+        raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is missing)")
+    positions = kept_positions(run_dir)
+    if not positions:
+        raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is empty)")
+    return kept_state(run_dir, positions[-1], template)
+
+
+def kept_positions(run_dir: Path) -> list[int]:
+    """The scan positions of the checkpoints kept with a committed run (its ``checkpoints/<position>/``:
+    the final state and at most one periodic one before it, ``max_to_keep=2``), ascending; [] if none."""
     folder = (Path(run_dir) / CHECKPOINTS).absolute()
     if not folder.is_dir():
-        raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is missing)")
+        return []
     manager = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(create=False))
     try:
-        position = manager.latest_step()
-        if position is None:
-            raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is empty)")
+        return sorted(int(p) for p in manager.all_steps())
+    finally:
+        manager.close()
+
+
+def kept_state(run_dir: Path, position: int, template: Any) -> Any:
+    """The engine state of the checkpoint at scan ``position`` kept with a committed run (one of
+    :func:`kept_positions`), restored into the structure, shapes and dtypes of ``template``."""
+    folder = (Path(run_dir) / CHECKPOINTS).absolute()
+    manager = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(create=False))
+    try:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         return manager.restore(position, args=ocp.args.StandardRestore(abstract))
     finally:

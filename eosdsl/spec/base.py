@@ -13,7 +13,9 @@ class Model(BaseModel):
 
     ``OMIT_AT_DEFAULT`` names the fields a model gained after specs were first hashed: while such a
     field holds its default it is left out of the dump, so the canonical JSON (and the id) of a spec
-    that does not use it is what it was before the field existed."""
+    that does not use it is what it was before the field existed. A model whose new fields matter only in
+    some of its forms narrows the list per instance by overriding :meth:`omitted_at_default` (e.g. an
+    ``ode`` optimizer writes its ``dopri5`` tolerances out even at their defaults)."""
 
     model_config = ConfigDict(
         extra="forbid", validate_default=True, populate_by_name=False, allow_inf_nan=False
@@ -23,12 +25,17 @@ class Model(BaseModel):
     @model_serializer(mode="wrap")
     def _omit_new_fields_at_default(self, handler: Any) -> Any:
         data = handler(self)
-        if self.OMIT_AT_DEFAULT and isinstance(data, dict):
+        omitted = self.omitted_at_default()
+        if omitted and isinstance(data, dict):
             fields = type(self).model_fields
-            for name in self.OMIT_AT_DEFAULT:
+            for name in omitted:
                 if getattr(self, name) == fields[name].get_default(call_default_factory=True):
                     data.pop(name, None)
         return data
+
+    def omitted_at_default(self) -> tuple[str, ...]:
+        """The fields of ``OMIT_AT_DEFAULT`` left out of this instance's dump while at their default."""
+        return self.OMIT_AT_DEFAULT
 
 
 Scalar = Annotated[

@@ -19,6 +19,7 @@ from eosdsl.spec import models as m
 from eosdsl.spec.errors import LocatedError, SpecError, locate
 from eosdsl.spec.overrides import OverrideError, apply_overrides, parse_multirun, parse_override
 from eosdsl.spec.pydantic_errors import from_validation_error
+from eosdsl.spec.stages import anchored, anchored_assignment, loading
 from eosdsl.spec.sweep import Point, expand
 from eosdsl.spec.sweep_checks import spec_claim_errors
 from eosdsl.spec.yamlio import load_yaml, load_yaml_file
@@ -154,12 +155,14 @@ def load(
     else:
         filename = str(source)
         data, positions = load_yaml(text, filename)
+    here = os.getcwd()  # a start.spec typed on the command line is relative to the working directory
     parsed = []
     for item in overrides:
         try:
-            parsed.append(parse_override(item))
+            path, value = parse_override(item)
         except OverrideError as err:
             raise _command_line_error(item, err) from None
+        parsed.append((path, anchored_assignment(path, value, here)))
     axes = []
     for item in multirun:
         try:
@@ -171,15 +174,26 @@ def load(
             data = apply_overrides(data, parsed)
         except OverrideError as err:
             raise _command_line_error(" ".join(overrides), err) from None
-    spec = validate(data, positions, filename)
-    claims = spec_claim_errors(spec, axes)  # sweep.checks name swept axes and case labels
-    if claims:
-        located = [LocatedError(e.path, e.message, *locate(e.path, positions)) for e in claims]
-        raise SpecError(located, filename)
-    try:
-        points = expand(spec, data, axes, lambda raw, label: validate(raw, positions, filename, label))
-    except OverrideError as err:
-        raise SpecError(
-            [LocatedError(("sweep",), str(err), *locate(("sweep",), positions))], filename
-        ) from None
+    directory = os.path.dirname(os.path.abspath(filename))
+    data = anchored(data, directory)  # the file's start.spec: a path relative to the file
+    with loading(filename):  # a start.spec chain that comes back here is a cycle
+        spec = validate(data, positions, filename)
+        claims = spec_claim_errors(spec, axes)  # sweep.checks name swept axes and case labels
+        if claims:
+            located = [LocatedError(e.path, e.message, *locate(e.path, positions)) for e in claims]
+            raise SpecError(located, filename)
+        try:
+            # a start.spec set by a -m axis is relative to the working directory, one a case or a grid of
+            # the file sets to the file (kept as typed until here: it is part of the point's label)
+            swept_here = any(tuple(path) in (("start",), ("start", "spec")) for path, _ in axes)
+            where = here if swept_here else directory
+
+            def point(raw: Any, label: str) -> m.Spec:
+                return validate(anchored(raw, where), positions, filename, label)
+
+            points = expand(spec, data, axes, point)
+        except OverrideError as err:
+            raise SpecError(
+                [LocatedError(("sweep",), str(err), *locate(("sweep",), positions))], filename
+            ) from None
     return Loaded(filename, spec, points)

@@ -29,6 +29,7 @@ SimpleKind = Literal[
     "dead_units",
     "residual",
     "data_covariance",
+    "ode_steps",
 ]
 
 
@@ -40,8 +41,11 @@ class SimpleMeasure(Model):
     ``dead_units`` (hidden units whose pre-activation is ≤ 0 on every training input, per layer,
     paper 000 App. E.2), ``residual`` (‖D‖ and DᵀF for D = F − Y, paper 001 §3), ``data_covariance``
     (the eigenvalues of the input covariance (1/n) Σ_i x_i x_iᵀ, descending, min(n, d) values: paper 001
-    §4's spectrum of XᵀX over n; constant over a run, so ``every`` can be large). ``test_loss``:
-    ``ldn_regression`` and supervised problems with a test split.
+    §4's spectrum of XᵀX over n; constant over a run, so ``every`` can be large). ``ode_steps`` (an
+    ``ode`` optimizer): the sub-steps of each step's update, ``ode.substeps`` accepted, ``ode.rejected``
+    and ``ode.capped`` (1 where ``dopri5`` hit ``max_substeps`` and forced an unconverged sub-step, or
+    stopped at a non-finite value); ``every: 1`` only (a cap hit between records would be lost).
+    ``test_loss``: ``ldn_regression`` and supervised problems with a test split.
     """
 
     kind: SimpleKind
@@ -82,7 +86,12 @@ class Solver(Model):
     method: SolverMethod = "auto"
     k: int = Field(1, ge=1, le=32, description="How many top (algebraic) eigenpairs.")
     block: int | None = Field(None, ge=1, description="LOBPCG block size (default max(k, 2)).")
-    tol: float = Field(1e-4, gt=0, lt=1, description="Relative residual tolerance (lobpcg, power).")
+    tol: float = Field(
+        1e-4,
+        gt=0,
+        lt=1,
+        description="Relative residual tolerance (lobpcg, power); static: each value compiles its program.",
+    )
     iters: int = Field(30, ge=2, description="Lanczos steps (the cold solver and the warm solvers' seed).")
     max_iters: int = Field(100, ge=1, description="Iteration cap of lobpcg and power.")
     dense_max: int = Field(400, ge=1, description="Largest parameter count ``auto`` solves densely.")
@@ -98,6 +107,11 @@ class Solver(Model):
     @property
     def block_size(self) -> int:
         return self.block or max(self.k, 2)
+
+
+# ``tol`` decides at trace time whether LOBPCG spends certification products
+# (``curvature.lobpcg.certifies``), so it is part of a program's structure, not a traced number.
+Solver.__static_float_fields__ = ("tol",)
 
 
 class SharpnessMeasure(Cadence, Solver):
@@ -167,6 +181,10 @@ class SharpnessGradientMeasure(Cadence):
         return ["alpha", "grad_s.norm2", "grad_s_perp.norm2", "grad_s.u"]
 
 
+RECURSION_SERIES = ("gap", "r", "r_prime", "r_prime_dot", "r_dot")
+"""The ``gram_recursion.<x>`` series of ``gram_sharpness`` with ``recursion: true``, in order."""
+
+
 class GramSharpnessMeasure(Cadence, Solver):
     """Gram (NTK) sharpness Λ = λ_max(M), M = (c/n)·J Jᵀ, of an MSE-trained network (paper 001 §2), with J
     the Jacobian of the n·k training outputs and c the loss's Gauss–Newton factor, so that Λ is the top
@@ -180,6 +198,15 @@ class GramSharpnessMeasure(Cadence, Solver):
     ‖R‖² = ‖D‖² − (Dᵀv₁)²); ``blocks: [A, W]`` records ``gram_block.A`` … = λ_max(M_g) of the Gram
     matrix M_g = (c/n) J_g J_gᵀ of each named parameter group (M = Σ_g M_g; Fig. 3(a)). Unset, they
     are left out of the spec's identity.
+
+    ``recursion: true`` runs Lemma 3.5's auxiliary recursion beside GD, in the output space (dense, every
+    step of the window [start, stop]; needs ``every: 1``, no ``densify``, and plain GD): from the
+    window's first step t₀, R′(t₀) = R(t₀) and R′(t+1) = (I − η_t M(t)(I − v₁(t)v₁(t)ᵀ)) R′(t), with
+    R(t) = (I − v₁v₁ᵀ)D(t) and v₁(t) the top unit eigenvector of M(t); R′ is carried across steps.
+    Records ``gram_recursion.gap`` = ‖R(t) − R′(t)‖ (Lemma 3.5, Theorem 2.3: small),
+    ``gram_recursion.r`` = ‖R(t)‖, ``gram_recursion.r_prime`` = ‖R′(t)‖, ``gram_recursion.r_prime_dot``
+    = R′(t)ᵀ(R′(t) + Y) (App. E.1: < 0) and ``gram_recursion.r_dot`` = R(t)ᵀ(R(t) + Y) (the Phase IV
+    term, < 0).
     """
 
     kind: Literal["gram_sharpness"]
@@ -190,13 +217,28 @@ class GramSharpnessMeasure(Cadence, Solver):
     blocks: list[str] = Field(
         default_factory=list, description="Parameter groups whose Gram block's λ_max is recorded (dense)."
     )
+    recursion: bool = Field(
+        False, description="Run Lemma 3.5's recursion R′ beside GD and record ‖R − R′‖ (dense, every step)."
+    )
 
-    OMIT_AT_DEFAULT = ("min", "projections", "blocks")
+    OMIT_AT_DEFAULT = ("min", "projections", "blocks", "recursion")
+
+    @model_validator(mode="after")
+    def _recursion_every_step(self) -> GramSharpnessMeasure:
+        if self.recursion and (self.every != 1 or self.densify is not None):
+            raise ValueError(
+                "recursion: true advances R′(t+1) = (I − ηM(t)(I − v₁v₁ᵀ))R′(t) with M(t) of every step: "
+                f"the measure needs every: 1 and no densify (got every: {self.every}"
+                + (", densify" if self.densify is not None else "")
+                + ")"
+            )
+        return self
 
     @property
     def dense(self) -> bool:
-        """Whether the dense Gram matrix is built (any of ``min``, ``projections``, ``blocks``)."""
-        return self.min or self.projections > 0 or bool(self.blocks)
+        """Whether the dense Gram matrix is built (any of ``min``, ``projections``, ``blocks``,
+        ``recursion``)."""
+        return self.min or self.projections > 0 or bool(self.blocks) or self.recursion
 
     def series(self) -> list[str]:
         names = ["gram_sharpness", "gram_sharpness.residual"]
@@ -206,7 +248,10 @@ class GramSharpnessMeasure(Cadence, Solver):
             names.append("gram_min")
         if self.projections:
             names.append("gram_projections")
-        return names + [f"gram_block.{g}" for g in self.blocks]
+        names += [f"gram_block.{g}" for g in self.blocks]
+        if self.recursion:
+            names += [f"gram_recursion.{x}" for x in RECURSION_SERIES]
+        return names
 
 
 class PreconditionedSharpnessMeasure(Cadence, Solver):

@@ -144,25 +144,66 @@ class Sweep(Model):
     OMIT_AT_DEFAULT = ("checks",)  # a sweep's dump (and id) is what it was before claims
 
 
-class Start(Model):
-    """Where a run starts: the final state of a stage's run (its parameters; optimizer state restarts),
-    and numbers read from that run's record (paper 000 App. E.5: restart at η = (2+ε)/S₀ from the
-    sharpness S₀ measured at the pretrained point)."""
+class AtStep(Model):
+    """The upstream run's state at step ``step``: its parameters w_N after N updates (the point it
+    measured at step N)."""
 
-    stage: str = Field(min_length=1, description="A key of `stages`: the run this one starts from.")
-    at: Literal["final"] = Field("final", description="Which state of the stage run: its final one.")
+    step: int = Field(ge=0, description="The step N of the upstream run: its parameters w_N.")
+
+
+class AtEvent(Model):
+    """The upstream run's state at the first step its event ``event`` fired: w_t at the step t the
+    trigger held (the point it was measured at, before the event's action changed the update from t)."""
+
+    event: str = Field(
+        min_length=1,
+        description="An event of the upstream run: its `name` (or `event i`), or `stop rule i`.",
+    )
+
+
+class Start(Model):
+    """Where a run starts: a state of another run (its parameters; optimizer state restarts), and numbers
+    read from that run's record (paper 000 App. E.5: restart at η = (2+ε)/S₀ from the sharpness S₀
+    measured at the pretrained point). The other run is a stage of this spec (``stage``) or the run of
+    another spec file (``spec``): exactly one of them (eosdsl.spec.stages)."""
+
+    stage: str | None = Field(
+        None, min_length=1, description="A key of `stages`: the run this one starts from."
+    )
+    spec: str | None = Field(
+        None,
+        min_length=1,
+        description="Another spec file (a path relative to this spec's file) whose run this one starts "
+        "from; it may not have a sweep. Dropped when resolved: the upstream run's key stands for it.",
+    )
+    at: Literal["final"] | AtStep | AtEvent = Field(
+        "final",
+        description="Which state of the upstream run: `final`, `{step: N}` or `{event: name}` (the first "
+        "step the event fired). A state between its stored checkpoints is recomputed (bitwise) from the "
+        "nearest one before it.",
+    )
     values: dict[str, str] = Field(
         default_factory=dict,
-        description="Name → series-algebra expression on the stage run's record (`final(sharpness)`), "
-        "usable as a constant in this spec's expressions.",
+        description="Name → series-algebra expression on the upstream run's record (`final(sharpness)`, "
+        "`at(sharpness, start_step)`; `start_step` is the step of the start state), usable as a constant "
+        "in this spec's expressions.",
     )
     run: str | None = Field(
         None,
-        description="The stage run's key: filled in by eosdsl (with the values added to `constants`) "
+        description="The upstream run's key: filled in by eosdsl (with the values added to `constants`) "
         "before the run is identified, so the upstream run enters this run's identity.",
     )
 
-    OMIT_AT_DEFAULT = ("run",)  # no ``run`` key before the stage is resolved
+    OMIT_AT_DEFAULT = ("run", "stage", "spec")  # a stage start dumps as before `spec` existed
+
+    @model_validator(mode="after")
+    def _one_upstream(self) -> Start:
+        """Exactly one of ``stage`` and ``spec`` (a resolved start, with ``run``, may have neither)."""
+        if self.stage is not None and self.spec is not None:
+            raise ValueError("give one of `stage` and `spec`, not both")
+        if self.stage is None and self.spec is None and self.run is None:
+            raise ValueError("give `stage` (a key of `stages`) or `spec` (another spec file)")
+        return self
 
 
 class Spec(Model):

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, create_model, field_validator, model_validator
 
-from eosdsl.models.configs import CONFIGS, make_config
+from eosdsl.models.configs import BIAS_INITS, CONFIGS, check_bias_init, check_bias_scale, make_config
 from eosdsl.spec.base import Model
 
 # ---------------------------------------------------------------------------------------------- data
@@ -123,6 +123,41 @@ def _check_config(self: Model) -> Model:
     return self
 
 
+NEW_FIELDS = ("bias_init", "bias_scale")
+"""Config fields added after specs were first hashed: left out of a network's dump at their defaults
+(``OMIT_AT_DEFAULT``), so that a spec which does not set them keeps its identity."""
+
+BiasLaw = Literal[BIAS_INITS]  # type: ignore[valid-type]
+
+
+def _field_type(name: str, hint: Any) -> Any:
+    """The spec type of a config field: its dataclass hint, with ``bias_init``'s names as a Literal (so
+    the JSON schema lists them)."""
+    if name != "bias_init":
+        return hint
+    return BiasLaw if hint is str else BiasLaw | tuple[BiasLaw, ...]
+
+
+def _bias_validators(config: type) -> dict[str, Any]:
+    """Field validators placing the errors of ``bias_init`` / ``bias_scale`` at their keys (the config's
+    own check, :func:`~eosdsl.models.configs.check_bias_init` / ``check_bias_scale``, on the fields
+    validated before them: the widths and ``bias`` that fix the layers, then ``bias_init``)."""
+
+    def bias_init(cls: type, value: Any, info: ValidationInfo) -> Any:
+        check_bias_init(value, config.bias_layers_of(info.data))
+        return value
+
+    def bias_scale(cls: type, value: Any, info: ValidationInfo) -> Any:
+        if "bias_init" in info.data:  # else bias_init is invalid, and reported
+            check_bias_scale(info.data["bias_init"], value, config.bias_layers_of(info.data))
+        return value
+
+    return {
+        "_check_bias_init": field_validator("bias_init")(bias_init),
+        "_check_bias_scale": field_validator("bias_scale")(bias_scale),
+    }
+
+
 def _network_model(kind: str, config: type) -> type[Model]:
     hints = typing.get_type_hints(config)
     fields: dict[str, Any] = {"kind": (Literal[kind], ...)}
@@ -135,11 +170,16 @@ def _network_model(kind: str, config: type) -> type[Model]:
             default = f.default_factory()
         else:
             default = ...
-        fields[f.name] = (hints[f.name], default)
+        description = f.metadata.get("description")
+        value = Field(default, description=description) if description else default
+        fields[f.name] = (_field_type(f.name, hints[f.name]), value)
     name = "".join(part.title() for part in kind.split("_")) + "Network"
     validators = {"_check_config": model_validator(mode="after")(_check_config)}
+    if "bias_init" in fields:
+        validators.update(_bias_validators(config))
     model = create_model(name, __base__=Model, __doc__=config.__doc__, __validators__=validators, **fields)
     model.__static_floats__ = True
+    model.OMIT_AT_DEFAULT = tuple(n for n in NEW_FIELDS if n in fields)
     return model
 
 

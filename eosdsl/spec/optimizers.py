@@ -193,13 +193,51 @@ class Ode(Model):
     the parameters and the constants (parameters not listed are constant). Each engine step advances τ
     by Δτ = ``lr`` (a schedule is allowed) in ``substeps`` steps of the classical fourth-order
     Runge–Kutta method (``rk4``: global error O(h⁴), h = Δτ/substeps) or explicit Euler (``euler``,
-    O(h)). Paper 003 eq. (4): ``rhs: {X: X * Y, Y: alpha - beta * X**2 / 2}`` with τ = η·step. MSS: ∞."""
+    O(h)), or (``dopri5``) by adaptive Dormand–Prince 5(4) sub-steps to a stated tolerance: each
+    sub-step's local error estimate must satisfy RMS(err/(``atol`` + ``rtol``·max(|w|, |w_new|))) ≤ 1
+    (Hairer–Nørsett–Wanner II.4), landing exactly at τ + Δτ, with at most ``max_substeps`` sub-steps
+    (accepted or rejected) per engine step; when the cap is hit the last sub-step is forced to land and
+    the series ``ode.capped`` records 1 if it missed the tolerance (also when w or f(w) turned non-finite:
+    the integration stops there). ``rtol``, ``atol`` ≥ 0, not both 0 (checked on their values).
+    ``dopri5`` needs the measure ``{kind: ode_steps}`` (series ``ode.substeps``, ``ode.rejected``,
+    ``ode.capped`` per engine step).
+    Paper 003 eq. (4): ``rhs: {X: X * Y, Y: alpha - beta * X**2 / 2}`` with τ = η·step. MSS: ∞."""
 
     kind: Literal["ode"]
     lr: LearningRate = Field(description="Δτ, the ODE time one engine step advances.")
     rhs: dict[str, str] = Field(min_length=1, description="Parameter name → dw/dτ.")
-    method: Literal["rk4", "euler"] = "rk4"
-    substeps: int = Field(1, ge=1, le=10_000, description="Integrator steps per engine step.")
+    method: Literal["rk4", "euler", "dopri5"] = "rk4"
+    substeps: int = Field(1, ge=1, le=10_000, description="Integrator steps per engine step (rk4, euler).")
+    rtol: Scalar = Field(1e-6, description="dopri5: relative tolerance of each sub-step's error estimate.")
+    atol: Scalar = Field(1e-9, description="dopri5: absolute tolerance of each sub-step's error estimate.")
+    max_substeps: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="dopri5: cap on sub-steps (accepted + rejected) per engine step.",
+    )
+
+    OMIT_AT_DEFAULT = ("rtol", "atol", "max_substeps")  # rk4/euler specs hash as before
+
+    def omitted_at_default(self) -> tuple[str, ...]:
+        """A ``dopri5`` spec dumps its tolerances and cap even at their defaults (they are what its run
+        means, so a later change of a default cannot silently change a stored run's meaning); an rk4 or
+        euler spec, which cannot set them, leaves them out (its id is what it was before they existed)."""
+        return () if self.method == "dopri5" else self.OMIT_AT_DEFAULT
+
+    @model_validator(mode="after")
+    def _method_fields(self) -> Ode:
+        """``substeps`` is for the fixed-step methods, the tolerances and cap for ``dopri5``. (The values of
+        ``rtol``/``atol``, which may be expressions, are checked once resolved: eosdsl.spec.semantic.)"""
+        fields = type(self).model_fields
+        if self.method == "dopri5":
+            if self.substeps != 1:
+                raise ValueError("substeps is for rk4 and euler; dopri5 chooses its sub-steps (max_substeps)")
+        else:
+            for name in self.OMIT_AT_DEFAULT:
+                if getattr(self, name) != fields[name].default:
+                    raise ValueError(f"{name} is for method dopri5 (method here: {self.method})")
+        return self
 
 
 Optimizer = Annotated[GD | HeavyBall | Nesterov | Adam | RMSProp | Map | Ode, Field(discriminator="kind")]

@@ -104,6 +104,8 @@ def _stored_names(
         return [f"params.{p}" for p in names]
     if meas.kind == "lr":
         return ["lr", "lr_applied"]
+    if meas.kind == "ode_steps":
+        return ["ode.substeps", "ode.rejected", "ode.capped"]
     if spec.problem.kind == "supervised":
         config = network if network is not None else spec.problem.model.model_dump()
         if groups is None and meas.kind == "group_norms":

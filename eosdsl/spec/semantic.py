@@ -34,12 +34,24 @@ from eosdsl.expr.backend import numpy_evaluation
 from eosdsl.spec import models as m
 from eosdsl.spec.checks import CLAIM_OPS
 from eosdsl.spec.errors import LocatedError
-from eosdsl.spec.measures import FlowProjectionMeasure, HessianTraceMeasure, SpectralDensityMeasure
+from eosdsl.spec.measures import (
+    RECURSION_SERIES,
+    FlowProjectionMeasure,
+    HessianTraceMeasure,
+    SpectralDensityMeasure,
+)
 from eosdsl.spec.networks import SupervisedProblem
 from eosdsl.spec.optimizers import MEASURED_NAMES
 from eosdsl.spec.overrides import OverrideError, split_dotted
 from eosdsl.spec.recorded import param_names, recorded_series
-from eosdsl.spec.stages import NOT_IN_STAGE, stage_data
+from eosdsl.spec.stages import (
+    NOT_IN_STAGE,
+    START_STEP,
+    event_labels,
+    load_upstream,
+    resolved_start_errors,
+    stage_data,
+)
 from eosdsl.spec.toy import as_toy
 
 Path = tuple[str | int, ...]
@@ -173,6 +185,17 @@ class _Checker:
         """A ``map`` or ``ode`` optimizer acts on a closed-form problem's named parameters: its keys are
         parameters, its expressions read the parameters, the constants (and a map ``lr``)."""
         params = param_names(self.spec.problem)
+        measured = {meas.kind for meas in self.spec.measure}
+        if "ode_steps" in measured and not any(isinstance(o, m.Ode) for o, _ in self.optimizers()):
+            at = next(i for i, meas in enumerate(self.spec.measure) if meas.kind == "ode_steps")
+            self.errors.append(LocatedError(("measure", at, "kind"), "ode_steps needs an `ode` optimizer"))
+        for i, meas in enumerate(self.spec.measure):
+            if meas.kind == "ode_steps" and getattr(meas, "every", 1) != 1:
+                message = (
+                    f"ode_steps records each step's own sub-step counts and cap hits: it needs every: 1 "
+                    f"(every: {meas.every} would leave the steps between records, and their cap hits, out)"
+                )
+                self.errors.append(LocatedError(("measure", i, "every"), message))
         for opt, path in self.optimizers():
             if not isinstance(opt, m.Map | m.Ode):
                 continue
@@ -186,6 +209,15 @@ class _Checker:
                     )
                 )
                 continue
+            if isinstance(opt, m.Ode) and opt.method == "dopri5":
+                self.tolerances(opt, path)
+            if isinstance(opt, m.Ode) and opt.method == "dopri5" and "ode_steps" not in measured:
+                self.errors.append(
+                    LocatedError(
+                        (*path, "method"),
+                        "dopri5 records its sub-step counts and cap hits: add `{kind: ode_steps}` to measure",
+                    )
+                )
             names = [*params, *self.constants] + (["lr"] if isinstance(opt, m.Map) else [])
             for key, source in getattr(opt, field).items():
                 if key not in params:
@@ -195,6 +227,30 @@ class _Checker:
                     )
                 else:
                     self.expr(source, (*path, field, key), names)
+
+    def tolerances(self, opt: m.Ode, path: Path) -> None:
+        """A ``dopri5`` tolerance, resolved: rtol ≥ 0, atol ≥ 0, not both 0 (HNW II.4 allows rtol = 0 with
+        atol > 0: pure absolute control). Values that do not resolve (an expression over a start value,
+        or one already reported) are left alone."""
+        values = {name: self.constant(getattr(opt, name)) for name in ("rtol", "atol")}
+        for name, value in values.items():
+            if value is not None and value < 0:
+                self.errors.append(LocatedError((*path, name), f"{name} must be ≥ 0, got {value:g}"))
+        if values["rtol"] == 0 and values["atol"] == 0:
+            message = "rtol and atol are both 0: no error estimate can meet that; give atol > 0 or rtol > 0"
+            self.errors.append(LocatedError((*path, "atol"), message))
+
+    def constant(self, source: float | str) -> float | None:
+        """The value of a number or an expression over the constants; None if it has none (yet)."""
+        if not isinstance(source, str):
+            return float(source)
+        try:
+            compiled = compile_expr(source, names=list(self.spec.constants))
+            with numpy_evaluation():
+                value = np.asarray(compiled(dict(self.spec.constants)))
+        except ExprError:
+            return None
+        return float(value) if value.shape == () and value.dtype.kind in "biuf" else None
 
     def stages(self) -> None:
         """``stages`` set no key a stage does not inherit; an unresolved ``start`` names a stage that is a
@@ -210,9 +266,10 @@ class _Checker:
                     self.errors.append(LocatedError(("stages", name, key), message))
                     inherited = False
         start = spec.start
+        self.errors += resolved_start_errors(spec)
         if start is None or start.run is not None or not inherited:
             return
-        if start.stage not in spec.stages:
+        if start.stage is not None and start.stage not in spec.stages:
             known = ", ".join(f"'{s}'" for s in spec.stages) or "none"
             message = f"unknown stage '{start.stage}' (stages of this spec: {known})"
             self.errors.append(LocatedError(("start", "stage"), message))
@@ -223,6 +280,13 @@ class _Checker:
             elif name in spec.constants or name in FUNCTIONS or name in CONSTANTS:
                 message = f"'{name}' is already a constant or function; choose another name"
                 self.errors.append(LocatedError(("start", "values", name), message))
+        if start.spec is not None:  # another spec file (eosdsl.spec.stages.load_upstream)
+            loaded, errors = load_upstream(start.spec)
+            self.errors += errors
+            if loaded is not None:
+                self.start_values(loaded.spec)
+            return
+        assert start.stage is not None
         where: Path = ("stages", start.stage)
         sets = spec.stages[start.stage]
 
@@ -247,16 +311,31 @@ class _Checker:
             self.errors.append(located(error.path, f"in the stage, {shown}: {error.message}"))
         if stage_errors:
             return
+        self.start_values(stage)
+
+    def start_values(self, stage: m.Spec) -> None:
+        """``start.at`` names a state the upstream spec ``stage`` can have (a step within its steps, one
+        of its events) and each of ``start.values`` is one number on the series it records."""
+        start = self.spec.start
+        assert start is not None
+        if isinstance(start.at, m.AtStep) and start.at.step > stage.train.steps:
+            message = f"step {start.at.step} is after the upstream run's last step ({stage.train.steps})"
+            self.errors.append(LocatedError(("start", "at", "step"), message))
+        if isinstance(start.at, m.AtEvent) and start.at.event not in event_labels(stage):
+            known = ", ".join(f"'{e}'" for e in event_labels(stage)) or "none"
+            message = f"the upstream run has no event '{start.at.event}' (its events and stop rules: {known})"
+            self.errors.append(LocatedError(("start", "at", "event"), message))
         checker = _Checker(stage)
         checker.cadence = _cadences(stage)
         series = series_names(stage)
-        scalars = [*stage.constants, *REFERENCES.get(stage.problem.kind, ())]
+        scalars = [*stage.constants, *REFERENCES.get(stage.problem.kind, ()), START_STEP]
         for name, source in start.values.items():
             path = ("start", "values", name)
-            typed = checker.algebra(source, path, series, scalars, f"start value {name} (on the stage run)")
+            what = f"start value {name} (on the upstream run)"
+            typed = checker.algebra(source, path, series, scalars, what)
             if typed is not None and typed.series:
                 message = (
-                    f"a start value is one number of the stage run (e.g. `final(sharpness)`); "
+                    f"a start value is one number of the upstream run (e.g. `final(sharpness)`); "
                     f"`{source[:60]}` is a series"
                 )
                 checker.errors.append(LocatedError(path, message))
@@ -326,6 +405,8 @@ class _Checker:
                 errors.append((("measure", i, "densify"), f"{reader}: densify (on η·S) is not supported"))
             if isinstance(meas, m.SelfStabilizationMeasure | m.PreconditionedSharpnessMeasure):
                 errors.append((("measure", i, "kind"), f"{meas.kind} needs a rate the spec sets; {reader}"))
+            if isinstance(meas, m.GramSharpnessMeasure) and meas.recursion:
+                errors.append((("measure", i, "recursion"), f"R′ needs a rate the spec sets; {reader}"))
         stops: list[Path] = [("train", "stop", i) for i in range(len(spec.train.stop))]
         stops += [("events", i, "do", "stop") for i, e in enumerate(spec.events) if e.do.stop]
         errors += [(path, f"{reader}: stop rules are not supported with it yet") for path in stops]
@@ -414,6 +495,18 @@ class _Checker:
                     LocatedError(
                         (*where, "kind"),
                         "preconditioned_sharpness needs an adam or rmsprop optimizer and no optimizer switch",
+                    )
+                )
+            if (
+                isinstance(meas, m.GramSharpnessMeasure)
+                and meas.recursion
+                and (spec.optimizer.kind != "gd" or any(e.do.switch_optimizer for e in spec.events))
+            ):
+                self.errors.append(
+                    LocatedError(
+                        (*where, "recursion"),
+                        "gram_sharpness's recursion R′(t+1) = (I − ηM(I − v₁v₁ᵀ))R′(t) follows plain GD "
+                        "(optimizer kind gd, no optimizer switch)",
                     )
                 )
             if isinstance(meas, m.SelfStabilizationMeasure) and spec.optimizer.kind != "gd":
@@ -668,6 +761,7 @@ def _recorded_by() -> dict[str, str]:
     """Expression name of a series → the measure that records it (for "add this measure" errors)."""
     table = {kind: f"`{{kind: {kind}}}`" for kind in typing.get_args(m.SimpleKind)}
     table.update({"lr_applied": "`{kind: lr}`", "theta": "`{kind: params}`"})
+    table.update({f"ode_{name}": "`{kind: ode_steps}`" for name in ("substeps", "rejected", "capped")})
     curvature = [
         m.SharpnessMeasure.model_construct(kind="sharpness", k=1, vectors=True),
         m.RotationMeasure.model_construct(kind="rotation"),
@@ -689,6 +783,7 @@ def _recorded_by() -> dict[str, str]:
             "gram_eigs_residual": f"{gram} with k ≥ 2",
             "gram_min": f"{gram} with min: true",
             "gram_projections": f"{gram} with projections ≥ 1",
+            **{f"gram_recursion_{x}": f"{gram} with recursion: true" for x in RECURSION_SERIES},
         }
     )
     return table
