@@ -177,11 +177,7 @@ def test_a_chained_run_starts_from_the_stage_runs_final_state(tmp_path):
         run_one(load("chain.yaml", text=other_problem).spec, registry)
 
 
-SWEEP = CHAIN.replace(
-    "optimizer: {kind: gd, lr: (2 + eps) / S0}\ntrain: {steps: 300}",
-    "optimizer: {kind: heavy_ball, beta: 0.9, lr: (2 + eps) / S0}\n"
-    "train: {steps: 300}\nruntime: {chunk: 100}",
-) + """\
+BETA_CASES = """\
 sweep:
   cases:
     - label: a
@@ -190,6 +186,16 @@ sweep:
     - label: c
       set: {optimizer.beta: 0.0}
 """
+"""Three heavy-ball cases of a started spec (β = 0.9, 0.5, 0): a packed sweep from one upstream run."""
+
+SWEEP = (
+    CHAIN.replace(
+        "optimizer: {kind: gd, lr: (2 + eps) / S0}\ntrain: {steps: 300}",
+        "optimizer: {kind: heavy_ball, beta: 0.9, lr: (2 + eps) / S0}\n"
+        "train: {steps: 300}\nruntime: {chunk: 100}",
+    )
+    + BETA_CASES
+)
 
 
 @pytest.mark.slow

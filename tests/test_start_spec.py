@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 import zarr
 from conftest import assert_pack_is_bitwise, assert_resume_is_bitwise
+from test_stages import BETA_CASES
 from typer.testing import CliRunner
 
 from eosdsl.cli import app
@@ -281,15 +282,7 @@ SWEEP = (
         "optimizer: {kind: gd, lr: (2 + eps) / S0}",
         "optimizer: {kind: heavy_ball, beta: 0.9, lr: (2 + eps) / S0}",
     )
-    + """\
-sweep:
-  cases:
-    - label: a
-    - label: b
-      set: {optimizer.beta: 0.5}
-    - label: c
-      set: {optimizer.beta: 0.0}
-"""
+    + BETA_CASES
 )
 
 

@@ -14,26 +14,30 @@ CAPPED = "sharpness.capped"
 ODE_CAPPED = "ode.capped"
 
 
+NOTES = {
+    CAPPED: (
+        "the sharpness solver hit its max_iters cap unconverged at {count} of {total} measurements "
+        "(first at step {first}; series {series}): its values are certified only by their residuals — "
+        "raise max_iters or tol"
+    ),
+    ODE_CAPPED: (
+        "the ODE integrator (dopri5) hit its max_substeps cap at {count} of {total} steps "
+        "(first at step {first}; series {series}): their last sub-step missed rtol/atol — "
+        "raise max_substeps or lower lr (Δτ)"
+    ),
+}
+"""Cap series → the note printed when it holds hits."""
+
+
 def solver_notes(run: Any) -> list[str]:
     """One line per solver series with cap hits (none when the run has no such series or it is unreadable:
     ``eosdsl registry verify`` reports damage, not this note)."""
     notes = []
-    sharp = _hits(run, CAPPED)
-    if sharp is not None:
-        count, total, first = sharp
-        notes.append(
-            f"the sharpness solver hit its max_iters cap unconverged at {count} of {total} "
-            f"measurements (first at step {first}; series {CAPPED}): "
-            "its values are certified only by their residuals — raise max_iters or tol"
-        )
-    ode = _hits(run, ODE_CAPPED)
-    if ode is not None:
-        count, total, first = ode
-        notes.append(
-            f"the ODE integrator (dopri5) hit its max_substeps cap at {count} of {total} steps "
-            f"(first at step {first}; series {ODE_CAPPED}): their last sub-step missed rtol/atol — "
-            "raise max_substeps or lower lr (Δτ)"
-        )
+    for series, text in NOTES.items():
+        hits = _hits(run, series)
+        if hits is not None:
+            count, total, first = hits
+            notes.append(text.format(count=count, total=total, first=first, series=series))
     return notes
 
 
