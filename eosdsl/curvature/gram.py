@@ -147,6 +147,7 @@ class GramSpectrum(NamedTuple):
     projections: Array  # (p,) Dᵀv_i for the top p unit eigenvectors v_i, oriented so that Yᵀv_i ≥ 0
     block_tops: Array  # (G,) λ_max(M_g) of the blocks asked for, in their order
     top: Array  # (n·k,) the top unit eigenvector v₁ of M, oriented so that Yᵀv₁ ≥ 0
+    matrix: Array  # (n·k, n·k) M = Σ_g M_g itself (for the recursion R′, :func:`residual_recursion`)
 
 
 def gram_spectrum(
@@ -166,7 +167,8 @@ def gram_spectrum(
     values, top = values[::-1], vectors[:, ::-1][:, : max(projections, 1)]  # (n·k,), (n·k, max(p, 1))
     top = top * jnp.where(labels @ top < 0, -1.0, 1.0).astype(top.dtype)  # oriented: Yᵀv_i ≥ 0
     block_tops = jnp.stack([jnp.linalg.eigvalsh(b)[-1] for b in tops]) if tops else jnp.zeros((0,))
-    return GramSpectrum(values, residual @ top[:, :projections], block_tops.astype(values.dtype), top[:, 0])
+    projected = residual @ top[:, :projections]
+    return GramSpectrum(values, projected, block_tops.astype(values.dtype), top[:, 0], total)
 
 
 def residual_off_top(top: Array, residual: Array) -> Array:

@@ -247,8 +247,9 @@ def lobpcg_top_block(
     # to far below the tolerance (``certifies``); values are the true Rayleigh quotients either way.
     certify = certifies(tol_given, max_iters, b, dtype)
     norms = jnp.linalg.norm(x[:k], axis=1)
-    vectors = x[:k] / jnp.where(norms > 0, norms, 1.0)[:, None]  # (k, P)
-    hv = apply_rows(matvec, vectors, dtype) if certify else hx[:k] / jnp.where(norms > 0, norms, 1.0)[:, None]
+    scale = jnp.where(norms > 0, norms, 1.0)[:, None]
+    vectors = x[:k] / scale  # (k, P)
+    hv = apply_rows(matvec, vectors, dtype) if certify else hx[:k] / scale  # k HVPs, or the carried H·v
     values = jnp.sum(vectors * hv, axis=1)  # (k,)
     order = jnp.argsort(-values)
     values, vectors, hv = values[order], vectors[order], hv[order]

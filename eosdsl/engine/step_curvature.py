@@ -442,7 +442,7 @@ class Curvature:
                 out["gram_projections"] = spec.projections
             if rec is not None:
                 step = residual_recursion(
-                    sum(blocks.values()),
+                    spec.matrix,
                     spec.top,
                     parts["residual"],
                     parts["labels"],

@@ -172,7 +172,7 @@ def integrate(
     k1 = g(y0)
     h_start = lax.cond(
         h0 > 0,
-        lambda: jnp.abs(h0).astype(dtype),
+        lambda: jnp.asarray(h0, dtype),
         lambda: initial_step(g, y0, k1, length, rtol, atol),
     )
     tiny = (TOO_SMALL * jnp.finfo(dtype).eps * length).astype(dtype)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from eosdsl.dynamics.flow import euler_step, rk4_step
 from eosdsl.optim.dopri5 import integrate
 from eosdsl.spec import models as m
 
@@ -59,6 +60,11 @@ class Rule(NamedTuple):
 
 def _tree_axpby(a: Any, x: Params, b: Any, y: Params) -> Params:
     return jax.tree.map(lambda xi, yi: a * xi + b * yi, x, y)
+
+
+def _unbounded_mss(lr: jnp.ndarray) -> jnp.ndarray:
+    """MSS = ∞ (user dynamics: no quadratic stability limit), shaped and typed like ``lr``."""
+    return jnp.inf + 0.0 * lr
 
 
 def _no_state(_: Params) -> tuple[()]:
@@ -187,7 +193,7 @@ def dynamics_map(update: dict[str, str], scope: Any) -> Rule:
             k: (new[k] - w if new[k] is not None else jnp.zeros_like(w)) for k, w in s.params.items()
         }, state
 
-    return Rule(_no_state, step, lambda lr: lr, lambda lr: jnp.inf + 0.0 * lr)
+    return Rule(_no_state, step, lambda lr: lr, _unbounded_mss)
 
 
 class OdeSteps(NamedTuple):
@@ -217,30 +223,18 @@ def dynamics_ode(rhs: dict[str, str], scope: Any, method: str, substeps: int) ->
     Euler (w + h·f(w), O(h)); parameters not in ``rhs`` are constant. d_{t+1} = w(τ + Δτ) − w(τ). MSS = ∞.
     Its step counts (``ode_steps``): ``substeps`` accepted, none rejected, never capped."""
     f = _ode_field(rhs, scope)
-
-    def axpy(a: Any, x: Params, y: Params) -> Params:
-        return jax.tree.map(lambda xi, yi: yi + a * xi, x, y)
-
-    def advance(w: Params, h: jnp.ndarray) -> Params:
-        if method == "euler":
-            return axpy(h, f(w), w)
-        k1 = f(w)
-        k2 = f(axpy(h / 2, k1, w))
-        k3 = f(axpy(h / 2, k2, w))
-        k4 = f(axpy(h, k3, w))
-        incr = jax.tree.map(lambda a, b, c, d: (a + 2 * b + 2 * c + d) / 6, k1, k2, k3, k4)
-        return axpy(h, incr, w)
+    advance = euler_step if method == "euler" else rk4_step
 
     def step(s: StepInputs, state: Any) -> tuple[Params, Any]:
         h = s.lr / substeps
-        end = jax.lax.fori_loop(0, substeps, lambda _, w: advance(w, h), s.params)
+        end = jax.lax.fori_loop(0, substeps, lambda _, w: advance(f, w, h), s.params)
         return jax.tree.map(lambda a, b: a - b, end, s.params), state
 
     def counts(_: Any) -> dict[str, jnp.ndarray]:
         zero = jnp.zeros((), jnp.int32)
         return {"ode.substeps": zero + substeps, "ode.rejected": zero, "ode.capped": zero}
 
-    return Rule(_no_state, step, lambda lr: lr, lambda lr: jnp.inf + 0.0 * lr, counts)
+    return Rule(_no_state, step, lambda lr: lr, _unbounded_mss, counts)
 
 
 def dynamics_ode_adaptive(
@@ -270,7 +264,7 @@ def dynamics_ode_adaptive(
     def counts(state: OdeSteps) -> dict[str, jnp.ndarray]:
         return {"ode.substeps": state.substeps, "ode.rejected": state.rejected, "ode.capped": state.capped}
 
-    return Rule(init, step, lambda lr: lr, lambda lr: jnp.inf + 0.0 * lr, counts)
+    return Rule(init, step, lambda lr: lr, _unbounded_mss, counts)
 
 
 def build_rule(opt: m.Optimizer, resolve: Resolve) -> Rule:
