@@ -137,22 +137,32 @@ def start_params(spec: m.Spec, host: HostProblem, registry: Registry) -> Params:
 
 def upstream_params(run: StoredRun, step: int, registry: Registry) -> Params:
     """w_step of the committed run ``run``: from its final state when ``step`` is its end step, else
-    recomputed (:func:`state_at`, cached per process)."""
+    recomputed (:func:`state_at`, cached per process: the cache is looked up before anything is loaded)."""
+    if step == int(run.info["end_step"]):
+        _, _, template = _restore_inputs(run)
+        return jax.device_get(final_state(run.path, template).params)
+    key = (run.run_key, step)
+    cached = _RECOMPUTED.get(key)
+    if cached is not None:
+        _RECOMPUTED.move_to_end(key)
+        return cached
+    stage, stage_host, template = _restore_inputs(run)
+    cached = jax.device_get(state_at(run, stage, stage_host, step, registry, template)[0].params)
+    _RECOMPUTED[key] = cached
+    while len(_RECOMPUTED) > _RECOMPUTED_MAX:
+        _RECOMPUTED.popitem(last=False)
+    return cached
+
+
+def _restore_inputs(run: StoredRun) -> tuple[m.Spec, HostProblem, Any]:
+    """(spec, host inputs, abstract state template) of the committed run ``run``: what restoring or
+    recomputing one of its states needs. The template holds shapes and dtypes only (no values, and no
+    compilation of the run's init)."""
     stage = m.Spec.model_validate(run.spec)
     stage_host = prepare(stage)
     structure, hparams, layout = Structure.of(stage), hyperparameters(stage), layout_of(stage, stage_host)
-    # shapes and dtypes only: the restore needs no values (and no compilation of the stage's init)
     template = jax.eval_shape(lambda p: init_state(structure, hparams, layout, p), stage_host.params)
-    if step == int(run.info["end_step"]):
-        return jax.device_get(final_state(run.path, template).params)
-    cached = _RECOMPUTED.get((run.run_key, step))
-    if cached is None:
-        cached = jax.device_get(state_at(run, stage, stage_host, step, registry, template)[0].params)
-        _RECOMPUTED[(run.run_key, step)] = cached
-        while len(_RECOMPUTED) > _RECOMPUTED_MAX:
-            _RECOMPUTED.popitem(last=False)
-    _RECOMPUTED.move_to_end((run.run_key, step))
-    return cached
+    return stage, stage_host, template
 
 
 def state_at(

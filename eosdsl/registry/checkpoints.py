@@ -15,6 +15,8 @@ Layout inside the run's work directory ``staging/<run_key>/``:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -178,35 +180,43 @@ def final_state(run_dir: Path, template: Any) -> Any:
     (a state of the run's spec). ``FileNotFoundError`` if the run kept none."""
     if not (Path(run_dir) / CHECKPOINTS).is_dir():
         raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is missing)")
-    positions = kept_positions(run_dir)
-    if not positions:
-        raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is empty)")
-    return kept_state(run_dir, positions[-1], template)
+    with _kept(run_dir) as manager:
+        position = manager.latest_step()
+        if position is None:
+            raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is empty)")
+        return _restore(manager, position, template)
 
 
 def kept_positions(run_dir: Path) -> list[int]:
     """The scan positions of the checkpoints kept with a committed run (its ``checkpoints/<position>/``:
     the final state and at most one periodic one before it, ``max_to_keep=2``), ascending; [] if none."""
-    folder = (Path(run_dir) / CHECKPOINTS).absolute()
-    if not folder.is_dir():
+    if not (Path(run_dir) / CHECKPOINTS).is_dir():
         return []
-    manager = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(create=False))
-    try:
+    with _kept(run_dir) as manager:
         return sorted(int(p) for p in manager.all_steps())
-    finally:
-        manager.close()
 
 
 def kept_state(run_dir: Path, position: int, template: Any) -> Any:
     """The engine state of the checkpoint at scan ``position`` kept with a committed run (one of
     :func:`kept_positions`), restored into the structure, shapes and dtypes of ``template``."""
+    with _kept(run_dir) as manager:
+        return _restore(manager, position, template)
+
+
+@contextmanager
+def _kept(run_dir: Path) -> Iterator[Any]:
+    """A read-only Orbax manager of the checkpoints kept with a committed run, closed on exit."""
     folder = (Path(run_dir) / CHECKPOINTS).absolute()
     manager = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(create=False))
     try:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-        return manager.restore(position, args=ocp.args.StandardRestore(abstract))
+        yield manager
     finally:
         manager.close()
+
+
+def _restore(manager: Any, position: int, template: Any) -> Any:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    return manager.restore(position, args=ocp.args.StandardRestore(abstract))
 
 
 def _escape(name: str) -> str:
