@@ -471,3 +471,32 @@ def test_start_spec_from_a_sweep_case_or_the_command_line_is_anchored(tmp_path, 
     monkeypatch.chdir(tmp_path / "sub")
     with pytest.raises(SpecError, match="no such spec file: other.yaml"):
         load(down, ["start.spec=other.yaml"])  # relative to sub/ now: there is none
+
+
+def test_a_forced_recomputation_is_compared_bitwise_with_the_stored_run() -> None:
+    """``compare_with_stored`` (the notice of ``eosdsl run --force``) uses the same per-series bitwise
+    comparison as a recomputed upstream state: identical series are bit-identical; one ulp in one value,
+    another step grid, another dtype or a series the stored run lacks each make that series differ."""
+    from eosdsl.orchestration.jobs import compare_with_stored
+
+    steps, values = np.arange(4), np.array([1.0, 2.0, np.nan, 4.0])
+
+    class Stored:  # the two methods of a stored run that ``compare_with_stored`` reads
+        def series_names(self) -> list[str]:
+            return ["loss", "lr"]
+
+        def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+            return steps, values
+
+    same = {"loss": (steps, values.copy()), "lr": (steps, values.copy())}
+    assert compare_with_stored(Stored(), same) == "recomputed: bit-identical to the stored run"
+    ulp = values.copy()
+    ulp[1] = np.nextafter(ulp[1], 3.0)
+    cases = {
+        "loss": (steps, ulp),
+        "lr": (steps + 1, values),
+    }
+    notice = compare_with_stored(Stored(), cases)
+    assert notice.endswith("differs from the stored run in loss, lr (the stored run is kept)"), notice
+    other = {"loss": (steps, values.astype(np.float32)), "sharpness": (steps, values)}
+    assert "differs from the stored run in loss, sharpness" in compare_with_stored(Stored(), other)

@@ -13,7 +13,7 @@ from eosdsl.engine.execute import (
     prepare,
 )
 from eosdsl.orchestration.judging import judge
-from eosdsl.orchestration.stages import StageError, start_params
+from eosdsl.orchestration.stages import StageError, series_difference, start_params
 from eosdsl.problems.build import HostProblem
 from eosdsl.registry import Registry, StoredRun, numerics_environment, run_key, spec_id
 from eosdsl.registry.identity import environment_difference
@@ -65,21 +65,15 @@ def _compatible(registry: Registry, sid: str, env: dict[str, Any]) -> tuple[Stor
 
 def compare_with_stored(stored: StoredRun, series: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
     """Whether recomputed series are bitwise equal to a stored run's."""
-    differ = []
-    for name, (steps, values) in series.items():
-        old_steps, old_values = stored.series(name) if name in stored.series_names() else (None, None)
-        if old_values is None or not (
-            np.array_equal(old_steps, steps) and _bitwise_equal(old_values, values)
-        ):
-            differ.append(name)
+    names = stored.series_names()
+    differ = [
+        name
+        for name, new in series.items()
+        if name not in names or series_difference(name, new, stored.series(name)) is not None
+    ]
     if not differ:
         return "recomputed: bit-identical to the stored run"
     return f"recomputed: differs from the stored run in {', '.join(differ)} (the stored run is kept)"
-
-
-def _bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 @dataclass

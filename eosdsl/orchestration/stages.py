@@ -255,17 +255,18 @@ def first_difference(
         valid = np.asarray(output[f"{name}/valid"]).astype(bool)
         window = (old_steps >= steps[0]) & (old_steps <= steps[-1])
         new = (steps[valid], np.asarray(output[name])[valid])
-        difference = _series_difference(name, new, (old_steps[window], old_values[window]))
+        difference = series_difference(name, new, (old_steps[window], old_values[window]))
         if difference is not None:
             found.append(difference)
     return min(found, key=lambda d: d[1], default=None)
 
 
-def _series_difference(
+def series_difference(
     name: str, new: tuple[np.ndarray, np.ndarray], old: tuple[np.ndarray, np.ndarray]
 ) -> Difference | None:
     """The first difference between one series recomputed (``new``: steps, values) and stored (``old``)
-    over the same window of steps."""
+    over the same window of steps: a step recorded on one side only, another dtype or shape, or the
+    first row whose values are not bitwise equal (NaNs included); None when they are identical."""
     (new_steps, new_values), (old_steps, old_values) = new, old
     if not np.array_equal(new_steps, old_steps):
         only = np.setxor1d(new_steps, old_steps)  # steps recorded on one side only
