@@ -13,8 +13,9 @@ ReLU scalar net for β = 0, 0.01, …, 0.99, 10⁵ steps each. The script
 
 Nothing is stored, unless ``--store``: then both variants also run end to end as ``eosdsl run`` does
 (``orchestration.run_points`` into two fresh temporary registries, ``pack=1`` against packs): identities,
-claims, checkpoints, checks, Zarr series, index — the storage work is the same in both, so this ratio is
-lower whenever writing results dominates. Usage::
+claims, checkpoints, checks, Zarr series, index. Each lone point stores its own Zarr group and Orbax
+checkpoint; the runs of a pack that end together share one unit (docs/registry.md, *Pack units*), so
+this ratio also measures what that saves. Usage::
 
     python benchmarks/packed_sweep.py [SPEC] [-m AXIS=VALUES ...] [--points N] [--steps T] [--pack N]
                                       [--store]

@@ -201,11 +201,11 @@ def test_execute_reports_the_real_stop_and_the_write() -> None:
     as the planned 1001 steps, and ``writing`` comes before ``on_done`` stores the run."""
     calls, stored = Calls(), []
     spec = load("s.yaml", text=STOPS).spec
-    out = execute(spec, progress=calls, on_done=lambda i, o: stored.append(calls.calls[-1]))
+    out = execute(spec, progress=calls, on_done=lambda ended: stored.append((ended[0][0], calls.calls[-1])))
     assert out.status == "stopped" and out.end_step == 85
     assert calls.calls[:3] == [("chunk", 40, 1001), ("chunk", 80, 1001), ("chunk", 86, 1001)]
     assert calls.calls[3:] == [("writing", 1), ("ended", [("stopped", 85)], 1001)]
-    assert stored == [("writing", 1)]
+    assert stored == [(0, ("writing", 1))]
 
 
 def test_execute_pack_reports_members_ending_apart() -> None:
@@ -215,7 +215,9 @@ def test_execute_pack_reports_members_ending_apart() -> None:
     specs = [p.spec for p in points]
     calls, order = Calls(), []
     hosts = [prepare(s) for s in specs]
-    outs = execute_pack(specs, hosts, calls, on_done=lambda i, o: order.append((i, calls.calls[-1])))
+    outs = execute_pack(
+        specs, hosts, calls, on_done=lambda ended: order.extend((i, calls.calls[-1]) for i, _ in ended)
+    )
     ends = [(o.status, o.end_step) for o in outs]
     assert ends[1][1] < ends[0][1] == 85
     phases = [c for c in calls.calls if c[0] != "chunk"]

@@ -242,7 +242,7 @@ def test_a_run_from_another_spec_file_at_a_step(tmp_path, monkeypatch):
 def test_a_state_between_checkpoints_is_recomputed_bitwise(tmp_path):
     registry = Registry(tmp_path / "reg")
     upstream = run_one(load("pretrain.yaml", text=UPSTREAM).spec, registry).run
-    assert kept_positions(upstream.path) == [400, 450]  # a periodic checkpoint and the final state
+    assert kept_positions(upstream) == [400, 450]  # a periodic checkpoint and the final state
     stage = m.Spec.model_validate(upstream.spec)
     job = Job.of(stage, registry=registry)
     structure, hparams, layout = Structure.of(stage), hyperparameters(stage), layout_of(stage, job.host)
@@ -335,7 +335,7 @@ start: {spec: down.yaml, at: {step: 50}}
     registry = Registry(tmp_path / "reg")
     run = run_one(load(tmp_path / "sub" / "top.yaml").spec, registry).run
     middle = registry.get(run.spec["start"]["run"])
-    assert middle.name == "down" and kept_positions(middle.path) == [201]
+    assert middle.name == "down" and kept_positions(middle) == [201]
     for name in ("params.u", "params.v"):
         steps, values = middle.series(name)
         assert run.series(name)[1][0].tobytes() == values[steps == 50][0].tobytes(), name

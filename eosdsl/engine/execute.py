@@ -66,14 +66,15 @@ class Checkpoints(Protocol):
 
     def after_chunk(
         self,
-        state: State,
+        state: State | None,
         position: int,
         output: dict[str, np.ndarray],
         ended: bool,
         save: bool | None = None,
     ) -> None:
         """Called after every chunk; saves a checkpoint when due (or as ``save`` says). When the run ended,
-        the final state is kept for whoever stores the finished run (``on_done``) to save."""
+        the final state is kept for whoever stores the finished run (``on_done``) to save. ``state`` may
+        be None when ``save`` is False and the run has not ended (a pack then does not cut it out)."""
 
 
 def report_writing(progress: Progress | None, runs: int) -> None:
@@ -163,12 +164,13 @@ def execute(
     host: HostProblem | None = None,
     progress: Progress | None = None,
     checkpoints: Checkpoints | None = None,
-    on_done: Callable[[int, ExecutionResult], None] | None = None,
+    on_done: Callable[[list[tuple[int, ExecutionResult]]], None] | None = None,
 ) -> ExecutionResult:
     """Run ``spec`` to its end (completed, stopped by a rule or event, or diverged).
 
-    With ``checkpoints``, the run starts from the latest checkpoint if there is one. ``on_done(0, out)``
-    (storing the run) is called before ``progress`` hears that the run ended, as in :func:`execute_pack`.
+    With ``checkpoints``, the run starts from the latest checkpoint if there is one.
+    ``on_done([(0, out)])`` (storing the run) is called before ``progress`` hears that the run ended, as
+    in :func:`execute_pack`.
     """
     enable_x64()
     started = time.perf_counter()
@@ -202,7 +204,7 @@ def execute(
     output = _output(spec, layout, host, chunks, jax.device_get(state), timings, resumed_from)
     if on_done:
         report_writing(progress, 1)
-        on_done(0, output)
+        on_done([(0, output)])
     report_ended(progress, [(output.status, output.end_step)], total)
     return output
 

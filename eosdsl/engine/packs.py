@@ -43,15 +43,16 @@ def execute_pack(
     hosts: Sequence[HostProblem],
     progress: Progress | None = None,
     checkpoints: Sequence[Checkpoints] | None = None,
-    on_done: Callable[[int, ExecutionResult], None] | None = None,
+    on_done: Callable[[list[tuple[int, ExecutionResult]]], None] | None = None,
 ) -> list[ExecutionResult]:
     """Run specs of one structure as one ``vmap``-ped program (a *pack*); one output per spec.
 
     The specs must share :class:`Structure` key, layout, parameter and data shapes (see
     :func:`pack_key`); their hyperparameters, seeds and initial parameters are stacked along a
     leading axis, their data too unless every member has the same dataset (then it is shared). A member
-    that ends (stop rule, event, divergence) stops changing while the others go on; ``on_done(i, out)``
-    is called as soon as member ``i`` has ended, so it can be stored before the pack finishes.
+    that ends (stop rule, event, divergence) stops changing while the others go on; ``on_done(ended)``
+    is called with ``[(i, out), ...]`` for the members that ended in a chunk as soon as they have, so
+    they can be stored (together) before the pack finishes.
 
     With ``checkpoints`` (one per member), every member checkpoints as a lone run would, and the pack
     resumes from them: all members must then be at the same position (group them by
@@ -68,7 +69,8 @@ def execute_pack(
     chunks: list[list[dict[str, np.ndarray]]] = [[] for _ in specs]
     position, resumed_from = 0, None
     if checkpoints:
-        restored = [c.restore(_member(state, i)) for i, c in enumerate(checkpoints)]  # jax-array templates
+        template = _member(state, 0)  # jax arrays; the members' shapes and dtypes are the same
+        restored = [c.restore(template) for c in checkpoints]
         if any(r is not None for r in restored):
             if any(r is None for r in restored) or len({r[1] for r in restored}) != 1:
                 raise ValueError("the members of a pack must resume from the same position")
@@ -80,21 +82,19 @@ def execute_pack(
     compile_done = None
     host_state = jax.device_get(state)
 
-    def finish(i: int) -> None:
+    def finish(ended: list[int]) -> None:
         elapsed = time.perf_counter() - started
         timings = {"total_s": elapsed, "first_chunk_s": (compile_done or time.perf_counter()) - started}
-        member = _member(host_state, i)
-        outputs[i] = _output(
-            specs[i], layout, hosts[i], chunks[i], member, timings, resumed_from, pack=(i, n)
-        )
-        if on_done:
-            on_done(i, outputs[i])
+        for i in ended:
+            member = _member(host_state, i)
+            outputs[i] = _output(
+                specs[i], layout, hosts[i], chunks[i], member, timings, resumed_from, pack=(i, n)
+            )
+        if on_done and ended:
+            report_writing(progress, len(ended))
+            on_done([(i, outputs[i]) for i in ended])
 
-    resumed_ended = [i for i in range(n) if int(host_state.status[i]) != 0]
-    if on_done:
-        report_writing(progress, len(resumed_ended))
-    for i in resumed_ended:
-        finish(i)  # ended before the checkpoint it resumed from
+    finish([i for i in range(n) if int(host_state.status[i]) != 0])  # ended before the checkpoint resumed
     limit = math.ceil(total / length) * length
     while any(o is None for o in outputs) and position < limit:
         state, out = run_pack_chunk(structure, hparams, layout, length, state, data, data_axis)
@@ -105,19 +105,17 @@ def execute_pack(
         save = checkpoints[running[0]].due(position) if checkpoints else False  # all members in step
         ended_now = []
         for i in running:
-            output = _member(out, i)
+            output = {name: values[i] for name, values in out.items()}
             chunks[i].append(output)
             ended = int(host_state.status[i]) != 0
-            if checkpoints:
-                checkpoints[i].after_chunk(_member(host_state, i), position, output, ended, save)
+            if checkpoints:  # a member's state is only cut out when it is kept
+                kept = _member(host_state, i) if save or ended else None
+                checkpoints[i].after_chunk(kept, position, output, ended, save)
             if ended:
                 ended_now.append(i)
         if progress:  # steps measured, reported before the ended members are stored
             progress(int(np.max(host_state.t)) + (len(ended_now) == len(running)), total)
-        if on_done:
-            report_writing(progress, len(ended_now))
-        for i in ended_now:
-            finish(i)
+        finish(ended_now)
     if any(o is None for o in outputs):
         raise RuntimeError("execute_pack: a member neither ended nor reached the last step")
     report_ended(progress, [(o.status, o.end_step) for o in outputs], total)

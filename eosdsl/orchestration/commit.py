@@ -1,6 +1,6 @@
-"""Committing finished runs: a run's files written into its staging directory, its final checkpoint,
-the atomic publication, its verdict; in background threads while the engine goes on, indexed in
-batches.
+"""Committing finished runs: a run's files written into its staging directory, its final checkpoint
+(or, for runs that ended together in a pack, one unit holding their series and final states), the
+atomic publication, its verdict; in background threads while the engine goes on, indexed in batches.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eosdsl.checks.evaluate import derived_series
 from eosdsl.checks.series import Series
@@ -19,18 +19,14 @@ from eosdsl.engine.execute import (
     report_writing,
 )
 from eosdsl.orchestration.jobs import Job, JobOutcome
-from eosdsl.orchestration.judging import judge
-from eosdsl.registry import Registry, provenance
-from eosdsl.registry.checkpoints import RunCheckpoints
+from eosdsl.orchestration.judging import evaluate_checks, judge
+from eosdsl.registry import Registry, provenance, zarr_io
+from eosdsl.registry.checkpoints import RunCheckpoints, save_stacked
 from eosdsl.registry.index import update_index_many
 from eosdsl.registry.integrity import verify_run
 from eosdsl.registry.manifest import MANIFEST, utc_timestamp
+from eosdsl.registry.store import CHECKPOINTS, StagedPack
 from eosdsl.spec import models as m
-
-if TYPE_CHECKING:
-    pass
-
-
 
 
 @dataclass
@@ -73,7 +69,7 @@ def finish_interrupted_commit(job: Job, staged: Any, registry: Registry) -> JobO
     else drop the manifest, so the run resumes from its checkpoints (or starts over) like any other."""
     if not (staged.path / MANIFEST).is_file():
         return None
-    if verify_run(staged.path, deep=True):
+    if verify_run(staged.path, deep=True):  # also: the pack unit it refers to is published
         (staged.path / MANIFEST).unlink(missing_ok=True)
         return None
     run = staged.commit()
@@ -86,8 +82,11 @@ class Committer:
 
     Storing a run is mostly waiting: Zarr and Orbax hand their writes to their own threads and file
     system calls release the GIL, so a few commits overlap well even on two cores (measured by
-    ``benchmarks/packed_sweep.py --store``). Each commit writes the run's files, saves its final
-    checkpoint, publishes it and writes its verdict (:func:`commit_run`); on leaving the ``with`` block
+    ``benchmarks/packed_sweep.py --store``). A run that ended alone is committed on its own: its files,
+    its final checkpoint, its publication and its verdict (:func:`commit_run`). Runs that ended
+    together are stored with their pack: one unit for all (:func:`store_pack`), written while each
+    run's own files and checks are prepared (:func:`prepare_member`), each run published after it
+    (:func:`publish_member`). On leaving the ``with`` block
     every commit has finished, the committed runs are indexed in one SQLite transaction, and the first
     commit that failed re-raises its exception (the others are still committed). ``progress`` hears
     that the run or pack ``ended`` only then, so its report of the write phase covers the writes.
@@ -105,8 +104,32 @@ class Committer:
     def __enter__(self) -> Committer:
         return self
 
-    def submit(self, index: int, claimed: ClaimedJob, out: ExecutionResult) -> None:
-        self.pending[index] = self.pool.submit(commit_run, claimed, out, self.registry)
+    def submit(self, ended: Sequence[tuple[int, ClaimedJob, ExecutionResult]]) -> None:
+        """Commit runs that ended together: stored with their pack as one unit when there are several
+        and their series are small (:func:`store_pack`, then each run in its own task), else each run
+        on its own (:func:`commit_run`)."""
+        records = {
+            index: record_of(c.job.spec, out, c.job.sid, c.job.key, c.started) for index, c, out in ended
+        }
+        if len(ended) < 2 or not zarr_io.stackable([series for series, _ in records.values()]):
+            for index, claimed, out in ended:
+                self.pending[index] = self.pool.submit(
+                    commit_run, claimed, out, self.registry, records[index]
+                )
+            return
+        # the unit is written while the runs' own files and checks are prepared; each run is published
+        # after its unit (tasks run in submission order, so no task waits on one not yet started)
+        unit = StagedPack(self.registry, [c.job.key for _, c, _ in ended])
+        published = self.pool.submit(store_pack, unit, [(c, out, records[i]) for i, c, out in ended])
+        places = [_StoredIn(unit.pack_id, published, member) for member in range(len(ended))]
+        prepared = [
+            self.pool.submit(prepare_member, c, out, records[i], place)
+            for (i, c, out), place in zip(ended, places, strict=True)
+        ]
+        for (index, c, out), ready, place in zip(ended, prepared, places, strict=True):
+            self.pending[index] = self.pool.submit(
+                publish_member, c, out, self.registry, records[index][0], ready, place
+            )
 
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True)
@@ -148,16 +171,83 @@ class _EndAfterCommits:
         self.held = []
 
 
-def commit_run(c: ClaimedJob, out: ExecutionResult, registry: Registry) -> tuple[JobOutcome, Series]:
+@dataclass
+class _StoredIn:
+    """Where a run is stored with its pack: its pack unit's id, the future of the unit's publication,
+    and its member index."""
+
+    pack_id: str
+    published: Future[None]
+    member: int
+
+
+def store_pack(
+    unit: StagedPack, members: Sequence[tuple[ClaimedJob, ExecutionResult, tuple[dict, dict]]]
+) -> None:
+    """Write the pack unit of runs that ended together (their stacked series and final states) and
+    publish it, before the runs that refer to it are committed."""
+    try:
+        series = [record[0] for _, _, record in members]
+        unit.write(series, [{"references": out.references} for _, out, _ in members])
+        finals = [c.checkpoints.take_final() for c, _, _ in members]
+        if any(f is None for f in finals) or len({f[0] for f in finals}) != 1:
+            raise RuntimeError("the runs of a pack unit must have ended at one scan position")
+        save_stacked(unit.path / CHECKPOINTS, finals[0][0], [f[1] for f in finals])
+        unit.commit()
+    except BaseException:
+        unit.abort()
+        raise
+
+
+def commit_run(
+    c: ClaimedJob, out: ExecutionResult, registry: Registry, record: tuple[dict, dict]
+) -> tuple[JobOutcome, Series]:
     """Write a finished run into its staging directory, save its final checkpoint and publish it, with
     its verdict (not indexed: :class:`Committer` indexes a batch). Returns the outcome and the series
     written."""
-    job, staged = c.job, c.staged
-    series, info = record_of(job.spec, out, job.sid, job.key, c.started)
-    staged.write_run(job.spec.model_dump(mode="json"), job.env, info, series, {"references": out.references})
+    series, info = record
+    c.staged.write_run(
+        c.job.spec.model_dump(mode="json"), c.job.env, info, series, {"references": out.references}
+    )
     c.checkpoints.save_final()
-    run = staged.commit()
-    judge(run, job.spec, registry, series, index=False)
+    return _publish(c, out, registry, series)
+
+
+def prepare_member(
+    c: ClaimedJob, out: ExecutionResult, record: tuple[dict, dict], stored_in: _StoredIn
+) -> list[dict]:
+    """Everything of committing a run stored with its pack that does not need its unit, done while the
+    unit is written: its files (``run.json`` referring to the unit, no series, no checkpoint), its
+    manifest (:meth:`~eosdsl.registry.store.StagedRun.seal`) and its checks' results, returned."""
+    series, info = record
+    info = {**info, "stored_in": {"pack": stored_in.pack_id, "member": stored_in.member}}
+    c.staged.write_run(c.job.spec.model_dump(mode="json"), c.job.env, info, None)
+    results = evaluate_checks(c.job.spec, series, out.references)
+    c.staged.seal()
+    return results
+
+
+def publish_member(
+    c: ClaimedJob,
+    out: ExecutionResult,
+    registry: Registry,
+    series: Series,
+    prepared: Future[list[dict]],
+    stored_in: _StoredIn,
+) -> tuple[JobOutcome, Series]:
+    """Publish a run stored with its pack (:func:`prepare_member`) once its unit is published."""
+    results = prepared.result()
+    stored_in.published.result()
+    return _publish(c, out, registry, series, results)
+
+
+def _publish(
+    c: ClaimedJob, out: ExecutionResult, registry: Registry, series: Series, results: list[dict] | None = None
+) -> tuple[JobOutcome, Series]:
+    """Rename a written run into ``objects/`` and store its verdict (``results``: evaluated already)."""
+    job = c.job
+    run = c.staged.commit()
+    judge(run, job.spec, registry, series, index=False, results=results)
     notice = job.notice
     if out.resumed_from is not None:
         notice = f"resumed from the checkpoint at step {out.resumed_from}"

@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from eosdsl.executors import Executor
 
 
-
-
 class SweepReporter(Protocol):
     """What a sweep tells its caller while it runs (the CLI draws progress from it)."""
 

@@ -27,9 +27,6 @@ from eosdsl.spec.sweep import Point
 
 if TYPE_CHECKING:
     from eosdsl.orchestration.jobs import JobOutcome
-    pass
-
-
 
 
 def judge(
@@ -39,6 +36,7 @@ def judge(
     series: Series | None = None,
     force: bool = False,
     index: bool = True,
+    results: list[dict] | None = None,
 ) -> list[CheckResult]:
     """The verdict of ``spec``'s per-run checks on a stored run, stored beside it and indexed.
 
@@ -47,23 +45,31 @@ def judge(
     ``series``, the ones just committed) and stored as a new verdict, which becomes the run's current
     one (what ``show``, ``ls`` and ``query`` see). ``force`` evaluates even when a verdict is stored
     (``eosdsl check``). The committed run's files are never touched. ``index=False`` leaves indexing
-    to the caller (a commit batch indexes its runs in one transaction).
+    to the caller (a commit batch indexes its runs in one transaction). ``results``: the checks
+    already evaluated on ``series`` (:func:`evaluate_checks`, before the run was committed).
     """
     enable_x64()  # checks evaluate in float64, as the run did
     checks = [c.model_dump(mode="json") for c in spec.checks]
     before = run.verdict
     found = None if force else find_verdict(registry.root, run.run_key, checks)
     if found is None:
-        if series is None:
-            needed = [c for c in spec.checks if not isinstance(c, m.OrderingCheck)]
-            series = {n: run.series(n) for n in run.series_names()} if needed else {}
-        results = [c.to_dict() for c in run_checks(spec, series, run.info.get("references", {}))]
+        if results is None:
+            if series is None:
+                needed = [c for c in spec.checks if not isinstance(c, m.OrderingCheck)]
+                series = {n: run.series(n) for n in run.series_names()} if needed else {}
+            results = evaluate_checks(spec, series, run.info.get("references", {}))
         found = write_verdict(registry.root, run.run_key, checks, results)
     if index and (force or before is None or before.get("verdict_id") != found["verdict_id"]):
         # the current verdict changed (a reused run judged as before needs no index write): a cache,
         # errors are swallowed, and a run missing from it makes the next reader rebuild it
         update_index(registry, run)
     return [CheckResult.from_dict(r) for r in found["results"]]
+
+
+def evaluate_checks(spec: m.Spec, series: Series, references: dict) -> list[dict]:
+    """The results of ``spec``'s per-run checks on a run's ``series`` (and reference values), as a
+    verdict stores them."""
+    return [c.to_dict() for c in run_checks(spec, series, references)]
 
 
 def sweep_checks(spec: m.Spec, outcomes: Sequence[JobOutcome]) -> list[CheckResult]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 
@@ -18,11 +18,6 @@ from eosdsl.engine.packs import data_key, member_bytes, pack_key, trial_chunk_se
 from eosdsl.orchestration.jobs import Job, JobOutcome, Reuse
 from eosdsl.registry import Registry
 from eosdsl.spec.sweep import Point
-
-if TYPE_CHECKING:
-    pass
-
-
 
 
 @dataclass

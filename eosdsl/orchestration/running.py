@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eosdsl.engine.execute import (
     ExecutionResult,
@@ -27,9 +27,6 @@ from eosdsl.registry.checkpoints import RunCheckpoints
 from eosdsl.registry.claims import STALE_AFTER, claim_is_live, try_claim
 from eosdsl.registry.manifest import utc_timestamp
 from eosdsl.spec import models as m
-
-if TYPE_CHECKING:
-    pass
 
 
 def run_one(
@@ -195,10 +192,11 @@ def _run_group(
     with Committer(registry, progress) as committer:
         progress = committer.progress
 
-        def commit(k: int, out: ExecutionResult) -> None:
-            if len(group) > 1:  # the pack that computed it: re-running that pack reproduces it bit-exactly
-                out.execution["members"] = [c.job.key for c in group]
-            committer.submit(indices[k], group[k], out)
+        def commit(ended: list[tuple[int, ExecutionResult]]) -> None:
+            for _, out in ended:
+                if len(group) > 1:  # the pack that computed it: re-running it reproduces the run bit-exactly
+                    out.execution["members"] = [c.job.key for c in group]
+            committer.submit([(indices[k], group[k], out) for k, out in ended])
 
         if len(group) == 1:
             c = group[0]

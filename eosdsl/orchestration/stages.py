@@ -140,7 +140,7 @@ def upstream_params(run: StoredRun, step: int, registry: Registry) -> Params:
     recomputed (:func:`state_at`, cached per process: the cache is looked up before anything is loaded)."""
     if step == int(run.info["end_step"]):
         _, _, template = _restore_inputs(run)
-        return jax.device_get(final_state(run.path, template).params)
+        return jax.device_get(final_state(run, template).params)
     key = (run.run_key, step)
     cached = _RECOMPUTED.get(key)
     if cached is not None:
@@ -206,8 +206,8 @@ def state_at(
 
 def _kept_before(run: StoredRun, step: int, template: Any) -> Any | None:
     """The latest state kept with ``run`` that is still running at a step ≤ ``step``; None if none."""
-    for position in reversed([p for p in kept_positions(run.path) if p <= step]):
-        kept = kept_state(run.path, position, template)
+    for position in reversed([p for p in kept_positions(run) if p <= step]):
+        kept = kept_state(run, position, template)
         if int(kept.status) == RUNNING and int(kept.t) <= step:
             return kept
     return None

@@ -5,7 +5,9 @@ Layout inside the run's work directory ``staging/<run_key>/``:
 - ``checkpoints/<position>/`` — Orbax ``CheckpointManager`` steps holding the engine's
   :class:`~eosdsl.engine.program.State` (parameters, displacement, optimizer and schedule state,
   event state, step). ``position`` counts scan iterations, a multiple of the chunk length. These are
-  kept with the committed run (the final one lets a run be continued later).
+  kept with the committed run (the final one lets a run be continued later). Runs stored with their
+  pack keep their final state in the pack unit instead: one checkpoint of the members' stacked states
+  (:func:`save_stacked`), read back per member by :func:`final_state` and :func:`kept_state`.
 - ``scratch/chunks/<start>.npz`` — the recorded outputs of the chunks since the previous checkpoint
   (from scan position ``start``), written before the checkpoint that covers them, so a restored
   checkpoint always finds every output before its position. Scratch is
@@ -14,9 +16,8 @@ Layout inside the run's work directory ``staging/<run_key>/``:
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from eosdsl.atomic import atomic_write
 from eosdsl.lazy import lazy_module
-from eosdsl.registry.store import CHECKPOINTS
+from eosdsl.registry.store import CHECKPOINTS, PACK_INFO, StoredRun
 
 jax = lazy_module("jax")
 ocp = lazy_module("orbax.checkpoint")  # imported when a run first saves or restores a checkpoint
@@ -98,9 +99,7 @@ class RunCheckpoints:
         self.discard()
         return None
 
-    def _outputs_before(
-        self, position: int, steps_only: bool = False
-    ) -> list[dict[str, np.ndarray]] | None:
+    def _outputs_before(self, position: int, steps_only: bool = False) -> list[dict[str, np.ndarray]] | None:
         """The saved outputs of the chunks in [0, position), in order; None unless they tile it.
         ``steps_only``: read just each file's ``step`` array (enough to tell whether they tile)."""
         starts = sorted(int(p.stem) for p in self.parts.glob("*.npz") if p.stem.isdigit())
@@ -148,6 +147,12 @@ class RunCheckpoints:
         elif self.due(position) if save is None else save:
             self._save(position, state)
 
+    def take_final(self) -> tuple[int, Any] | None:
+        """The ended run's (position, final state), handed over to be saved elsewhere (with its pack:
+        :func:`save_stacked`) instead of by :meth:`save_final`; None unless the run ended since."""
+        final, self.final, self.pending = self.final, None, []
+        return final
+
     def save_final(self) -> None:
         """Save the ended run's final state: the checkpoint kept with the committed run. Its outputs are
         not saved again (the commit writes them to ``results.zarr``), so it is not a resume point
@@ -174,49 +179,101 @@ class RunCheckpoints:
             self._manager.close()
 
 
-def final_state(run_dir: Path, template: Any) -> Any:
-    """The final engine state kept with a committed run (its latest ``checkpoints/<position>/``, saved by
-    :meth:`RunCheckpoints.save_final`), restored into the structure, shapes and dtypes of ``template``
-    (a state of the run's spec). ``FileNotFoundError`` if the run kept none."""
-    if not (Path(run_dir) / CHECKPOINTS).is_dir():
-        raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is missing)")
-    with _kept(run_dir) as manager:
-        position = manager.latest_step()
-        if position is None:
-            raise FileNotFoundError(f"{run_dir} kept no final state ({CHECKPOINTS}/ is empty)")
-        return _restore(manager, position, template)
-
-
-def kept_positions(run_dir: Path) -> list[int]:
-    """The scan positions of the checkpoints kept with a committed run (its ``checkpoints/<position>/``:
-    the final state and at most one periodic one before it, ``max_to_keep=2``), ascending; [] if none."""
-    if not (Path(run_dir) / CHECKPOINTS).is_dir():
-        return []
-    with _kept(run_dir) as manager:
-        return sorted(int(p) for p in manager.all_steps())
-
-
-def kept_state(run_dir: Path, position: int, template: Any) -> Any:
-    """The engine state of the checkpoint at scan ``position`` kept with a committed run (one of
-    :func:`kept_positions`), restored into the structure, shapes and dtypes of ``template``."""
-    with _kept(run_dir) as manager:
-        return _restore(manager, position, template)
-
-
-@contextmanager
-def _kept(run_dir: Path) -> Iterator[Any]:
-    """A read-only Orbax manager of the checkpoints kept with a committed run, closed on exit."""
-    folder = (Path(run_dir) / CHECKPOINTS).absolute()
-    manager = ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(create=False))
+def save_stacked(folder: Path, position: int, states: list[Any]) -> None:
+    """Save the final states of runs that ended together (at scan ``position``) as one checkpoint of
+    their stacked state, ``folder/<position>/`` (a pack unit's ``checkpoints/``): one Orbax save for
+    the pack instead of one per run."""
+    stacked = jax.tree.map(lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves]), *states)
+    manager = _manager(Path(folder), create=True)
     try:
-        yield manager
+        manager.save(position, args=ocp.args.StandardSave(stacked), force=True)
+        manager.wait_until_finished()
     finally:
         manager.close()
 
 
-def _restore(manager: Any, position: int, template: Any) -> Any:
+def save_member(folder: Path, member: int, target: Path) -> None:
+    """Save member ``member`` of the stacked states in a pack unit's checkpoint ``folder`` as a run's own
+    checkpoint in ``target`` (at the same position): what a run stored alone would have kept."""
+    for position in _positions(folder):
+        manager = _manager(folder, create=False)
+        try:
+            stacked = manager.restore(position, args=ocp.args.StandardRestore())
+        finally:
+            manager.close()
+        own = _manager(Path(target), create=True)
+        try:
+            own.save(
+                position, args=ocp.args.StandardSave(jax.tree.map(lambda a: a[member], stacked)), force=True
+            )
+            own.wait_until_finished()
+        finally:
+            own.close()
+
+
+def final_state(run: StoredRun, template: Any) -> Any:
+    """The final engine state kept with a committed run (its latest kept checkpoint: saved by
+    :meth:`RunCheckpoints.save_final`, or with its pack by :func:`save_stacked`), restored into the
+    structure, shapes and dtypes of ``template`` (a state of the run's spec). ``FileNotFoundError`` if
+    the run kept none."""
+    positions = kept_positions(run)
+    if not positions:
+        raise FileNotFoundError(f"run {run.short_id} kept no final state (no {CHECKPOINTS}/)")
+    return kept_state(run, positions[-1], template)
+
+
+def kept_positions(run: StoredRun) -> list[int]:
+    """The scan positions of the checkpoints kept with a committed run (its ``checkpoints/<position>/``:
+    the final state and at most one periodic one before it, ``max_to_keep=2``; a run stored with its
+    pack has its final state there), ascending; [] if none."""
+    return sorted({p for folder, _ in _folders(run) for p in _positions(folder)})
+
+
+def kept_state(run: StoredRun, position: int, template: Any) -> Any:
+    """The engine state of the checkpoint at scan ``position`` kept with a committed run (one of
+    :func:`kept_positions`), restored into the structure, shapes and dtypes of ``template``."""
+    for folder, member in _folders(run):
+        if position in _positions(folder):
+            return _restore(folder, position, template, member)
+    raise FileNotFoundError(f"run {run.short_id} kept no checkpoint at position {position}")
+
+
+def _restore(folder: Path, position: int, template: Any, member: int | None) -> Any:
+    """The state at ``position`` in ``folder``; of ``member``, when it holds a pack's stacked states
+    (all members are restored, one kept)."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-    return manager.restore(position, args=ocp.args.StandardRestore(abstract))
+    if member is not None:
+        count = len(json.loads((folder.parent / PACK_INFO).read_text(encoding="utf-8"))["members"])
+        abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct((count, *a.shape), a.dtype), abstract)
+    manager = _manager(folder, create=False)
+    try:
+        state = manager.restore(position, args=ocp.args.StandardRestore(abstract))
+    finally:
+        manager.close()
+    return state if member is None else jax.tree.map(lambda a: a[member], state)
+
+
+def _folders(run: StoredRun) -> list[tuple[Path, int | None]]:
+    """The checkpoint folders of a committed run, with its member index in each (None: its own)."""
+    folders: list[tuple[Path, int | None]] = [(run.path / CHECKPOINTS, None)]
+    if (packed := run.stored_in) is not None:
+        folders.append((packed[0] / CHECKPOINTS, packed[1]))
+    return folders
+
+
+def _positions(folder: Path) -> list[int]:
+    if not folder.is_dir():
+        return []
+    manager = _manager(folder, create=False)
+    try:
+        return [int(p) for p in manager.all_steps()]
+    finally:
+        manager.close()
+
+
+def _manager(folder: Path, create: bool) -> Any:
+    """An Orbax manager of a checkpoint folder (read-only unless ``create``); the caller closes it."""
+    return ocp.CheckpointManager(folder.absolute(), options=ocp.CheckpointManagerOptions(create=create))
 
 
 def _escape(name: str) -> str:

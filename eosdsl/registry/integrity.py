@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import stat
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -29,8 +30,21 @@ from typing import Any
 
 from eosdsl.atomic import atomic_write
 from eosdsl.registry import claims, identity, zarr_io
-from eosdsl.registry.manifest import manifest_problems, read_manifest
-from eosdsl.registry.store import QUARANTINE, QUARANTINE_INFO, RESULTS, Registry, RegistryError, StoredRun
+from eosdsl.registry.checkpoints import save_member
+from eosdsl.registry.manifest import MANIFEST, build_manifest, manifest_problems, read_manifest
+from eosdsl.registry.store import (
+    CHECKPOINTS,
+    PACK_INFO,
+    PACK_STAGING,
+    QUARANTINE,
+    QUARANTINE_INFO,
+    RESULTS,
+    Registry,
+    RegistryError,
+    StoredRun,
+    is_pack_id,
+    stored_in,
+)
 
 __all__ = [
     "QUARANTINE",
@@ -126,9 +140,9 @@ def _identity_problems(path: Path) -> list[str]:
     return problems
 
 
-def _series_problems(path: Path) -> list[str]:
-    """Read every series of ``results.zarr`` back; any failure to open or decode is a problem."""
-    results = path / RESULTS
+def _series_problems(results: Path, member: int | None = None) -> list[str]:
+    """Read every series of ``results`` back (of ``member``, in a pack unit's stacked group); any failure
+    to open or decode is a problem."""
     if not results.exists():
         return []
     try:
@@ -138,17 +152,56 @@ def _series_problems(path: Path) -> list[str]:
     problems = []
     for name in names:
         try:
-            zarr_io.read_series(results, name)
+            zarr_io.read_series(results, name, member)
         except Exception as error:  # a chunk that does not decode, metadata that does not parse, ...
             problems.append(f"series {name!r} cannot be read: {type(error).__name__}: {error}")
     return problems
 
 
-def verify_run(run: StoredRun | Path, deep: bool = False) -> list[str]:
+def _stored_in(path: Path) -> tuple[Path, int] | None:
+    """(pack unit directory, member index) of a committed (``objects/<ab>/<key>``) or staged
+    (``staging/<key>``) run directory stored with its pack; None if it holds its own results."""
+    root = path.parents[2] if path.parent.parent.name == "objects" else path.parents[1]
+    try:
+        return stored_in(json.loads((path / "run.json").read_text(encoding="utf-8")), root)
+    except ValueError as error:
+        raise RegistryError(str(error)) from error
+
+
+def _unit_problems(unit: Path, member: int, run_key: str, deep: bool, seen: dict | None) -> list[str]:
+    """What is wrong with the pack unit a run is stored in, as that run sees it: the unit's manifest
+    (shallow or deep, checked once per unit when ``seen`` caches it), that it lists the run as that
+    member, and (``deep``) the member's series."""
+    name = f"pack unit {unit.name[:12]}"
+    if not unit.is_dir():
+        return [f"its {name} is missing"]
+    key = (unit, deep)
+    if seen is None or key not in seen:
+        problems = [f"{name}: {p}" for p in manifest_problems(unit, deep)]
+        try:
+            members = json.loads((unit / PACK_INFO).read_text(encoding="utf-8"))["members"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            problems.append(f"{name}: {PACK_INFO} is unreadable: {error}")
+            members = []
+        if seen is not None:
+            seen[key] = (problems, members)
+    else:
+        problems, members = seen[key]
+    problems = list(problems)
+    if not (member < len(members) and members[member] == run_key):
+        problems.append(f"{name} does not hold this run as member {member}")
+    elif deep:
+        problems += [f"{name}: {p}" for p in _series_problems(unit / RESULTS, member)]
+    return problems
+
+
+def verify_run(run: StoredRun | Path, deep: bool = False, units: dict | None = None) -> list[str]:
     """Everything wrong with one committed run directory (empty if nothing).
 
     Shallow: the manifest lists exactly the files present with their sizes, and the ids agree with the
-    content. ``deep`` also re-hashes every file and reads every series of ``results.zarr``.
+    content; for a run stored with its pack, its pack unit's manifest too. ``deep`` also re-hashes
+    every file and reads every series. ``units``: a cache of the pack units checked so far (one
+    :func:`verify` pass checks each unit's files once, not once per run).
     """
     path = run.path if isinstance(run, StoredRun) else Path(run)
     if not path.is_dir():
@@ -156,10 +209,15 @@ def verify_run(run: StoredRun | Path, deep: bool = False) -> list[str]:
     try:
         problems = manifest_problems(path, deep)
         problems += _identity_problems(path)
+        packed = _stored_in(path) if not problems else None
     except OSError as error:
         return [f"cannot be read: {error}"]
-    if deep:
-        problems += _series_problems(path)
+    except RegistryError as error:
+        return [str(error)]
+    if packed is not None:
+        problems += _unit_problems(*packed, path.name, deep, units)
+    elif deep:
+        problems += _series_problems(path / RESULTS)
     return problems
 
 
@@ -197,11 +255,11 @@ def verify(registry: Registry, deep: bool = False, quarantine: bool = True) -> l
     are only reported. Entries that vanish meanwhile (a concurrent verify moved them) are left out.
     Returns one :class:`Finding` per entry, in path order.
     """
-    findings = []
+    findings, units = [], {}
     for path, shape in list(registry.object_entries()):
         is_dir = path.is_dir()
         in_shard = path.parent != registry.objects_dir  # a stray top-level entry is not a run to check
-        problems = (shape + verify_run(path, deep)) if is_dir and in_shard else shape
+        problems = (shape + verify_run(path, deep, units)) if is_dir and in_shard else shape
         if not os.path.lexists(path):
             continue
         action, moved_to = "ok", None
@@ -262,12 +320,38 @@ def _staging_candidates(registry: Registry, min_age_s: float) -> list[tuple[Path
         if now - newest < min_age_s:
             continue
         if key is None:
-            why = "unrecognized entry in staging"
+            why = (
+                "unfinished pack unit"
+                if path.name.startswith(PACK_STAGING)
+                else "unrecognized entry in staging"
+            )
         elif registry.get(key) is not None:
             why = "staging of a committed run"
         else:
             why = "abandoned staging (no live claim)"
         found.append((path, size, why))
+    return found
+
+
+def _pack_candidates(registry: Registry, min_age_s: float) -> list[tuple[Path, int, str]]:
+    """Pack units no committed run refers to (their runs quarantined or never committed), untouched for
+    ``min_age_s`` (a unit is published just before its runs are committed)."""
+    if not registry.packs_dir.is_dir():
+        return []
+    referred = set()
+    for run in registry.runs():
+        with contextlib.suppress(RegistryError):
+            if (packed := run.stored_in) is not None:
+                referred.add(packed[0].name)
+    found, now = [], time.time()
+    for shard in sorted(registry.packs_dir.iterdir()):
+        for path in sorted(shard.iterdir()) if shard.is_dir() else [shard]:
+            if path.name in referred:
+                continue
+            size, newest = _tree_stats(path)
+            if now - newest >= min_age_s:
+                why = "pack unit no run refers to" if is_pack_id(path.name) else "unrecognized entry in packs"
+                found.append((path, size, why))
     return found
 
 
@@ -359,6 +443,7 @@ def gc(
     """
     candidates = [
         *_staging_candidates(registry, min_age_s),
+        *_pack_candidates(registry, min_age_s),
         *_quarantine_candidates(registry),
         *_claim_candidates(registry),
         *_sweep_candidates(registry, min_age_s),
@@ -375,18 +460,49 @@ def export_zip(run: StoredRun | Path, zip_path: Path, overwrite: bool = False) -
     """Write the run directory to ``zip_path`` as ``<run_key>/...`` entries (MANIFEST.json included).
 
     Entries are in sorted path order with fixed timestamps and ZIP_DEFLATED, so the same run always
-    gives the same bytes. The zip is written to a temp file and renamed into place. Refuses an existing
-    ``zip_path`` unless ``overwrite`` (``FileExistsError``) and a run that fails shallow verification
-    (``RegistryError``).
+    gives the same bytes. A run stored with its pack is exported standalone, as if stored alone
+    (:func:`_standalone`): its series and final state are cut from its pack unit, so its zip is the same
+    every time except for the time stamps Orbax writes into the checkpoint's metadata. The zip is
+    written to a temp file and renamed into place. Refuses an existing ``zip_path`` unless ``overwrite``
+    (``FileExistsError``) and a run that fails shallow verification (``RegistryError``).
     """
     path = run.path if isinstance(run, StoredRun) else Path(run)
     run_key = run.run_key if isinstance(run, StoredRun) else path.name
     zip_path = Path(zip_path)
     if zip_path.exists() and not overwrite:
         raise FileExistsError(f"{zip_path} exists; pass overwrite to replace it")
-    problems = manifest_problems(path)
+    problems = verify_run(path)
     if problems:
         raise RegistryError(f"run {run_key[:12]} fails verification: {'; '.join(problems)}")
+    if _stored_in(path) is None:
+        _zip_directory(path, run_key, zip_path)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            _zip_directory(_standalone(StoredRun(path, run_key), Path(scratch)), run_key, zip_path)
+    return zip_path
+
+
+def _standalone(run: StoredRun, scratch: Path) -> Path:
+    """A copy of a run stored with its pack, under ``scratch``, laid out as a run stored alone: its own
+    files without ``stored_in``, its series in ``results.zarr`` and its final state under
+    ``checkpoints/``, cut from the unit, and a manifest of them (with the original's creation time)."""
+    packed = run.stored_in
+    if packed is None:
+        raise ValueError(f"run {run.short_id} is not stored with a pack")
+    unit, member = packed
+    target = shutil.copytree(run.path, scratch / run.run_key)
+    info = {k: v for k, v in run.info.items() if k != "stored_in"}
+    (target / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    member_attrs = zarr_io.read_attrs(unit / RESULTS).get("member_attrs", [{}])[member]
+    zarr_io.write_series(target / RESULTS, {n: run.series(n) for n in run.series_names()}, member_attrs)
+    save_member(unit / CHECKPOINTS, member, target / CHECKPOINTS)
+    created = (read_manifest(run.path) or {}).get("created_at")
+    manifest = build_manifest(target, run.run_key) | {"created_at": created}
+    (target / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    return target
+
+
+def _zip_directory(path: Path, run_key: str, zip_path: Path) -> None:
     files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
     with atomic_write(zip_path) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as archive:
         for file in files:
@@ -394,4 +510,3 @@ def export_zip(run: StoredRun | Path, zip_path: Path, overwrite: bool = False) -
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, file.read_bytes())
-    return zip_path

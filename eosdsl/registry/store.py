@@ -3,7 +3,9 @@
 Layout under a registry root::
 
     objects/<ab>/<run_key>/{spec.json, env.json, run.json, results.zarr/, MANIFEST.json}   committed
+    packs/<ab>/<pack_id>/{pack.json, results.zarr/, checkpoints/, MANIFEST.json}    a pack's stored unit
     staging/<run_key>/                                      the work directory of a run being computed
+    staging/pack-<pack_id>/                                 a pack unit being written
     sweeps/<sweep_id>.json                                  sweep records
     verdicts/<ab>/<run_key>/<verdict_id>.json               check results (eosdsl.registry.verdicts)
 
@@ -12,6 +14,15 @@ A run is written into a private staging directory and published by ONE atomic ``
 both end up with the same committed run (the loser discards its copy). Nothing under ``objects/`` is
 modified after commit (checks are judged into ``verdicts/``, beside it). Ids are defined in
 :mod:`eosdsl.registry.identity`, never here.
+
+Runs of one pack that end together are stored as one *pack unit* (:class:`StagedPack`): their series in
+one stacked Zarr group and their final states in one Orbax checkpoint of the stacked state, written
+once and published by one rename before the runs that refer to it. Each such run's ``run.json`` says
+``stored_in: {pack: <pack_id>, member: <i>}`` and its directory holds no ``results.zarr``; everything
+else about it (identity, manifest, verdicts, index) is a run's own. A pack unit is as immutable as a
+run; ``eosdsl registry gc`` removes one that no committed run refers to. Storing the runs one by one
+costs a Zarr group and an Orbax checkpoint per run, ~50 ms of CPU each whatever their size, which is
+what limited a packed sweep of small runs (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import errno
 import json
 import os
 import re
+import secrets
 import shutil
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -44,6 +56,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "StoredRun",
+    "StagedPack",
     "StagedRun",
     "UnknownRun",
     "default_root",
@@ -54,12 +67,16 @@ RESULTS = "results.zarr"
 SCRATCH = "scratch"
 REQUIRED_FILES = ("spec.json", "env.json", "run.json")
 CHECKPOINTS = "checkpoints"
+PACKS = "packs"
+PACK_INFO = "pack.json"
+PACK_STAGING = "pack-"
 QUARANTINE = "quarantine"
 QUARANTINE_INFO = "QUARANTINE.json"
 MIN_PREFIX = 4
 
 _SHARD = re.compile(r"[0-9a-f]{2}")
 _HEX_ID = re.compile(r"[0-9a-f]+")
+_PACK_ID = re.compile(r"[0-9a-f]{32}")
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
@@ -256,12 +273,30 @@ class StoredRun:
         return list(verdict["results"] if verdict is not None else self.info.get("checks", []))
 
     @property
+    def stored_in(self) -> tuple[Path, int] | None:
+        """(directory of the pack unit, member index) of a run stored with its pack (``run.json``'s
+        ``stored_in``), or None for a run that holds its own results. :class:`DamagedRun` if the
+        reference is malformed."""
+        try:
+            return stored_in(self.info, self.root)
+        except ValueError as error:
+            raise DamagedRun(self, str(error)) from error
+
+    @property
     def results_path(self) -> Path:
-        return self.path / RESULTS
+        """The Zarr group holding the run's series (its pack unit's, for a run stored with its pack)."""
+        packed = self.stored_in
+        return (packed[0] if packed else self.path) / RESULTS
+
+    def _member(self) -> int | None:
+        packed = self.stored_in
+        return packed[1] if packed else None
 
     def series_names(self) -> list[str]:
         """Names of the stored series; empty if the run stored none. :class:`DamagedRun` if unreadable."""
         if not self.results_path.is_dir():
+            if self.stored_in is not None:
+                raise DamagedRun(self, f"its pack unit {self.results_path.parent.name[:12]} is missing")
             return []
         try:
             return zarr_io.series_names(self.results_path)
@@ -272,11 +307,35 @@ class StoredRun:
         """``(steps, values)`` of one series; ``KeyError`` listing the available names if missing,
         :class:`DamagedRun` if it cannot be read back as written (never zeros for a lost chunk)."""
         if not self.results_path.is_dir():
+            if self.stored_in is not None:
+                raise DamagedRun(self, f"its pack unit {self.results_path.parent.name[:12]} is missing")
             raise KeyError(f"no series {name!r} in run {self.short_id}; it stored no series")
         try:
-            return zarr_io.read_series(self.results_path, name)
+            return zarr_io.read_series(self.results_path, name, self._member())
         except zarr_io.UnreadableSeries as error:
             raise DamagedRun(self, str(error)) from error
+
+
+def stored_in(info: Mapping[str, Any], root: Path) -> tuple[Path, int] | None:
+    """(pack unit directory under the registry ``root``, member index) that a run's ``run.json``
+    (``info``) refers to in ``stored_in``; None if it has none. ``ValueError`` if it is malformed."""
+    ref = info.get("stored_in")
+    if ref is None:
+        return None
+    pack, member = (ref.get("pack"), ref.get("member")) if isinstance(ref, dict) else (None, None)
+    if not (isinstance(pack, str) and is_pack_id(pack) and type(member) is int and member >= 0):
+        raise ValueError(f"run.json stored_in is malformed: {ref!r}")
+    return pack_path(root, pack), member
+
+
+def pack_path(root: Path, pack_id: str) -> Path:
+    """Where the pack unit ``pack_id`` lives under the registry ``root`` (whether or not it exists)."""
+    return Path(root) / PACKS / pack_id[:2] / pack_id
+
+
+def is_pack_id(name: str) -> bool:
+    """Whether ``name`` has the shape of a pack unit's id (32 lowercase hex characters)."""
+    return bool(_PACK_ID.fullmatch(name))
 
 
 # --------------------------------------------------------------------------------------------- StagedRun
@@ -340,26 +399,35 @@ class StagedRun:
         spec: Any,
         env: Any,
         info: Any,
-        series: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        series: Mapping[str, tuple[np.ndarray, np.ndarray]] | None,
         attrs: Mapping[str, Any] | None = None,
     ) -> None:
         """Write a finished run's files: ``spec.json``, ``env.json``, ``run.json`` and ``results.zarr``
-        (replacing a partial one left by a crash during a previous write)."""
+        (replacing a partial one left by a crash during a previous write); ``series=None`` for a run
+        stored with its pack (``info`` then says where: ``stored_in``)."""
         self.write_json("spec.json", spec)
         self.write_json("env.json", env)
         self.write_json("run.json", info)
         shutil.rmtree(self.path / RESULTS, ignore_errors=True)
-        self.write_series(series, attrs)
+        if series is not None:
+            self.write_series(series, attrs)
 
-    def commit(self) -> StoredRun:
-        """Publish by one atomic rename, ``MANIFEST.json`` written last; if another process already
-        committed this key, keep theirs."""
+    def seal(self) -> None:
+        """Drop ``scratch/`` and write ``MANIFEST.json``, the last file: the run is complete and only
+        its publishing rename is left (:meth:`commit` seals first if this was not called)."""
         self._require_open()
         missing = [name for name in REQUIRED_FILES if not (self.path / name).is_file()]
         if missing:
             raise RegistryError(f"cannot commit {self.run_key[:12]}: missing {', '.join(missing)}")
         shutil.rmtree(self.path / SCRATCH, ignore_errors=True)
         write_manifest(self.path, self.run_key)
+        self._state = "sealed"
+
+    def commit(self) -> StoredRun:
+        """Publish by one atomic rename, ``MANIFEST.json`` written last (:meth:`seal`); if another
+        process already committed this key, keep theirs."""
+        if self._state != "sealed":
+            self.seal()
         target = self.registry.object_path(self.run_key)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists() and not _is_committed_dir(target):  # a damaged run under our key: set aside
@@ -387,6 +455,44 @@ class StagedRun:
         self._state = "aborted"
 
 
+# --------------------------------------------------------------------------------------------- StagedPack
+
+
+class StagedPack:
+    """A pack unit being written in ``staging/pack-<pack_id>/`` (see the module docstring): the stacked
+    series of runs that ended together and, under ``checkpoints/``, their stacked final state (written
+    by :func:`eosdsl.registry.checkpoints.save_stacked`). :meth:`commit` publishes it by one rename into
+    ``packs/``, before the runs that refer to it are committed."""
+
+    def __init__(self, registry: Registry, members: list[str]) -> None:
+        self.registry = registry
+        self.members = members
+        self.pack_id = secrets.token_hex(16)
+        self.path = registry.staging_dir / f"{PACK_STAGING}{self.pack_id}"
+        self.path.mkdir(parents=True)
+
+    def write(
+        self,
+        series: list[Mapping[str, tuple[np.ndarray, np.ndarray]]],
+        attrs: list[Mapping[str, Any]],
+    ) -> None:
+        """``pack.json`` (the members' run keys, in order) and the stacked ``results.zarr``."""
+        (self.path / PACK_INFO).write_text(_dump_json({"members": self.members}), encoding="utf-8")
+        zarr_io.write_stacked(self.path / RESULTS, series, {"member_attrs": attrs})
+
+    def commit(self) -> Path:
+        """Publish by one rename, ``MANIFEST.json`` written last; returns the unit's directory."""
+        write_manifest(self.path, self.pack_id)
+        target = pack_path(self.registry.root, self.pack_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.path, target)
+        _fsync_dir(target.parent)
+        return target
+
+    def abort(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------------------------- Registry
 
 
@@ -410,6 +516,10 @@ class Registry:
     @property
     def sweeps_dir(self) -> Path:
         return self.root / "sweeps"
+
+    @property
+    def packs_dir(self) -> Path:
+        return self.root / PACKS
 
     @property
     def quarantine_dir(self) -> Path:
@@ -587,4 +697,3 @@ def _safe_name(run: StoredRun) -> str | None:
         return run.name
     except (OSError, ValueError, AttributeError):
         return None
-

@@ -20,6 +20,7 @@ keep their checks in ``run.json``, which stands in when a run has no verdict.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -38,8 +39,10 @@ VERDICTS = "verdicts"
 VERDICT_PREFIX = b"eosdsl-verdict/v1\n"
 
 
+@functools.cache
 def eosdsl_version() -> str:
-    """The installed eosdsl version ('unknown' when run from a bare source tree)."""
+    """The installed eosdsl version ('unknown' when run from a bare source tree); read once per process
+    (the installed package does not change under a running one)."""
     try:
         return importlib.metadata.version("eosdsl")
     except importlib.metadata.PackageNotFoundError:
