@@ -301,7 +301,7 @@ def test_a_packed_sweep_from_another_spec_shares_one_upstream_run(tmp_path):
     assert all(o.reused for o in again) and len(list(registry.runs())) == 4
     # the vmapped members equal their lone runs bit for bit (an elementwise toy), from the recomputed state
     jobs = [Job.of(o.spec, registry=registry) for o in outcomes]
-    packed = assert_pack_is_bitwise([j.spec for j in jobs], [j.host for j in jobs])
+    packed = assert_pack_is_bitwise([j.spec for j in jobs], [j.start() for j in jobs])
     for result, outcome in zip(packed, outcomes, strict=True):
         assert result.series["params.u"][1][0].tobytes() == outcome.run.series("params.u")[1][0].tobytes()
 
@@ -313,7 +313,7 @@ def test_a_killed_run_from_another_spec_resumes_bitwise(tmp_path):
     outcome = run_one(load(_files(tmp_path, downstream=text)).spec, registry)
     job = Job.of(outcome.spec, registry=registry)
     assert job.key == outcome.run.run_key  # the resolved spec and its upstream state: the stored run
-    whole = assert_resume_is_bitwise(job.spec, 100, tmp_path / "store", host=job.host)
+    whole = assert_resume_is_bitwise(job.spec, 100, tmp_path / "store", host=job.start())
     assert whole.series["params.u"][1].tobytes() == outcome.run.series("params.u")[1].tobytes()
 
 

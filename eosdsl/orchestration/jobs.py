@@ -5,7 +5,7 @@ stand for it (exact or compatible reuse, verified before it is served).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,10 +20,6 @@ from eosdsl.registry.identity import environment_difference
 from eosdsl.registry.integrity import serve
 from eosdsl.spec import models as m
 from eosdsl.spec.sweep import Point
-
-if TYPE_CHECKING:
-    pass
-
 
 Reuse = Literal["exact", "compatible", "never"]
 """Which stored run may stand for a spec: the same run key (``exact``), else any run of the same spec
@@ -88,23 +84,34 @@ class Job:
     stored: StoredRun | None = None
     point: Point | None = None
     notice: str | None = None  # what reuse found (a damaged stored run, quarantined)
+    registry: Registry | None = None  # where a chained spec's start state is read from
+    started: bool = False  # whether ``host`` holds the start state (:meth:`start`)
 
     @classmethod
     def of(cls, spec: m.Spec, point: Point | None = None, registry: Registry | None = None) -> Job:
         """Load the spec's data and initial parameters and compute its run key. A spec resolved to start
-        from an upstream run (``start.run``) starts from that run's state ``start.at``, read (or
-        recomputed) from ``registry``."""
+        from an upstream run (``start.run``, in ``registry``) starts from that run's state ``start.at``,
+        which :meth:`start` loads when the run is to be computed: the key does not depend on it, so a
+        lookup or a dry run never reads (or recomputes) an upstream state."""
         sid = spec_id(spec.model_dump(mode="json"))
         env = numerics_environment()
         host = prepare(spec)
-        if spec.start is not None:
-            if spec.start.run is None or registry is None:
-                start = spec.start
-                upstream = f"stage '{start.stage}'" if start.stage else f"upstream spec {start.spec}"
-                raise StageError(f"{spec.name}: its {upstream} must be run first")
-            host = host._replace(params=start_params(spec, host, registry))
+        if spec.start is not None and (spec.start.run is None or registry is None):
+            start = spec.start
+            upstream = f"stage '{start.stage}'" if start.stage else f"upstream spec {start.spec}"
+            raise StageError(f"{spec.name}: its {upstream} must be run first")
         key = run_key(sid, env, host.fingerprints)
-        return cls(spec, host, sid, key, env, None, point)
+        return cls(spec, host, sid, key, env, None, point, registry=registry)
+
+    def start(self) -> HostProblem:
+        """The host inputs the run is computed from: for a chained spec, with the upstream run's state
+        at ``start.at`` as its initial parameters (read from its checkpoints or recomputed, once; the
+        same paths, shapes and dtypes as the spec's own, which packing relies on)."""
+        if self.spec.start is not None and not self.started:
+            assert self.registry is not None  # Job.of refuses a chained spec without one
+            self.host = self.host._replace(params=start_params(self.spec, self.host, self.registry))
+            self.started = True
+        return self.host
 
     def lookup(self, registry: Registry, reuse: Reuse, deep: bool = False) -> JobOutcome | None:
         """The outcome of reusing a stored run, if ``reuse`` allows one (sets :attr:`stored`).

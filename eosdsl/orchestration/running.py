@@ -50,7 +50,7 @@ def run_one(
     if found is not None:
         return found
     if job.stored is not None:  # reuse == "never": recompute in memory, compare, keep the stored run
-        series, _ = record_of(spec, execute(spec, job.host, progress), job.sid, job.key, utc_timestamp())
+        series, _ = record_of(spec, execute(spec, job.start(), progress), job.sid, job.key, utc_timestamp())
         judge(job.stored, spec, registry)
         return JobOutcome(job.stored, spec, reused=True, notice=compare_with_stored(job.stored, series))
     return compute([job], registry, progress, poll)[0]
@@ -189,6 +189,7 @@ def _run_group(
 ) -> None:
     """Run claimed jobs at one checkpoint position as a pack; each member is committed as soon as it
     ends, in the background while the pack goes on (:class:`Committer`)."""
+    hosts = [c.job.start() for c in group]  # a chained run's start state, read now that it is computed
     with Committer(registry, progress) as committer:
         progress = committer.progress
 
@@ -200,11 +201,11 @@ def _run_group(
 
         if len(group) == 1:
             c = group[0]
-            execute(c.job.spec, c.job.host, progress, c.checkpoints, on_done=commit)
+            execute(c.job.spec, hosts[0], progress, c.checkpoints, on_done=commit)
         else:
             execute_pack(
                 [c.job.spec for c in group],
-                [c.job.host for c in group],
+                hosts,
                 progress,
                 [c.checkpoints for c in group],
                 on_done=commit,
