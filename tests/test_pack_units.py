@@ -22,6 +22,7 @@ from eosdsl.orchestration import run_points
 from eosdsl.orchestration.stages import _restore_inputs
 from eosdsl.registry import Registry, zarr_io
 from eosdsl.registry.checkpoints import final_state, kept_positions
+from eosdsl.registry.claims import try_claim
 from eosdsl.registry.integrity import export_zip, gc, verify, verify_run
 from eosdsl.registry.manifest import manifest_problems
 from eosdsl.registry.store import PACK_INFO, RESULTS, DamagedRun
@@ -185,3 +186,75 @@ def test_runs_sealed_before_their_unit_failed_are_recomputed_not_published(
     for p, a in zip(again, alone, strict=True):
         assert p.stored_in is not None and verify_run(p, deep=True) == []
         _same_series(p, a)
+
+
+def test_runs_whose_unit_was_published_finish_their_commit_in_a_registry_named_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the unit was published but before the runs were renamed into place: the next
+    attempt publishes the staged runs with their unit (not recomputed), wherever the registry is."""
+    import eosdsl.orchestration.commit as commit
+
+    def killed(*args):
+        raise KeyboardInterrupt  # after prepare_member sealed the run and store_pack published the unit
+
+    root = tmp_path / "objects"  # the registry's own folder may be called anything
+    loaded = load("unit.yaml", text=SCALAR, multirun=BETAS)
+    with monkeypatch.context() as patch:
+        patch.setattr(commit, "_publish", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_points(loaded.spec, loaded.points, Registry(root), pack=4, fail_fast=True)
+    assert Registry(root).runs() == [] and len(list((root / "packs").glob("*/*"))) == 1
+    outcomes, _, _ = run_points(loaded.spec, loaded.points, Registry(root), pack=4)
+    assert [o.notice for o in outcomes] == ["finished the commit of an interrupted run"] * 4
+    alone = _stored(SCALAR, BETAS, tmp_path / "alone", pack=1)
+    for o, a in zip(outcomes, alone, strict=True):
+        assert verify_run(o.run, deep=True) == []
+        _same_series(o.run, a)
+
+
+def test_gc_keeps_a_unit_whose_runs_are_staged_or_claimed(tmp_path: Path) -> None:
+    runs = _stored(SCALAR, BETAS, tmp_path, pack=4)
+    registry, unit = Registry(tmp_path), runs[0].stored_in[0]
+    for run in runs:  # as if killed after the unit was published, before the runs' renames
+        run.path.rename(registry.staging_dir / run.run_key)
+    held = [try_claim(registry.root, run.run_key) for run in runs]  # a process finishing their commit
+    assert [p for p, _, _ in gc(registry, dry_run=True, min_age_s=0) if p == unit] == []
+    for claim in held:
+        claim.release()
+    removed = gc(registry, dry_run=False, min_age_s=0)  # the abandoned staged runs go, and so does the unit
+    assert (unit, "pack unit no run refers to") in [(path, why) for path, _, why in removed]
+
+
+def test_a_packed_run_keeps_the_checkpoints_a_lone_run_keeps(tmp_path: Path) -> None:
+    text = SCALAR + "runtime: {chunk: 100, checkpoint_every: 200, checkpoint_min_seconds: 0}\n"
+    packed = _stored(text, BETAS, tmp_path / "packed", pack=4)
+    alone = _stored(text, BETAS, tmp_path / "alone", pack=1)
+    assert kept_positions(alone[0]) == [1000, 1100]  # the last periodic checkpoint and the final state
+    assert all(kept_positions(p) == kept_positions(a) for p, a in zip(packed, alone, strict=True))
+
+
+def test_a_run_whose_record_fails_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import eosdsl.orchestration.commit as commit
+
+    real = commit.record_of
+
+    def flaky(spec, out, sid, key, started):
+        if spec.optimizer.beta == 0.3:
+            raise ValueError("injected: a derived series that cannot be computed")
+        return real(spec, out, sid, key, started)
+
+    monkeypatch.setattr(commit, "record_of", flaky)
+    loaded = load("unit.yaml", text=SCALAR, multirun=BETAS)
+    outcomes, _, _ = run_points(loaded.spec, loaded.points, Registry(tmp_path), pack=4)
+    assert [o.status for o in outcomes] == ["completed", "failed", "completed", "completed"]
+    assert "injected" in outcomes[1].error
+    assert len({o.run.stored_in[0] for o in outcomes if o.run is not None}) == 1  # the other three: one unit
+
+
+def test_a_malformed_pack_json_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    runs = _stored(SCALAR, BETAS, tmp_path, pack=4)
+    unit = runs[0].stored_in[0]
+    (unit / PACK_INFO).write_text('{"members": {"a": 1}}')
+    findings = verify(Registry(tmp_path), quarantine=False)
+    assert all(not f.ok and any("does not list run keys" in p for p in f.problems) for f in findings)

@@ -71,7 +71,8 @@ def gc_command(
     ] = True,
     registry: RegistryOption = None,
 ) -> None:
-    """Remove abandoned staging, quarantined runs and stale claims; never touches committed runs."""
+    """Remove abandoned staging, unused pack units, quarantined runs and stale claims; never touches
+    committed runs."""
     from eosdsl.registry import RegistryError
     from eosdsl.registry.integrity import gc
 

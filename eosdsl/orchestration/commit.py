@@ -10,6 +10,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from eosdsl.checks.evaluate import derived_series
 from eosdsl.checks.series import Series
 from eosdsl.engine.execute import (
@@ -63,13 +65,18 @@ def record_of(spec: m.Spec, out: ExecutionResult, sid: str, key: str, started: s
     return series, info
 
 
-def finish_interrupted_commit(job: Job, staged: Any, registry: Registry) -> JobOutcome | None:
+def finish_interrupted_commit(
+    job: Job, staged: Any, registry: Registry, units: dict | None = None
+) -> JobOutcome | None:
     """Publish a staged run whose commit was interrupted after its manifest was written (the process
-    died before or during the rename), if the staged files verify against that manifest and the ids;
-    else drop the manifest, so the run resumes from its checkpoints (or starts over) like any other."""
+    died before or during the rename), if the staged files verify against that manifest and the ids
+    (and the pack unit it refers to, if any, is published and sound: ``units`` caches the units
+    verified for the other runs of the pack); else drop the manifest, so the run resumes from its
+    checkpoints (or starts over) like any other. The caller holds the run's claim, which keeps
+    ``registry gc`` from removing its unit meanwhile."""
     if not (staged.path / MANIFEST).is_file():
         return None
-    if verify_run(staged.path, deep=True):  # also: the pack unit it refers to is published
+    if verify_run(staged.path, deep=True, units=units, root=registry.root):
         (staged.path / MANIFEST).unlink(missing_ok=True)
         return None
     run = staged.commit()
@@ -105,28 +112,48 @@ class Committer:
         return self
 
     def submit(self, ended: Sequence[tuple[int, ClaimedJob, ExecutionResult]]) -> None:
-        """Commit runs that ended together: stored with their pack as one unit when there are several
-        and their series are small (:func:`store_pack`, then each run in its own task), else each run
-        on its own (:func:`commit_run`)."""
-        records = {
-            index: record_of(c.job.spec, out, c.job.sid, c.job.key, c.started) for index, c, out in ended
-        }
-        if len(ended) < 2 or not zarr_io.stackable([series for series, _ in records.values()]):
-            for index, claimed, out in ended:
+        """Commit runs that ended together: stored with their pack, in units of :data:`UNIT_BYTES` at
+        most, when there are several with the same kind of series and final states at one position
+        (:func:`store_pack`, each run then in its own tasks); else each run on its own
+        (:func:`commit_run`). A run whose record cannot be made fails alone (its future holds the
+        error), never the engine's pack."""
+        records: dict[int, tuple[dict, dict]] = {}
+        for index, c, out in ended:
+            try:
+                records[index] = record_of(c.job.spec, out, c.job.sid, c.job.key, c.started)
+            except Exception as error:  # noqa: BLE001 — reported by __exit__, like a failed commit
+                self.pending[index] = failed = Future()
+                failed.set_exception(error)
+        ended = [item for item in ended if item[0] in records]
+        for batch in _units(ended, records):
+            if len(batch) > 1:
+                try:
+                    unit = StagedPack(self.registry, [c.job.key for _, c, _ in batch])
+                except OSError:
+                    unit = None
+                if unit is not None:
+                    self._submit_unit(unit, batch, records)
+                    continue
+            for index, claimed, out in batch:
                 self.pending[index] = self.pool.submit(
                     commit_run, claimed, out, self.registry, records[index]
                 )
-            return
-        # the unit is written while the runs' own files and checks are prepared; each run is published
-        # after its unit (tasks run in submission order, so no task waits on one not yet started)
-        unit = StagedPack(self.registry, [c.job.key for _, c, _ in ended])
-        published = self.pool.submit(store_pack, unit, [(c, out, records[i]) for i, c, out in ended])
-        places = [_StoredIn(unit.pack_id, published, member) for member in range(len(ended))]
+
+    def _submit_unit(
+        self,
+        unit: StagedPack,
+        batch: Sequence[tuple[int, ClaimedJob, ExecutionResult]],
+        records: dict[int, tuple[dict, dict]],
+    ) -> None:
+        """The unit is written while the runs' own files and checks are prepared; each run is published
+        after its unit (tasks start in submission order, so no task waits on one not yet started)."""
+        published = self.pool.submit(store_pack, unit, [(c, out, records[i]) for i, c, out in batch])
+        places = [_StoredIn(unit.pack_id, published, member) for member in range(len(batch))]
         prepared = [
             self.pool.submit(prepare_member, c, out, records[i], place)
-            for (i, c, out), place in zip(ended, places, strict=True)
+            for (i, c, out), place in zip(batch, places, strict=True)
         ]
-        for (index, c, out), ready, place in zip(ended, prepared, places, strict=True):
+        for (index, c, out), ready, place in zip(batch, prepared, places, strict=True):
             self.pending[index] = self.pool.submit(
                 publish_member, c, out, self.registry, records[index][0], ready, place
             )
@@ -169,6 +196,26 @@ class _EndAfterCommits:
         for ends, total in self.held:
             report_ended(self.inner, ends, total)
         self.held = []
+
+
+UNIT_BYTES = 256 << 20
+"""The most bytes of one stacked array in a pack unit (its rows are held in memory while it is written);
+a larger pack is stored as several units."""
+
+
+def _units(
+    ended: Sequence[tuple[int, ClaimedJob, ExecutionResult]], records: dict[int, tuple[dict, dict]]
+) -> list[list[tuple[int, ClaimedJob, ExecutionResult]]]:
+    """Runs that ended together, in batches to store as one unit each (a batch of one: alone). They
+    share a unit when their series stack (``zarr_io.stackable``) and their final states are at one scan
+    position; a batch's stacked arrays stay within :data:`UNIT_BYTES`."""
+    finals = {c.checkpoints.final[0] if c.checkpoints.final else None for _, c, _ in ended}
+    series = [records[i][0] for i, _, _ in ended]
+    if len(ended) < 2 or None in finals or len(finals) != 1 or not zarr_io.stackable(series):
+        return [[item] for item in ended]
+    row = max((np.asarray(a).nbytes for s in series for pair in s.values() for a in pair), default=0)
+    size = max(1, UNIT_BYTES // max(row, 1))
+    return [list(ended[k : k + size]) for k in range(0, len(ended), size)]
 
 
 @dataclass
@@ -221,6 +268,7 @@ def prepare_member(
     manifest (:meth:`~eosdsl.registry.store.StagedRun.seal`) and its checks' results, returned."""
     series, info = record
     info = {**info, "stored_in": {"pack": stored_in.pack_id, "member": stored_in.member}}
+    c.checkpoints.keep_latest()
     c.staged.write_run(c.job.spec.model_dump(mode="json"), c.job.env, info, None)
     results = evaluate_checks(c.job.spec, series, out.references)
     c.staged.seal()

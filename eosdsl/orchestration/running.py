@@ -113,6 +113,7 @@ def compute(
     outcomes: dict[int, JobOutcome] = {}
     claims: dict[int, Any] = {}
     claimed: dict[int, ClaimedJob] = {}
+    units: dict = {}  # the pack units verified for staged runs (one check per unit, not per run)
     waiting: list[int] = []
     try:
         with _Heartbeats(claims):
@@ -127,7 +128,7 @@ def compute(
                     outcomes[i] = JobOutcome(done, job.spec, reused=True, notice=notice)
                     continue
                 staged = registry.stage(job.key)
-                if (finished := finish_interrupted_commit(job, staged, registry)) is not None:
+                if (finished := finish_interrupted_commit(job, staged, registry, units)) is not None:
                     outcomes[i] = finished
                     continue
                 runtime = job.spec.runtime

@@ -16,7 +16,6 @@ Layout inside the run's work directory ``staging/<run_key>/``:
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 
 from eosdsl.atomic import atomic_write
 from eosdsl.lazy import lazy_module
-from eosdsl.registry.store import CHECKPOINTS, PACK_INFO, StoredRun
+from eosdsl.registry.store import CHECKPOINTS, StoredRun, pack_members
 
 jax = lazy_module("jax")
 ocp = lazy_module("orbax.checkpoint")  # imported when a run first saves or restores a checkpoint
@@ -148,10 +147,18 @@ class RunCheckpoints:
             self._save(position, state)
 
     def take_final(self) -> tuple[int, Any] | None:
-        """The ended run's (position, final state), handed over to be saved elsewhere (with its pack:
-        :func:`save_stacked`) instead of by :meth:`save_final`; None unless the run ended since."""
+        """The ended run's (position, final state), handed over to be saved with its pack
+        (:func:`save_stacked`) instead of by :meth:`save_final`; None unless the run ended since."""
         final, self.final, self.pending = self.final, None, []
         return final
+
+    def keep_latest(self) -> None:
+        """Delete all but the latest periodic checkpoint: a run whose final state is kept in its pack
+        unit then keeps what a run stored alone keeps (``max_to_keep=2``: the final state and the last
+        periodic one). Called before the run's manifest is written."""
+        if self.folder.is_dir():
+            for position in sorted(self.manager.all_steps())[:-1]:
+                self.manager.delete(position)
 
     def save_final(self) -> None:
         """Save the ended run's final state: the checkpoint kept with the committed run. Its outputs are
@@ -243,7 +250,7 @@ def _restore(folder: Path, position: int, template: Any, member: int | None) -> 
     (all members are restored, one kept)."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     if member is not None:
-        count = len(json.loads((folder.parent / PACK_INFO).read_text(encoding="utf-8"))["members"])
+        count = len(pack_members(folder.parent))
         abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct((count, *a.shape), a.dtype), abstract)
     manager = _manager(folder, create=False)
     try:

@@ -31,10 +31,9 @@ from typing import Any
 from eosdsl.atomic import atomic_write
 from eosdsl.registry import claims, identity, zarr_io
 from eosdsl.registry.checkpoints import save_member
-from eosdsl.registry.manifest import MANIFEST, build_manifest, manifest_problems, read_manifest
+from eosdsl.registry.manifest import manifest_problems, read_manifest, write_manifest
 from eosdsl.registry.store import (
     CHECKPOINTS,
-    PACK_INFO,
     PACK_STAGING,
     QUARANTINE,
     QUARANTINE_INFO,
@@ -42,7 +41,9 @@ from eosdsl.registry.store import (
     Registry,
     RegistryError,
     StoredRun,
+    dump_json,
     is_pack_id,
+    pack_members,
     stored_in,
 )
 
@@ -158,12 +159,12 @@ def _series_problems(results: Path, member: int | None = None) -> list[str]:
     return problems
 
 
-def _stored_in(path: Path) -> tuple[Path, int] | None:
-    """(pack unit directory, member index) of a committed (``objects/<ab>/<key>``) or staged
-    (``staging/<key>``) run directory stored with its pack; None if it holds its own results."""
-    root = path.parents[2] if path.parent.parent.name == "objects" else path.parents[1]
+def _stored_in(path: Path, root: Path | None) -> tuple[Path, int] | None:
+    """(pack unit directory, member index) of a run directory stored with its pack in the registry at
+    ``root`` (None: a committed run's, ``<root>/objects/<ab>/<key>``); None if it holds its own results."""
+    info = json.loads((path / "run.json").read_text(encoding="utf-8"))
     try:
-        return stored_in(json.loads((path / "run.json").read_text(encoding="utf-8")), root)
+        return stored_in(info, path.parents[2] if root is None else Path(root))
     except ValueError as error:
         raise RegistryError(str(error)) from error
 
@@ -179,9 +180,9 @@ def _unit_problems(unit: Path, member: int, run_key: str, deep: bool, seen: dict
     if seen is None or key not in seen:
         problems = [f"{name}: {p}" for p in manifest_problems(unit, deep)]
         try:
-            members = json.loads((unit / PACK_INFO).read_text(encoding="utf-8"))["members"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            problems.append(f"{name}: {PACK_INFO} is unreadable: {error}")
+            members = pack_members(unit)
+        except (OSError, ValueError) as error:
+            problems.append(f"{name}: {error}")
             members = []
         if seen is not None:
             seen[key] = (problems, members)
@@ -195,13 +196,16 @@ def _unit_problems(unit: Path, member: int, run_key: str, deep: bool, seen: dict
     return problems
 
 
-def verify_run(run: StoredRun | Path, deep: bool = False, units: dict | None = None) -> list[str]:
-    """Everything wrong with one committed run directory (empty if nothing).
+def verify_run(
+    run: StoredRun | Path, deep: bool = False, units: dict | None = None, root: Path | None = None
+) -> list[str]:
+    """Everything wrong with one run directory, committed or staged (empty if nothing).
 
     Shallow: the manifest lists exactly the files present with their sizes, and the ids agree with the
     content; for a run stored with its pack, its pack unit's manifest too. ``deep`` also re-hashes
     every file and reads every series. ``units``: a cache of the pack units checked so far (one
-    :func:`verify` pass checks each unit's files once, not once per run).
+    :func:`verify` pass checks each unit's files once, not once per run). ``root``: the registry the
+    directory belongs to (None: it is a committed run's, ``<root>/objects/<ab>/<key>``).
     """
     path = run.path if isinstance(run, StoredRun) else Path(run)
     if not path.is_dir():
@@ -209,7 +213,7 @@ def verify_run(run: StoredRun | Path, deep: bool = False, units: dict | None = N
     try:
         problems = manifest_problems(path, deep)
         problems += _identity_problems(path)
-        packed = _stored_in(path) if not problems else None
+        packed = _stored_in(path, root) if not problems else None
     except OSError as error:
         return [f"cannot be read: {error}"]
     except RegistryError as error:
@@ -237,7 +241,7 @@ def serve(registry: Registry, run_key: str, deep: bool = False) -> tuple[StoredR
     path = registry.object_path(run_key)
     if not path.exists():
         return None, None
-    problems = verify_run(path, deep)
+    problems = verify_run(path, deep, root=registry.root)
     if not problems:
         run = registry.get(run_key)
         if run is not None:
@@ -259,7 +263,7 @@ def verify(registry: Registry, deep: bool = False, quarantine: bool = True) -> l
     for path, shape in list(registry.object_entries()):
         is_dir = path.is_dir()
         in_shard = path.parent != registry.objects_dir  # a stray top-level entry is not a run to check
-        problems = (shape + verify_run(path, deep, units)) if is_dir and in_shard else shape
+        problems = (shape + verify_run(path, deep, units, registry.root)) if is_dir and in_shard else shape
         if not os.path.lexists(path):
             continue
         action, moved_to = "ok", None
@@ -333,9 +337,13 @@ def _staging_candidates(registry: Registry, min_age_s: float) -> list[tuple[Path
     return found
 
 
-def _pack_candidates(registry: Registry, min_age_s: float) -> list[tuple[Path, int, str]]:
-    """Pack units no committed run refers to (their runs quarantined or never committed), untouched for
-    ``min_age_s`` (a unit is published just before its runs are committed)."""
+def _pack_candidates(
+    registry: Registry, min_age_s: float, staged_away: set[Path]
+) -> list[tuple[Path, int, str]]:
+    """Pack units nothing needs, untouched for ``min_age_s``: no committed run refers to one (its runs
+    were quarantined, or never committed), and none of its runs is being committed (a live claim) or is
+    staged (a run killed after its manifest is published from its staging directory, with its unit),
+    unless that staging directory is itself removed by this gc (``staged_away``)."""
     if not registry.packs_dir.is_dir():
         return []
     referred = set()
@@ -343,10 +351,22 @@ def _pack_candidates(registry: Registry, min_age_s: float) -> list[tuple[Path, i
         with contextlib.suppress(RegistryError):
             if (packed := run.stored_in) is not None:
                 referred.add(packed[0].name)
+
+    def needed(unit: Path) -> bool:
+        try:
+            members = pack_members(unit)
+        except (OSError, ValueError):
+            return False
+        return any(
+            claims.claim_is_live(registry.root, key)
+            or ((registry.staging_dir / key).exists() and registry.staging_dir / key not in staged_away)
+            for key in members
+        )
+
     found, now = [], time.time()
     for shard in sorted(registry.packs_dir.iterdir()):
         for path in sorted(shard.iterdir()) if shard.is_dir() else [shard]:
-            if path.name in referred:
+            if path.name in referred or (is_pack_id(path.name) and needed(path)):
                 continue
             size, newest = _tree_stats(path)
             if now - newest >= min_age_s:
@@ -437,13 +457,15 @@ def gc(
     """What nothing needs any more, as ``(path, bytes, why)``; removed unless ``dry_run``.
 
     Candidates: staging work directories without a live claim (their run committed, or abandoned),
-    quarantined runs, stale claims, claim tombs and unfinished sweep-record temp files. Staging entries
-    and temp files modified within ``min_age_s`` seconds are left alone (a writer may still be at work).
+    pack units no run refers to or needs (:func:`_pack_candidates`), quarantined runs, stale claims,
+    claim tombs and unfinished sweep-record temp files. Staging entries, units and temp files modified
+    within ``min_age_s`` seconds are left alone (a writer may still be at work).
     Never touches ``objects/``. Without ``dry_run``, returns what was actually removed.
     """
+    staging = _staging_candidates(registry, min_age_s)
     candidates = [
-        *_staging_candidates(registry, min_age_s),
-        *_pack_candidates(registry, min_age_s),
+        *staging,
+        *_pack_candidates(registry, min_age_s, {path for path, _, _ in staging}),
         *_quarantine_candidates(registry),
         *_claim_candidates(registry),
         *_sweep_candidates(registry, min_age_s),
@@ -474,7 +496,7 @@ def export_zip(run: StoredRun | Path, zip_path: Path, overwrite: bool = False) -
     problems = verify_run(path)
     if problems:
         raise RegistryError(f"run {run_key[:12]} fails verification: {'; '.join(problems)}")
-    if _stored_in(path) is None:
+    if _stored_in(path, None) is None:
         _zip_directory(path, run_key, zip_path)
     else:
         with tempfile.TemporaryDirectory() as scratch:
@@ -492,13 +514,11 @@ def _standalone(run: StoredRun, scratch: Path) -> Path:
     unit, member = packed
     target = shutil.copytree(run.path, scratch / run.run_key)
     info = {k: v for k, v in run.info.items() if k != "stored_in"}
-    (target / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (target / "run.json").write_text(dump_json(info), encoding="utf-8")
     member_attrs = zarr_io.read_attrs(unit / RESULTS).get("member_attrs", [{}])[member]
     zarr_io.write_series(target / RESULTS, {n: run.series(n) for n in run.series_names()}, member_attrs)
     save_member(unit / CHECKPOINTS, member, target / CHECKPOINTS)
-    created = (read_manifest(run.path) or {}).get("created_at")
-    manifest = build_manifest(target, run.run_key) | {"created_at": created}
-    (target / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    write_manifest(target, run.run_key, (read_manifest(run.path) or {}).get("created_at"))
     return target
 
 

@@ -37,12 +37,12 @@ def run_files(root: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-def build_manifest(root: Path, run_key: str) -> dict[str, Any]:
-    """The manifest of the files currently under ``root``."""
+def build_manifest(root: Path, run_key: str, created_at: str | None = None) -> dict[str, Any]:
+    """The manifest of the files currently under ``root`` (created now, unless ``created_at``)."""
     return {
         "format": FORMAT,
         "run_key": run_key,
-        "created_at": utc_timestamp(),
+        "created_at": created_at or utc_timestamp(),
         "files": {
             p.relative_to(root).as_posix(): {"sha256": file_sha256(p), "size": p.stat().st_size}
             for p in run_files(root)
@@ -50,9 +50,9 @@ def build_manifest(root: Path, run_key: str) -> dict[str, Any]:
     }
 
 
-def write_manifest(root: Path, run_key: str) -> dict[str, Any]:
+def write_manifest(root: Path, run_key: str, created_at: str | None = None) -> dict[str, Any]:
     """Write ``MANIFEST.json`` under ``root`` (fsynced: the rename that publishes the run comes after)."""
-    manifest = build_manifest(root, run_key)
+    manifest = build_manifest(root, run_key, created_at)
     path = root / MANIFEST
     with path.open("w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)

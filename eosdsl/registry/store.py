@@ -154,7 +154,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _dump_json(obj: Any) -> str:
+def dump_json(obj: Any) -> str:
     """Pretty, sorted, strict JSON (NaN/Inf raise with their path) of plain or numpy-bearing data."""
     return json.dumps(jsonable(obj), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
@@ -333,6 +333,18 @@ def pack_path(root: Path, pack_id: str) -> Path:
     return Path(root) / PACKS / pack_id[:2] / pack_id
 
 
+def pack_members(unit: Path) -> list[str]:
+    """The run keys a pack unit holds, in member order (its ``pack.json``). ``ValueError`` if it is
+    unreadable or not a list of run keys; ``OSError`` if it cannot be read."""
+    try:
+        members = json.loads((Path(unit) / PACK_INFO).read_text(encoding="utf-8")).get("members")
+    except (ValueError, AttributeError) as error:
+        raise ValueError(f"{PACK_INFO} is not a JSON object: {error}") from error
+    if not (isinstance(members, list) and all(isinstance(k, str) and is_run_key(k) for k in members)):
+        raise ValueError(f"{PACK_INFO} does not list run keys: {members!r}"[:200])
+    return members
+
+
 def is_pack_id(name: str) -> bool:
     """Whether ``name`` has the shape of a pack unit's id (32 lowercase hex characters)."""
     return bool(_PACK_ID.fullmatch(name))
@@ -384,7 +396,7 @@ class StagedRun:
         filename = name if name.endswith(".json") else f"{name}.json"
         if not _FILE_NAME.fullmatch(filename):
             raise ValueError(f"not a plain file name: {name!r}")
-        text = _dump_json(obj)  # serialize first: a failure must not leave a truncated file
+        text = dump_json(obj)  # serialize first: a failure must not leave a truncated file
         (self.path / filename).write_text(text, encoding="utf-8")
 
     def write_series(
@@ -477,7 +489,7 @@ class StagedPack:
         attrs: list[Mapping[str, Any]],
     ) -> None:
         """``pack.json`` (the members' run keys, in order) and the stacked ``results.zarr``."""
-        (self.path / PACK_INFO).write_text(_dump_json({"members": self.members}), encoding="utf-8")
+        (self.path / PACK_INFO).write_text(dump_json({"members": self.members}), encoding="utf-8")
         zarr_io.write_stacked(self.path / RESULTS, series, {"member_attrs": attrs})
 
     def commit(self) -> Path:
@@ -661,7 +673,7 @@ class Registry:
         """Write (or replace) ``sweeps/<sweep_id>.json`` atomically via a temp file and ``os.replace``."""
         if not isinstance(sweep_id, str) or len(sweep_id) < MIN_PREFIX or not _HEX_ID.fullmatch(sweep_id):
             raise ValueError(f"sweep_id must be lowercase hex of >= {MIN_PREFIX} characters: {sweep_id!r}")
-        text = _dump_json(record)
+        text = dump_json(record)
         target = self.sweeps_dir / f"{sweep_id}.json"
         with atomic_write(target, "w", encoding="utf-8") as fh:
             fh.write(text)

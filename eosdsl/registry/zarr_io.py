@@ -156,23 +156,14 @@ def write_stacked(
     if not stackable(members):
         raise ValueError("the members' series differ in names, dtypes or shapes, or exceed one chunk")
     each = [_prepared(series) for series in members]
-    names = [item[0] for item in each[0]]
     stacked = []
-    for j, name in enumerate(names):
-        rows = []
-        for i, prepared in enumerate(each):
-            if len(prepared) != len(names) or prepared[j][0] != name:
-                raise ValueError(f"member {i} does not have the series of member 0 ({names})")
-            rows.append(prepared[j])
-        key, source_dtype = rows[0][1], rows[0][4]
-        steps, values = [r[2] for r in rows], [r[3] for r in rows]
-        if len({(v.dtype, v.shape[1:]) for v in values}) != 1 or len({r[4] for r in rows}) != 1:
-            raise ValueError(f"series {name!r}: the members' values differ in dtype or shape per step")
+    for j, (name, key, _, _, source_dtype) in enumerate(each[0]):  # stackable: the same series in order
+        steps, values = [prepared[j][2] for prepared in each], [prepared[j][3] for prepared in each]
         counts = [len(s) for s in steps]
         width = max(counts)
         shared = all(np.array_equal(s, steps[0]) for s in steps[1:])  # the usual case: one `every`
-        step_rows = steps[0] if shared else np.zeros((len(rows), width), np.int64)
-        value_rows = np.zeros((len(rows), width, *values[0].shape[1:]), values[0].dtype)
+        step_rows = steps[0] if shared else np.zeros((len(each), width), np.int64)
+        value_rows = np.zeros((len(each), width, *values[0].shape[1:]), values[0].dtype)
         for i, (s, v) in enumerate(zip(steps, values, strict=True)):
             value_rows[i, : len(v)] = v
             if not shared:
