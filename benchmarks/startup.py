@@ -64,7 +64,7 @@ def timed_load(problem):
 supervised.load_data = timed_load
 
 class Reporter:
-    def planned(self, points, reused, packs):
+    def planned(self, points, reused, packs, notes=()):
         mark("planned")
     def finished(self, outcome):
         pass

@@ -406,3 +406,35 @@ def test_a_solvers_tolerance_is_structure_and_other_numbers_are_traced() -> None
     assert 0.02 in floats and 1e-3 not in floats
     rebuilt = replace_floats(loose, [object() for _ in floats])
     assert rebuilt.measure[0].tol == 1e-3 and not isinstance(rebuilt.optimizer.lr, float)
+
+
+def test_a_costly_lone_trial_skips_the_pack_trial_and_a_cheaper_one_shrinks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trial pack may cost at most TRIAL_BUDGET_S (as many lone chunks as members): a lone chunk
+    dearer than half of it leaves the points alone without a pack trial, with a note saying so; a
+    cheaper one shrinks the trial pack to what fits (here 4 of 6 members), and its verdict sizes the
+    packs."""
+    import eosdsl.orchestration.packing as packing
+
+    registry = Registry(tmp_path)
+    points = _points(NET, ["optimizer.lr=0.01,0.02,0.03,0.04,0.05,0.06"])
+    trials: list[int] = []
+
+    def costly(specs, hosts):
+        trials.append(len(specs))
+        return 0.6 * packing.TRIAL_BUDGET_S if len(specs) == 1 else 0.0
+
+    monkeypatch.setattr(packing, "trial_chunk_seconds", costly)
+    plan = plan_points(points, registry)
+    assert trials == [1] and [len(p) for p in plan.packs] == [1] * 6
+    assert "a trial pack would cost more than" in plan.notes[0]
+
+    def cheaper(specs, hosts):
+        trials.append(len(specs))
+        return 0.25 * packing.TRIAL_BUDGET_S if len(specs) == 1 else 0.1
+
+    trials.clear()
+    monkeypatch.setattr(packing, "trial_chunk_seconds", cheaper)
+    plan = plan_points(points, registry)
+    assert trials == [1, 4] and [len(p) for p in plan.packs] == [6] and plan.notes == []

@@ -336,8 +336,10 @@ class SweepProgress:
         """``; points 3/40`` for a sweep, else nothing."""
         return f"; points {self.done}/{self.points}" if self.points > 1 else ""
 
-    def planned(self, points: int, reused: int, packs: list[int]) -> None:
+    def planned(self, points: int, reused: int, packs: list[int], notes: Sequence[str] = ()) -> None:
         self.points, self.packs = points, len(packs)
+        for note in notes:
+            self.log(f"note: {note}")
         if points > 1:
             if self.bar:
                 self.points_task = self.bar.add_task(f"{self.name}: points", total=points, rate="", eta="")

@@ -109,12 +109,28 @@ class CachedEntry:
         root = cache_root()
         if root is None or jax.config.jax_compilation_cache_dir or _traced(leaves):
             return self.jitted(*args)
+        return self._executable(root, args, leaves, tree)(*dynamic)
+
+    def compile(self, *args: Any) -> Any:
+        """The executable of a call with these arguments, loaded or compiled now without running it
+        (what timing a program needs: its first call then does not include compilation), as a function
+        of the same arguments."""
+        dynamic = [a for i, a in enumerate(args) if i not in self.static_argnums]
+        leaves, tree = jax.tree.flatten(dynamic)
+        root = cache_root()
+        if root is None or jax.config.jax_compilation_cache_dir:
+            executable = self.jitted.lower(*args).compile()
+        else:
+            executable = self._executable(root, args, leaves, tree)
+        return lambda *call: executable(*(a for i, a in enumerate(call) if i not in self.static_argnums))
+
+    def _executable(self, root: Path, args: tuple, leaves: list[Any], tree: Any) -> Any:
         key = self.key(args, leaves, tree)
         compiled = self._loaded.get(key)
         if compiled is None:
             folder = root / "programs" / platform_tag()
             compiled = self._loaded[key] = self._load_or_compile(folder, key, args)
-        return compiled(*dynamic)
+        return compiled
 
     def key(self, args: tuple, leaves: list[Any], tree: Any) -> str:
         """The cache key of a call (module docstring)."""

@@ -182,17 +182,18 @@ def member_bytes(spec: m.Spec, host: HostProblem, own_data: bool) -> int:
     return 4 * _nbytes(state) + _nbytes(outputs) + (_nbytes(host.data) if own_data else 0)
 
 
-TRIAL_STEPS = 64
-"""Steps of the trial chunks :func:`trial_chunk_seconds` times: long enough that a step's fixed cost
-(dispatch, loop) is shared as in a real chunk, short enough that a compute-bound trial costs little."""
+TRIAL_STEPS = 16
+"""Steps of the trial chunks :func:`trial_chunk_seconds` times: enough that a step's fixed cost (dispatch,
+loop) is shared as in a real chunk, few enough that a compute-bound trial costs little."""
 
 
 def trial_chunk_seconds(specs: Sequence[m.Spec], hosts: Sequence[HostProblem]) -> float:
     """Wall seconds of one chunk of ``min(TRIAL_STEPS, chunk)`` steps of ``specs`` as one program: alone
-    for one spec, else a pack (as :func:`execute_pack` runs it). The program is compiled and run once
-    first; the least of the timed runs is returned (the one least disturbed by whatever else the machine
-    does): at least 2 of them, more for a fast program until 20 ms were timed, at most 10. Nothing is
-    stored; the runs themselves start afresh."""
+    for one spec, else a pack (as :func:`execute_pack` runs it). The program is compiled first (not
+    run: its compilation is not timed, and no chunk is computed for nothing); then it runs once, and
+    again while the runs so far total less than 20 ms (at most 10 runs: a fast program is timed above
+    the clock's noise), and the least time is returned (the run least disturbed by whatever else the
+    machine does). Nothing is stored; the runs themselves start afresh."""
     enable_x64()
     spec0, host0 = specs[0], hosts[0]
     structure, layout = Structure.of(spec0), layout_of(spec0, host0)
@@ -200,21 +201,16 @@ def trial_chunk_seconds(specs: Sequence[m.Spec], hosts: Sequence[HostProblem]) -
     if len(specs) == 1:
         hparams = hyperparameters(spec0)
         state = init_state(structure, hparams, layout, host0.params)
-
-        def chunk() -> Any:
-            return run_chunk(structure, hparams, layout, length, state, host0.data)
-
+        args = (structure, hparams, layout, length, state, host0.data)
+        program = run_chunk.compile(*args)
     else:
         _, _, hparams, state, data, data_axis = _pack_inputs(specs, hosts)
-
-        def chunk() -> Any:
-            return run_pack_chunk(structure, hparams, layout, length, state, data, data_axis)
-
-    jax.block_until_ready(chunk())  # compiles
+        args = (structure, hparams, layout, length, state, data, data_axis)
+        program = run_pack_chunk.compile(*args)
     best, timed, repeats = math.inf, 0.0, 0
-    while repeats < 2 or (timed < 0.02 and repeats < 10):
+    while repeats < 1 or (timed < 0.02 and repeats < 10):
         started = time.perf_counter()
-        jax.block_until_ready(chunk())
+        jax.block_until_ready(program(*args))
         elapsed = time.perf_counter() - started
         best, timed, repeats = min(best, elapsed), timed + elapsed, repeats + 1
     return best

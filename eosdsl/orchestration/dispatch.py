@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 class SweepReporter(Protocol):
     """What a sweep tells its caller while it runs (the CLI draws progress from it)."""
 
-    def planned(self, points: int, reused: int, packs: Sequence[int]) -> None:
-        """Before computing: the number of points, how many are stored already, the pack sizes."""
+    def planned(self, points: int, reused: int, packs: Sequence[int], notes: Sequence[str] = ()) -> None:
+        """Before computing: the number of points, how many are stored already, the pack sizes, and
+        notes on the plan (why points that could be packed run one at a time)."""
 
     def pack(self, index: int, labels: Sequence[str]) -> Progress | None:
         """A pack starts (its members' labels); returns its per-chunk step callback."""
@@ -114,7 +115,7 @@ def run_points(
     else:
         plan = plan_points(points, registry, reuse, pack, deep)
         if reporter:
-            reporter.planned(len(points), len(plan.reused), [len(p) for p in plan.packs])
+            reporter.planned(len(points), len(plan.reused), [len(p) for p in plan.packs], plan.notes)
             for o in plan.reused.values():
                 reporter.finished(o)
         results = dict(plan.reused)

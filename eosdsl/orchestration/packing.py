@@ -68,10 +68,18 @@ def plan_points(
     return Plan(jobs, reused, packs, notes)
 
 
+TRIAL_BUDGET_S = 2.0
+"""The most a trial pack may cost to run (predicted: as many lone trial chunks as it has members, as for a
+compute-bound step): a trial is never dearer than what packing could save."""
+
+
 def _auto_pack_size(jobs: Sequence[Job]) -> tuple[int, str | None]:
     """(members per pack, why not packed or None), measured: as many as fit in memory
-    (:func:`_fitting_pack`) if a trial chunk of that pack costs at most as much per member as one run
-    alone (``engine.packs.trial_chunk_seconds``), else 1.
+    (:func:`_fitting_pack`) if a trial chunk of a pack costs at most as much per member as one run
+    alone (``engine.packs.trial_chunk_seconds``), else 1. The trial pack has that many members, or
+    fewer so that it costs at most :data:`TRIAL_BUDGET_S` if each member cost as much as a lone chunk;
+    when not even two fit, the points run alone without a pack trial (each of their steps costs so much
+    that a step's fixed cost, which packing shares, is negligible on this machine).
 
     Packing pays when a step's fixed cost (loop, dispatch, kernel launches) dominates: the members share
     it. A compute-bound step gains nothing on a CPU (a batched matmul does the work of the separate
@@ -84,13 +92,20 @@ def _auto_pack_size(jobs: Sequence[Job]) -> tuple[int, str | None]:
     size = _fitting_pack(jobs)
     if size == 1:
         return 1, None
-    head = jobs[:size]
-    alone = trial_chunk_seconds([head[0].spec], [head[0].host])
+    alone = trial_chunk_seconds([jobs[0].spec], [jobs[0].host])
+    trial = min(size, int(TRIAL_BUDGET_S // alone) if alone > 0 else size)
+    if trial < 2:
+        return 1, (
+            f"{len(jobs)} points run one at a time: a trial chunk took {alone:.3g} s alone on "
+            f"{jax.default_backend()}, so a trial pack would cost more than {TRIAL_BUDGET_S:g} s; "
+            "--pack N packs them"
+        )
+    head = jobs[:trial]
     packed = trial_chunk_seconds([j.spec for j in head], [j.host for j in head])
-    if packed <= size * alone:
+    if packed <= trial * alone:
         return size, None
     return 1, (
-        f"{len(jobs)} points run one at a time: a trial pack of {size} took {packed / size * 1e3:.3g} ms "
+        f"{len(jobs)} points run one at a time: a trial pack of {trial} took {packed / trial * 1e3:.3g} ms "
         f"per member-chunk against {alone * 1e3:.3g} ms alone on {jax.default_backend()}; --pack N packs them"
     )
 
