@@ -258,3 +258,15 @@ def test_a_malformed_pack_json_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     (unit / PACK_INFO).write_text('{"members": {"a": 1}}')
     findings = verify(Registry(tmp_path), quarantine=False)
     assert all(not f.ok and any("does not list run keys" in p for p in f.problems) for f in findings)
+
+
+def test_show_says_where_a_packed_run_is_stored(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from eosdsl.cli import app
+
+    runs = _stored(SCALAR, BETAS, tmp_path, pack=4)
+    result = CliRunner().invoke(app, ["show", runs[2].short_id, "--registry", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"stored with its pack: {runs[2].stored_in[0]} (member 2)" in result.output
+    assert "params.u  1001 values" in result.output  # its series, read from the unit

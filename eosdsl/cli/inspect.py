@@ -443,6 +443,13 @@ def _print_status(run: Any, info: Mapping[str, Any]) -> None:
     out.print(f"run {run.run_key}", markup=False)
     out.print(f"  name: {run.name}", markup=False)
     out.print(f"  path: {run.path}", markup=False)
+    if info.get("stored_in") is not None:  # docs/registry.md, Pack units
+        try:
+            unit, member = run.stored_in
+            where = f"{unit} (member {member})"
+        except Exception as error:  # noqa: BLE001 — a malformed reference is shown, not fatal here
+            where = f"unreadable reference ({error})"
+        out.print(f"  stored with its pack: {where}", markup=False)
     out.print(f"  spec id: {info.get('spec_id', '?')}", markup=False)
     status = f"  status: {run.status} at step {info.get('end_step')}"
     if info.get("stop_cause"):
