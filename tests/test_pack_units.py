@@ -169,7 +169,10 @@ def test_runs_sealed_before_their_unit_failed_are_recomputed_not_published(
     import eosdsl.orchestration.commit as commit
 
     def failing(unit, members):
-        time.sleep(0.5)  # the runs' own files and manifests are written meanwhile
+        deadline = time.monotonic() + 120  # the runs' own files and manifests are written meanwhile
+        while not any((c.staged.path / "MANIFEST.json").is_file() for c, _, _ in members):
+            assert time.monotonic() < deadline, "no run was sealed while its unit was written"
+            time.sleep(0.01)
         unit.abort()
         raise OSError("injected: no space left on device")
 
