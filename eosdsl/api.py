@@ -123,20 +123,16 @@ def _compiled(source: str) -> Any:
 def _constant_number(source: str, constants: Mapping[str, float]) -> float | None:
     """``source`` evaluated with NumPy (float64) when it is an expression over ``constants`` alone that
     gives one finite real number; None otherwise (a series name, a condition, a kind, free text)."""
-    from eosdsl.expr.backend import numpy_evaluation
+    from eosdsl.expr.compiler import real_number
 
     expr = _compiled(source)
     if expr is None or not expr.names <= set(constants):
         return None
     try:
-        with numpy_evaluation():
-            value = np.asarray(expr(dict(constants)))
+        number = real_number(expr.with_numpy(constants), booleans=False)
     except Exception:  # noqa: BLE001 — whatever fails to evaluate stays the string it is
         return None
-    if value.shape != () or value.dtype.kind not in "iuf":
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def resolve_expressions(spec: Mapping[str, Any]) -> dict[str, Any]:

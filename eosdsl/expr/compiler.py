@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from eosdsl.expr.backend import array_op, jnp
+import numpy as np
+
+from eosdsl.expr.backend import array_op, jnp, numpy_evaluation
 from eosdsl.expr.functions import CONSTANTS, FUNCTIONS, arity, coerce, function_signature, power
 
 if TYPE_CHECKING:
@@ -80,6 +82,19 @@ class Expr:
     def __call__(self, env: Mapping[str, Any]) -> jax.Array:
         """Evaluate with ``jax.numpy``; a name missing from ``env`` raises :class:`ExprError`."""
         return jnp.asarray(self._fn(env))
+
+    def with_numpy(self, env: Mapping[str, Any]) -> np.ndarray:
+        """Evaluate with NumPy (float64, IEEE like JAX; floating-point warnings silenced): how constant
+        expressions are evaluated outside a run (validation, documents), never importing JAX."""
+        with numpy_evaluation():
+            return np.asarray(self._fn(dict(env)))
+
+
+def real_number(value: np.ndarray, booleans: bool = True) -> float | None:
+    """``value`` as one real number (a 0-d bool, int or float array; bools only if ``booleans``); None
+    otherwise."""
+    kinds = "biuf" if booleans else "iuf"
+    return float(value) if value.shape == () and value.dtype.kind in kinds else None
 
 
 def compile_expr(source: str, names: Iterable[str] | None = None) -> Expr:

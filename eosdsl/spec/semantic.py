@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from eosdsl.expr import CONSTANTS, FUNCTIONS, Expr, ExprError, compile_expr
 from eosdsl.expr.across import OPERATORS, STEP, Typed, check_series_expression, uses_across
-from eosdsl.expr.backend import numpy_evaluation
+from eosdsl.expr.compiler import real_number
 from eosdsl.spec import models as m
 from eosdsl.spec.checks import CLAIM_OPS
 from eosdsl.spec.errors import LocatedError
@@ -81,8 +81,7 @@ def constant_value_problem(expr: Expr, constants: Mapping[str, float], precision
     """Why ``expr``, evaluated (float64, with NumPy: validation never imports JAX) with ``constants``, is
     not one finite number; ``None`` if it is."""
     try:
-        with numpy_evaluation():
-            value = np.asarray(expr(dict(constants)))
+        value = expr.with_numpy(constants)
     except ExprError as err:
         return f"{err.message}{_where(err)}"
     shown = f"`{expr.source[:60]}`"
@@ -245,12 +244,10 @@ class _Checker:
         if not isinstance(source, str):
             return float(source)
         try:
-            compiled = compile_expr(source, names=list(self.spec.constants))
-            with numpy_evaluation():
-                value = np.asarray(compiled(dict(self.spec.constants)))
+            value = compile_expr(source, names=list(self.spec.constants)).with_numpy(self.spec.constants)
         except ExprError:
             return None
-        return float(value) if value.shape == () and value.dtype.kind in "biuf" else None
+        return real_number(value)
 
     def stages(self) -> None:
         """``stages`` set no key a stage does not inherit; an unresolved ``start`` names a stage that is a
