@@ -114,7 +114,8 @@ class CachedEntry:
     def compile(self, *args: Any) -> Any:
         """The executable of a call with these arguments, loaded or compiled now without running it
         (what timing a program needs: its first call then does not include compilation), as a function
-        of the same arguments."""
+        to call with these same arguments only (its static ones are fixed in the executable: others
+        passed later are ignored)."""
         dynamic = [a for i, a in enumerate(args) if i not in self.static_argnums]
         leaves, tree = jax.tree.flatten(dynamic)
         root = cache_root()

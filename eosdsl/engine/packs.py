@@ -187,13 +187,20 @@ TRIAL_STEPS = 16
 loop) is shared as in a real chunk, few enough that a compute-bound trial costs little."""
 
 
+TRIAL_WARM_S = 0.5
+"""Below this, a trial chunk's first run is followed by a second (:func:`trial_chunk_seconds`)."""
+
+
 def trial_chunk_seconds(specs: Sequence[m.Spec], hosts: Sequence[HostProblem]) -> float:
     """Wall seconds of one chunk of ``min(TRIAL_STEPS, chunk)`` steps of ``specs`` as one program: alone
     for one spec, else a pack (as :func:`execute_pack` runs it). The program is compiled first (not
-    run: its compilation is not timed, and no chunk is computed for nothing); then it runs once, and
-    again while the runs so far total less than 20 ms (at most 10 runs: a fast program is timed above
-    the clock's noise), and the least time is returned (the run least disturbed by whatever else the
-    machine does). Nothing is stored; the runs themselves start afresh."""
+    run: its compilation is not timed); then it runs once, a second time if that took under
+    :data:`TRIAL_WARM_S`, and again while the runs so far total less than 20 ms (at most 10 runs: a
+    fast program is timed above the clock's noise), and the least time is returned (the run least
+    disturbed by whatever else the machine does). A program's first run is slower than the next ones
+    (13.5 against ~1 ms for a small network's lone chunk), hence the second run; above
+    :data:`TRIAL_WARM_S`, the first run's extra cost is noise. Nothing is stored; the runs themselves
+    start afresh."""
     enable_x64()
     spec0, host0 = specs[0], hosts[0]
     structure, layout = Structure.of(spec0), layout_of(spec0, host0)
@@ -208,7 +215,7 @@ def trial_chunk_seconds(specs: Sequence[m.Spec], hosts: Sequence[HostProblem]) -
         args = (structure, hparams, layout, length, state, data, data_axis)
         program = run_pack_chunk.compile(*args)
     best, timed, repeats = math.inf, 0.0, 0
-    while repeats < 1 or (timed < 0.02 and repeats < 10):
+    while repeats < 1 or (repeats < 2 and best < TRIAL_WARM_S) or (timed < 0.02 and repeats < 10):
         started = time.perf_counter()
         jax.block_until_ready(program(*args))
         elapsed = time.perf_counter() - started
