@@ -231,15 +231,14 @@ class _StoredIn:
 def store_pack(
     unit: StagedPack, members: Sequence[tuple[ClaimedJob, ExecutionResult, tuple[dict, dict]]]
 ) -> None:
-    """Write the pack unit of runs that ended together (their stacked series and final states) and
-    publish it, before the runs that refer to it are committed."""
+    """Write the pack unit of runs that ended together (their stacked series and final states, all at
+    one scan position: :func:`_units` only groups such runs) and publish it, before the runs that refer
+    to it are committed."""
     try:
         series = [record[0] for _, _, record in members]
         unit.write(series, [{"references": out.references} for _, out, _ in members])
         finals = [c.checkpoints.take_final() for c, _, _ in members]
-        if any(f is None for f in finals) or len({f[0] for f in finals}) != 1:
-            raise RuntimeError("the runs of a pack unit must have ended at one scan position")
-        save_stacked(unit.path / CHECKPOINTS, finals[0][0], [f[1] for f in finals])
+        save_stacked(unit.path / CHECKPOINTS, finals[0][0], [state for _, state in finals])
         unit.commit()
     except BaseException:
         unit.abort()

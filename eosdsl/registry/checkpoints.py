@@ -223,24 +223,25 @@ def final_state(run: StoredRun, template: Any) -> Any:
     :meth:`RunCheckpoints.save_final`, or with its pack by :func:`save_stacked`), restored into the
     structure, shapes and dtypes of ``template`` (a state of the run's spec). ``FileNotFoundError`` if
     the run kept none."""
-    positions = kept_positions(run)
-    if not positions:
+    kept = [(p, folder, member) for folder, member, positions in _kept(run) for p in positions]
+    if not kept:
         raise FileNotFoundError(f"run {run.short_id} kept no final state (no {CHECKPOINTS}/)")
-    return kept_state(run, positions[-1], template)
+    position, folder, member = max(kept, key=lambda item: item[0])
+    return _restore(folder, position, template, member)
 
 
 def kept_positions(run: StoredRun) -> list[int]:
     """The scan positions of the checkpoints kept with a committed run (its ``checkpoints/<position>/``:
     the final state and at most one periodic one before it, ``max_to_keep=2``; a run stored with its
     pack has its final state there), ascending; [] if none."""
-    return sorted({p for folder, _ in _folders(run) for p in _positions(folder)})
+    return sorted({p for _, _, positions in _kept(run) for p in positions})
 
 
 def kept_state(run: StoredRun, position: int, template: Any) -> Any:
     """The engine state of the checkpoint at scan ``position`` kept with a committed run (one of
     :func:`kept_positions`), restored into the structure, shapes and dtypes of ``template``."""
-    for folder, member in _folders(run):
-        if position in _positions(folder):
+    for folder, member, positions in _kept(run):
+        if position in positions:
             return _restore(folder, position, template, member)
     raise FileNotFoundError(f"run {run.short_id} kept no checkpoint at position {position}")
 
@@ -260,12 +261,13 @@ def _restore(folder: Path, position: int, template: Any, member: int | None) -> 
     return state if member is None else jax.tree.map(lambda a: a[member], state)
 
 
-def _folders(run: StoredRun) -> list[tuple[Path, int | None]]:
-    """The checkpoint folders of a committed run, with its member index in each (None: its own)."""
+def _kept(run: StoredRun) -> list[tuple[Path, int | None, list[int]]]:
+    """The checkpoint folders of a committed run, each with the run's member index in it (None: its own
+    folder; a run stored with its pack also has its unit's) and the positions it holds, listed once."""
     folders: list[tuple[Path, int | None]] = [(run.path / CHECKPOINTS, None)]
     if (packed := run.stored_in) is not None:
         folders.append((packed[0] / CHECKPOINTS, packed[1]))
-    return folders
+    return [(folder, member, _positions(folder)) for folder, member in folders]
 
 
 def _positions(folder: Path) -> list[int]:

@@ -288,30 +288,34 @@ class StoredRun:
         packed = self.stored_in
         return (packed[0] if packed else self.path) / RESULTS
 
-    def _member(self) -> int | None:
-        packed = self.stored_in
-        return packed[1] if packed else None
+    def _results(self) -> tuple[Path, int | None] | None:
+        """(its Zarr group, its member index in it: None for its own group) of a run's series; None if
+        the run stored none. :class:`DamagedRun` if the pack unit it refers to is missing."""
+        packed, path = self.stored_in, self.results_path
+        if path.is_dir():
+            return path, packed[1] if packed else None
+        if packed is not None:
+            raise DamagedRun(self, f"its pack unit {packed[0].name[:12]} is missing")
+        return None
 
     def series_names(self) -> list[str]:
         """Names of the stored series; empty if the run stored none. :class:`DamagedRun` if unreadable."""
-        if not self.results_path.is_dir():
-            if self.stored_in is not None:
-                raise DamagedRun(self, f"its pack unit {self.results_path.parent.name[:12]} is missing")
+        where = self._results()
+        if where is None:
             return []
         try:
-            return zarr_io.series_names(self.results_path)
+            return zarr_io.series_names(where[0])
         except zarr_io.UnreadableSeries as error:
             raise DamagedRun(self, str(error)) from error
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(steps, values)`` of one series; ``KeyError`` listing the available names if missing,
         :class:`DamagedRun` if it cannot be read back as written (never zeros for a lost chunk)."""
-        if not self.results_path.is_dir():
-            if self.stored_in is not None:
-                raise DamagedRun(self, f"its pack unit {self.results_path.parent.name[:12]} is missing")
+        where = self._results()
+        if where is None:
             raise KeyError(f"no series {name!r} in run {self.short_id}; it stored no series")
         try:
-            return zarr_io.read_series(self.results_path, name, self._member())
+            return zarr_io.read_series(where[0], name, where[1])
         except zarr_io.UnreadableSeries as error:
             raise DamagedRun(self, str(error)) from error
 
