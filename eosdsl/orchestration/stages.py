@@ -72,13 +72,16 @@ def upstream_step(spec: m.Spec, run: StoredRun) -> int:
         raise StageError(f"{spec.name} cannot start from run {run.short_id}: {err}") from None
 
 
-def start_values(spec: m.Spec, run: StoredRun, stage: m.Spec) -> dict[str, float]:
+def start_values(spec: m.Spec, run: StoredRun, stage: m.Spec, step: int) -> dict[str, float]:
     """``spec.start.values`` evaluated on the upstream run's record (series algebra, as checks see it:
     series by expression name, the upstream spec's constants and the run's references, and
-    ``start_step``: the step of the state the run starts from)."""
+    ``start_step``: ``step``, the step of the state the run starts from). The record is read only when
+    there are values to evaluate."""
     assert spec.start is not None
+    if not spec.start.values:
+        return {}
     series = {name: run.series(name) for name in run.series_names()}
-    scalars = {**scalars_of(stage, run.info.get("references", {})), START_STEP: upstream_step(spec, run)}
+    scalars = {**scalars_of(stage, run.info.get("references", {})), START_STEP: step}
     values = {}
     for name, source in spec.start.values.items():
         try:
@@ -101,7 +104,7 @@ def resolved(spec: m.Spec, run: StoredRun, stage: m.Spec) -> m.Spec:
     step = upstream_step(spec, run)
     if run.status == "diverged" and step >= int(run.info["end_step"]):
         raise StageError(f"the upstream run {run.short_id} ({stage.name}) diverged; nothing to start from")
-    out = m.Spec.model_validate(resolved_data(spec, run.run_key, start_values(spec, run, stage)))
+    out = m.Spec.model_validate(resolved_data(spec, run.run_key, start_values(spec, run, stage, step)))
     errors = semantic_errors(out)
     if errors:
         shown = "; ".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors)
