@@ -16,7 +16,9 @@ so that background load hits both alike):
    end-to-end time (process launch → imports → spec → data and initial parameters → compile → run;
    the registry is not written), the second is timed: ms/step = its wall time / T. torch: its loop
    time / T; end-to-end = process launch → exit. Both include the loss at every step and the
-   sharpness at steps 0, k, 2k, …, T.
+   sharpness at steps 0, k, 2k, …, T. eosdsl's end-to-end time is also taken *warm*: a second process
+   with the first one's cache directory (dataset, initial parameters, compiled programs — what any
+   later run of the spec finds, whatever its learning rate, since hyperparameters are traced).
 2. **HVPs per measurement**: eosdsl's ``sharpness.hvps`` (LOBPCG, warm-started from the previous
    measurements, its certification HVP included) against the matvec calls of eigsh (cold each time).
 3. **agreement** of the sharpness series: relative difference |S_eosdsl − S_torch|/S_torch at every
@@ -27,7 +29,8 @@ so that background load hits both alike):
    sharpness every ``--grid-every``): a bash loop that starts peer_torch.py once per point, against
    one ``eosdsl run SPEC -m optimizer.lr=…`` per ``--grid-pack`` entry (``8``, the default: ``--pack
    8``, one vmap-packed program; ``auto``: eosdsl's default, which runs compute-bound points one at a
-   time in one process) — all timed end to end as shell commands, eosdsl cold.
+   time in one process) — all timed end to end as shell commands, eosdsl cold and then warm (the cold
+   sweep's caches, a fresh registry so nothing is reused).
 
 Usage::
 
@@ -127,25 +130,32 @@ class Driver:
         if args.n:
             self.common.append(f"problem.pipeline.0.take_first.n_train={args.n}")
         self.count = 0
+        self.last_env = self.env
 
     def fresh_env(self) -> dict[str, str]:
         """A new, empty eosdsl cache directory: every eosdsl process starts cold."""
         self.count += 1
         cache = self.tmp / f"cache{self.count}"
         cache.mkdir()
-        return dict(self.env, EOSDSL_CACHE_DIR=str(cache))
+        self.last_env = dict(self.env, EOSDSL_CACHE_DIR=str(cache))
+        return self.last_env
 
     def pinned(self, command: list[str]) -> list[str]:
         return ["taskset", "-c", self.args.cpus, *command]
 
-    def eosdsl(self, every: int, steps: int, export: Path | None = None, once: bool = False) -> dict:
-        out = self.tmp / f"eosdsl{self.count}.json"
+    def eosdsl(
+        self, every: int, steps: int, export: Path | None = None, once: bool = False, warm: bool = False
+    ) -> dict:
+        """Run the spec in a new process; ``warm``: with the cache directory of the previous eosdsl
+        process (its dataset, initial parameters and compiled programs), else with an empty one."""
+        out = self.tmp / f"eosdsl{self.count}{'-warm' if warm else ''}.json"
         overrides = [*self.common, f"train.steps={steps}", f"runtime.chunk={steps + 1}"]
         overrides.append(f"measure={measure_list(every)}")
         extra = (["--export", str(export)] if export else []) + (["--once"] if once else [])
         launched = time.time()
         cmd = [sys.executable, str(Path(__file__).resolve()), "_eosdsl", repr(launched), str(out), *extra]
-        subprocess.run(self.pinned([*cmd, *overrides]), env=self.fresh_env(), check=True)
+        env = self.last_env if warm else self.fresh_env()
+        subprocess.run(self.pinned([*cmd, *overrides]), env=env, check=True)
         return json.loads(out.read_text())
 
     def torch(self, every: int, steps: int, init: Path, lr: float | None = None) -> tuple[dict, float]:
@@ -240,6 +250,7 @@ def main() -> None:
         k, T, T1 = args.every, args.steps, args.steps1
         print(f"spec {SPEC.relative_to(ROOT)}, lr {args.lr}, cpus {args.cpus} ({d.threads} thread(s) each)")
         runs: dict[str, tuple[dict, dict, float]] = {}
+        warm: dict[str, float] = {}  # eosdsl end to end again, in a new process with the caches of the first
         for label, every, steps in [
             ("no sharpness", 0, T),
             ("sharpness every step", 1, T1),
@@ -249,6 +260,7 @@ def main() -> None:
             e = d.eosdsl(every, steps, export=None if init.exists() else init)
             t, wall = d.torch(every, steps, init)
             runs[label] = (e, t, wall)
+            warm[label] = d.eosdsl(every, steps, once=True, warm=True)["marks"]["first_run"]
         e0 = runs["no sharpness"][0]
         t0 = runs["no sharpness"][1]
         same = e0["data_digest"] == t0["meta"]["data_digest"]
@@ -259,7 +271,8 @@ def main() -> None:
 
         print(
             f"\nPer-step time (compile excluded for eosdsl: its second run; T steps, loss every step)"
-            f" and end-to-end wall time (cold: process launch → done), {d.threads} thread(s) each"
+            f" and end-to-end wall time (process launch → done; eosdsl cold: empty caches, and warm: a"
+            f" second process with the first one's caches), {d.threads} thread(s) each"
         )
         rows, report = [], {}
         base_e = base_t = None
@@ -278,8 +291,10 @@ def main() -> None:
                     f"{ms_e / base_e:.1f}",
                     f"{ms_t / base_t:.1f}",
                     f"{e2e_e:.1f}",
+                    f"{warm[label]:.1f}",
                     f"{wall:.1f}",
                     f"{wall / e2e_e:.2f}",
+                    f"{wall / warm[label]:.2f}",
                 )
             )
             report[label] = {
@@ -287,6 +302,7 @@ def main() -> None:
                 "eosdsl_ms": ms_e,
                 "torch_ms": ms_t,
                 "eosdsl_e2e_s": e2e_e,
+                "eosdsl_e2e_warm_s": warm[label],
                 "torch_e2e_s": wall,
                 "eosdsl_marks": e["marks"],
                 "torch_meta": t["meta"],
@@ -301,8 +317,10 @@ def main() -> None:
                 "eosdsl ×plain",
                 "torch ×plain",
                 "eosdsl e2e s",
+                "warm",
                 "torch e2e s",
                 "torch/eosdsl",
+                "warm",
             ),
             rows,
         )
@@ -411,20 +429,23 @@ def main() -> None:
         ]
         if args.n:
             cmd.append(f"problem.pipeline.0.take_first.n_train={args.n}")
-        eos_grid = {}
+        eos_grid: dict[str, float] = {}
         for pack in args.grid_pack:
             extra = [] if pack == "auto" else ["--pack", pack]
-            begin = time.perf_counter()
-            subprocess.run(
-                d.pinned([*cmd, *extra, "--registry", str(tmp / f"registry-{pack}")]),
-                env=d.fresh_env(),
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            eos_grid[pack] = time.perf_counter() - begin
+            for when in ("cold", "warm"):  # warm: the cold sweep's caches, a fresh registry (no reuse)
+                begin = time.perf_counter()
+                subprocess.run(
+                    d.pinned([*cmd, *extra, "--registry", str(tmp / f"registry-{pack}-{when}")]),
+                    env=d.last_env if when == "warm" else d.fresh_env(),
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                eos_grid[pack if when == "cold" else f"{pack} warm"] = time.perf_counter() - begin
         print(f"grid end to end: torch loop (one process per point) {torch_grid:.1f} s")
         for pack, seconds in eos_grid.items():
-            how = "eosdsl's default packing" if pack == "auto" else f"--pack {pack}"
+            base, _, when = pack.partition(" ")
+            how = "eosdsl's default packing" if base == "auto" else f"--pack {base}"
+            how += ", warm caches" if when else ", cold"
             print(f"  eosdsl sweep, {how}: {seconds:.1f} s, ratio torch/eosdsl {torch_grid / seconds:.2f}")
         report["grid"] = {
             "lrs": lrs.tolist(),

@@ -20,11 +20,13 @@ from eosdsl.data import (
     UnsafePickleError,
     array_fingerprint,
     fashion_mnist_available,
+    idx_dims,
     load_cifar10,
     load_fashion_mnist,
     read_cifar10_batch,
     read_idx,
     safe_load_pickle,
+    take_first,
     write_idx,
 )
 
@@ -129,6 +131,66 @@ def test_fashion_mnist_label_count_mismatch(tmp_path):
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(31, dtype=np.uint8))
     with pytest.raises(IDXFormatError, match="32 images but .* 31 labels"):
         load_fashion_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("first", [(64, None), (10, 0), (1, 32), (33, 5)])
+@pytest.mark.parametrize("gz", [True, False])
+def test_first_is_take_first_reading_only_those_images(tmp_path, first, gz):
+    # Oracle: take_first on the whole dataset. Same arrays, description and fingerprint (run identity).
+    folder = FIXTURE
+    if not gz:
+        folder = tmp_path
+        for p in FIXTURE.iterdir():
+            (tmp_path / p.name.removesuffix(".gz")).write_bytes(gzip.decompress(p.read_bytes()))
+    fast, slow = load_fashion_mnist(folder, first=first), take_first(load_fashion_mnist(folder), *first)
+    assert fast.description == slow.description and fast.fingerprint == slow.fingerprint
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        assert np.array_equal(getattr(fast, name), getattr(slow, name))
+        assert getattr(fast, name).dtype == getattr(slow, name).dtype
+
+
+@pytest.mark.parametrize("first", [(65, 0), (1, 33), (0, 0), (1, -1), (True, 0)])
+def test_first_errors_are_take_firsts(first):
+    whole = load_fashion_mnist(FIXTURE)
+    with pytest.raises(ValueError) as expected:
+        take_first(whole, *first)
+    with pytest.raises(ValueError) as got:
+        load_fashion_mnist(FIXTURE, first=first)
+    assert str(got.value) == str(expected.value)
+
+
+def test_first_reads_only_the_head_of_the_images(tmp_path):
+    # Images past the requested ones are never decompressed: a file truncated after them still loads
+    # with first=, and is an error for a whole read (and for first= asking for the truncated part).
+    for p in FIXTURE.iterdir():
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    images = tmp_path / "train-images-idx3-ubyte.gz"
+    whole = read_idx(images)
+    write_idx(images, whole)  # a gzip stream we then cut inside the payload of image ~40 of 64
+    raw = images.read_bytes()
+    head = read_idx(images, count=40)
+    images.write_bytes(raw[: len(raw) * 3 // 4])
+    assert np.array_equal(read_idx(images, count=10), head[:10])
+    ds = load_fashion_mnist(tmp_path, first=(10, 0))
+    assert np.array_equal(ds.x_train, whole[:10])
+    with pytest.raises(IDXFormatError, match="corrupt or truncated gzip"):
+        read_idx(images)
+    with pytest.raises(IDXFormatError, match="corrupt or truncated gzip"):
+        load_fashion_mnist(tmp_path)
+    with pytest.raises(IDXFormatError, match="holds 64 entries, 65 requested"):
+        read_idx(images, count=65)
+
+
+def test_idx_dims_reads_the_header(tmp_path):
+    p = write_idx(tmp_path / "a.gz", np.zeros((5, 3, 2), dtype=np.uint8))
+    assert idx_dims(p) == (5, 3, 2) and idx_dims(p, expect_type=0x08, expect_ndim=3) == (5, 3, 2)
+    with pytest.raises(IDXFormatError, match="expected 0x00000801"):
+        idx_dims(p, expect_ndim=1)
+    raw = tmp_path / "raw"
+    raw.write_bytes(gzip.decompress(p.read_bytes())[:-1])  # truncated payload: the header is fine
+    assert idx_dims(raw) == (5, 3, 2)
+    with pytest.raises(IDXFormatError, match="first 5 entries of dims \\(5, 3, 2\\) of uint8 need 30"):
+        read_idx(raw, count=5)
 
 
 def test_default_location_is_the_debian_package():

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -82,7 +83,7 @@ class Dataset:
     """A train/test pair of numpy arrays with encoded targets, provenance and a content fingerprint.
 
     Build one with :func:`make_dataset` (which validates, copies the arrays, marks them read-only and
-    computes ``input_shape`` and ``fingerprint``); every preprocessing step returns a new ``Dataset``.
+    computes ``input_shape``); every preprocessing step returns a new ``Dataset``.
 
     Attributes:
         x_train: ``(n_train, *input_shape)`` inputs (uint8 as loaded from images, float after scaling).
@@ -91,7 +92,8 @@ class Dataset:
         y_test: targets of the test inputs, same encoding as ``y_train``.
         n_classes: number of classes for classification data, ``None`` for regression.
         input_shape: ``x_train.shape[1:]``.
-        fingerprint: hex SHA-256 over the four arrays and the canonical description (module docstring).
+        fingerprint: hex SHA-256 over the four arrays and the canonical description (module docstring),
+            computed when first read.
         description: JSON-like ``{"source", "targets", "pipeline"}``; treat it as read-only (it is a
             private deep copy, already normalised to plain JSON types).
     """
@@ -102,8 +104,21 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int | None
     input_shape: tuple[int, ...]
-    fingerprint: str
     description: dict[str, Any]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hex SHA-256 over the four arrays and the canonical description (module docstring); computed
+        when first read, so the intermediate datasets of a pipeline are never hashed."""
+        return _fingerprint(
+            self.x_train,
+            self.y_train,
+            self.x_test,
+            self.y_test,
+            self.n_classes,
+            self.input_shape,
+            self.description,
+        )
 
     @property
     def n_train(self) -> int:
@@ -159,7 +174,8 @@ def make_dataset(
     n_classes: int | None,
     description: Mapping[str, Any],
 ) -> Dataset:
-    """Validate the arrays, freeze them (read-only private copies) and fingerprint the result.
+    """Validate the arrays and freeze them (read-only private copies); the result's ``fingerprint`` is
+    computed when first read.
 
     ``description`` must contain ``source`` (a mapping with a ``kind``) and ``targets`` (one of
     :data:`TARGET_ENCODINGS`); ``pipeline`` defaults to ``[]``. Checks: sample counts of x and y agree,
@@ -205,7 +221,6 @@ def make_dataset(
         y_test=yte,
         n_classes=n_classes,
         input_shape=input_shape,
-        fingerprint=_fingerprint(xtr, ytr, xte, yte, n_classes, input_shape, desc),
         description=desc,
     )
 

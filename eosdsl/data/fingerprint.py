@@ -20,11 +20,11 @@ def _update(h: hashlib._Hash, kind: str, name: str, array: np.ndarray) -> None:
     a = np.asarray(array)
     if a.dtype.hasobject:
         raise TypeError(f"cannot fingerprint an object-dtype array ({kind} {name!r})")
-    data = np.ascontiguousarray(a).tobytes(order="C")
+    data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)  # the C-order bytes, hashed without a copy
     name_b = name.encode("utf-8")
-    header = f"{kind}|{len(name_b)}|".encode() + name_b + f"|{a.dtype.str}|{a.shape}|{len(data)}\n".encode()
+    header = f"{kind}|{len(name_b)}|".encode() + name_b + f"|{a.dtype.str}|{a.shape}|{data.size}\n".encode()
     h.update(header)
-    h.update(data)
+    h.update(memoryview(data))
 
 
 def array_fingerprint(*arrays: np.ndarray, **named: np.ndarray) -> str:

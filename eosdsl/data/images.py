@@ -25,6 +25,7 @@ tampered file cannot run code.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import io
 import math
@@ -33,13 +34,14 @@ import pickle
 import pickletools
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
 from eosdsl.data.dataset import Dataset, make_dataset
+from eosdsl.data.preprocess import take_first, take_first_counts
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -101,27 +103,27 @@ _IDX_CODES: dict[tuple[str, int], int] = {(dt.kind, dt.itemsize): code for code,
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-        raise IDXFormatError(f"{path}: corrupt or truncated gzip stream ({e})") from e
+@contextlib.contextmanager
+def _idx_stream(path: Path) -> Iterator[BinaryIO]:
+    """The bytes of an IDX file, decompressed as they are read when it is gzip (by its magic bytes);
+    a corrupt or truncated gzip stream raises :class:`IDXFormatError` naming the file."""
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw  # type: ignore[assignment]
+        try:
+            yield stream
+        except (OSError, EOFError, zlib.error) as e:
+            if not gzipped or isinstance(e, IDXFormatError | FileNotFoundError):
+                raise
+            raise IDXFormatError(f"{path}: corrupt or truncated gzip stream ({e})") from e
 
 
-def read_idx(path: PathLike, *, expect_type: int | None = None, expect_ndim: int | None = None) -> np.ndarray:
-    """Read an IDX file (raw or gzip) into a native-byte-order numpy array of shape ``dims``.
-
-    ``expect_type`` (e.g. ``0x08``) and ``expect_ndim`` (e.g. 3 for images, 1 for labels) check the magic
-    number; together they pin it (``0x00000803`` / ``0x00000801``). Raises :class:`IDXFormatError` (naming
-    the file) for: a file shorter than its header, nonzero leading magic bytes, an unknown type code,
-    ``ndim == 0``, an unexpected type/ndim, or a payload whose length differs from ``prod(dims) *
-    itemsize`` (truncated or trailing bytes). Raises ``FileNotFoundError`` if the file does not exist.
-    """
-    path = Path(path)
-    data = _read_bytes(path)
+def _idx_header(
+    f: BinaryIO, path: Path, expect_type: int | None, expect_ndim: int | None
+) -> tuple[tuple[int, ...], np.dtype]:
+    """(dims, big-endian dtype) from the header of the IDX stream ``f`` (read past it), checked."""
+    data = f.read(4)
     if len(data) < 4:
         raise IDXFormatError(f"{path}: {len(data)} bytes is too short for an IDX magic number")
     z0, z1, code, ndim = data[0], data[1], data[2], data[3]
@@ -141,22 +143,63 @@ def read_idx(path: PathLike, *, expect_type: int | None = None, expect_ndim: int
     if (expect_type is not None and code != expect_type) or (expect_ndim is not None and ndim != expect_ndim):
         want = f"0x0000{expect_type or code:02X}{expect_ndim or ndim:02X}"
         raise IDXFormatError(f"{path}: IDX magic number is 0x{magic:08X}, expected {want}")
-    header = 4 + 4 * ndim
-    if len(data) < header:
+    sizes = f.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
         raise IDXFormatError(
-            f"{path}: truncated IDX header ({len(data)} bytes, need {header} for {ndim} dims)"
+            f"{path}: truncated IDX header ({4 + len(sizes)} bytes, need {4 + 4 * ndim} for {ndim} dims)"
         )
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = _IDX_TYPES[code]
-    expected = math.prod(dims) * dtype.itemsize
-    actual = len(data) - header
-    if actual != expected:
-        what = "truncated" if actual < expected else "has trailing bytes"
+    dims = tuple(int.from_bytes(sizes[4 * i : 4 + 4 * i], "big") for i in range(ndim))
+    return dims, _IDX_TYPES[code]
+
+
+def idx_dims(
+    path: PathLike, *, expect_type: int | None = None, expect_ndim: int | None = None
+) -> tuple[int, ...]:
+    """The dimensions an IDX file declares, from its header alone (the payload is not read); the header
+    is checked as by :func:`read_idx`."""
+    path = Path(path)
+    with _idx_stream(path) as f:
+        return _idx_header(f, path, expect_type, expect_ndim)[0]
+
+
+def read_idx(
+    path: PathLike,
+    *,
+    expect_type: int | None = None,
+    expect_ndim: int | None = None,
+    count: int | None = None,
+) -> np.ndarray:
+    """Read an IDX file (raw or gzip) into a native-byte-order numpy array of shape ``dims``.
+
+    ``expect_type`` (e.g. ``0x08``) and ``expect_ndim`` (e.g. 3 for images, 1 for labels) check the magic
+    number; together they pin it (``0x00000803`` / ``0x00000801``). Raises :class:`IDXFormatError` (naming
+    the file) for: a file shorter than its header, nonzero leading magic bytes, an unknown type code,
+    ``ndim == 0``, an unexpected type/ndim, a corrupt gzip stream, or a payload whose length differs from
+    ``prod(dims) * itemsize`` (truncated or trailing bytes). Raises ``FileNotFoundError`` if the file does
+    not exist.
+
+    ``count``: only the first ``count`` entries along the first axis, shape ``(count, *dims[1:])``; the
+    rest of the file is neither read nor decompressed (so a truncation or corruption past them, or a
+    trailing byte, goes unnoticed), and ``count > dims[0]`` is an error.
+    """
+    path = Path(path)
+    with _idx_stream(path) as f:
+        dims, dtype = _idx_header(f, path, expect_type, expect_ndim)
+        rows = dims[0] if count is None else count
+        if rows > dims[0]:
+            raise IDXFormatError(f"{path}: holds {dims[0]} entries, {rows} requested")
+        shape = (rows, *dims[1:])
+        expected = math.prod(shape) * dtype.itemsize
+        data = f.read(expected)
+        trailing = len(f.read()) if count is None and len(data) == expected else 0
+    if len(data) != expected or trailing:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        need = f"dims {dims}" if count is None else f"the first {count} entries of dims {dims}"
         raise IDXFormatError(
-            f"{path}: IDX payload {what}: dims {dims} of {dtype.name} need {expected} bytes, found {actual}"
+            f"{path}: IDX payload {what}: {need} of {dtype.name} need {expected} bytes, "
+            f"found {len(data) + trailing}"
         )
-    arr = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header).reshape(dims)
-    return arr.astype(dtype.newbyteorder("="))
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def write_idx(path: PathLike, array: Any, *, compress: bool | None = None) -> Path:
@@ -241,13 +284,24 @@ def fashion_mnist_available(path: PathLike | None = None) -> bool:
 
 
 def load_mnist_format(
-    path: PathLike, *, kind: str = "mnist_format", n_classes: int = 10, help_text: str = ""
+    path: PathLike,
+    *,
+    kind: str = "mnist_format",
+    n_classes: int = 10,
+    help_text: str = "",
+    first: tuple[int, int | None] | None = None,
 ) -> Dataset:
     """Load an MNIST-format directory (the four files of :data:`FASHION_MNIST_FILES`, raw or ``.gz``).
 
     Returns ``x`` uint8 ``(n, rows, cols)`` exactly as stored (no scaling), int64 labels (encoding
     ``labels``) checked to lie in ``0..n_classes-1``, image and label counts checked to agree; the
     description's source is ``{"kind": kind}`` (the directory is not recorded: identity is content).
+
+    ``first=(n_train, n_test)`` returns ``take_first(dataset, n_train, n_test)`` (the same arrays,
+    description and fingerprint, and the same errors) but reads and decompresses only those images:
+    for 5,000 of Fashion-MNIST's 60,000 that is ~0.03 s instead of ~0.4 s. The label files are read
+    whole (their counts and label range are checked as above); the image files' headers are checked,
+    their payload only as far as it is read.
     """
     directory = Path(path)
     files = _find_idx_files(directory)
@@ -262,21 +316,29 @@ def load_mnist_format(
         raise DatasetNotFoundError(
             f"{kind}: directory {directory} {state}; expected the IDX files {names}. {help_text}"
         )
-    arrays = {}
+    labels, totals = {}, {}
     for split in ("train", "test"):
-        images = read_idx(files[f"{split}_images"], expect_type=0x08, expect_ndim=3)
-        labels = read_idx(files[f"{split}_labels"], expect_type=0x08, expect_ndim=1).astype(np.int64)
-        if images.shape[0] != labels.shape[0]:
+        images_file, labels_file = files[f"{split}_images"], files[f"{split}_labels"]
+        labels[split] = read_idx(labels_file, expect_type=0x08, expect_ndim=1).astype(np.int64)
+        totals[split] = idx_dims(images_file, expect_type=0x08, expect_ndim=3)[0]
+        if totals[split] != labels[split].shape[0]:
             raise IDXFormatError(
-                f"{files[f'{split}_images']} holds {images.shape[0]} images but "
-                f"{files[f'{split}_labels']} holds {labels.shape[0]} labels"
+                f"{images_file} holds {totals[split]} images but {labels_file} holds "
+                f"{labels[split].shape[0]} labels"
             )
-        if labels.size and labels.max() >= n_classes:
-            raise IDXFormatError(
-                f"{files[f'{split}_labels']}: label {labels.max()} outside 0..{n_classes - 1}"
-            )
-        arrays[split] = (images, labels)
-    return make_dataset(
+        if labels[split].size and labels[split].max() >= n_classes:
+            raise IDXFormatError(f"{labels_file}: label {labels[split].max()} outside 0..{n_classes - 1}")
+    counts: dict[str, int | None] = {"train": None, "test": None}
+    if first is not None:
+        counts["train"], counts["test"] = take_first_counts(*first, totals["train"], totals["test"])
+    arrays = {
+        split: (
+            read_idx(files[f"{split}_images"], expect_type=0x08, expect_ndim=3, count=counts[split]),
+            labels[split][: counts[split]],
+        )
+        for split in ("train", "test")
+    }
+    ds = make_dataset(
         arrays["train"][0],
         arrays["train"][1],
         arrays["test"][0],
@@ -284,20 +346,24 @@ def load_mnist_format(
         n_classes=n_classes,
         description={"source": {"kind": kind}, "targets": "labels"},
     )
+    return ds if first is None else take_first(ds, counts["train"], counts["test"])
 
 
-def load_fashion_mnist(path: PathLike | None = None) -> Dataset:
+def load_fashion_mnist(path: PathLike | None = None, first: tuple[int, int | None] | None = None) -> Dataset:
     """Fashion-MNIST: 60,000 train / 10,000 test uint8 images ``(28, 28)``, labels 0..9 (int64).
 
     ``path`` defaults to :data:`FASHION_MNIST_DEFAULT_DIR`, where ``apt-get install dataset-fashion-mnist``
     puts the files. Pixel values are raw 0..255 (apply ``scale`` etc. from :mod:`eosdsl.data.preprocess`);
     the class names are :data:`FASHION_MNIST_CLASSES`. Subsets as in paper 004 App. F (1,000 train / 200
-    test): ``take_first(ds, 1000, 200)``. Raises :class:`DatasetNotFoundError` if files are missing.
+    test): ``take_first(ds, 1000, 200)``, or ``first=(1000, 200)``, which gives the same dataset and reads
+    only those images (:func:`load_mnist_format`). Raises :class:`DatasetNotFoundError` if files are
+    missing.
     """
     directory = Path(path) if path is not None else FASHION_MNIST_DEFAULT_DIR
     return load_mnist_format(
         directory,
         kind="fashion_mnist",
+        first=first,
         help_text=(
             "Install the Debian package with `apt-get install dataset-fashion-mnist` (files land in "
             f"{FASHION_MNIST_DEFAULT_DIR}) or pass path= to a directory holding them "
@@ -676,8 +742,18 @@ def _load_bytes(raw: bytes, encoding: str) -> Any:
         raise
     except RecursionError:
         raise UnsafePickleError(f"refusing data nested deeper than {_MAX_DEPTH} levels") from None
-    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, struct.error,
-            OverflowError, UnicodeDecodeError, MemoryError) as e:
+    except (
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        struct.error,
+        OverflowError,
+        UnicodeDecodeError,
+        MemoryError,
+    ) as e:
         if isinstance(e, EOFError):
             raise pickle.UnpicklingError("truncated pickle (the data ends before its STOP opcode)") from None
         detail = " ".join(str(e).split())[:200] or type(e).__name__

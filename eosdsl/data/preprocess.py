@@ -47,11 +47,13 @@ __all__ = [
     "one_hot",
     "one_hot_zero_mean",
     "pad",
+    "parse_step",
     "pipeline",
     "plus_minus_one",
     "scale",
     "standardize",
     "take_first",
+    "take_first_counts",
     "to_channels",
 ]
 
@@ -93,15 +95,11 @@ def take_first(ds: Dataset, n_train: int, n_test: int | None = None) -> Dataset:
     """The first ``n_train`` training samples (and the first ``n_test`` test samples; ``None`` keeps all).
 
     Paper 004 App. F takes 1,000 / 200 fMNIST samples in default order ("maintaining the default
-    ordering", §4). Errors if more samples are requested than exist.
+    ordering", §4). Errors if more samples are requested than exist. (A file-backed source whose
+    pipeline starts with this step reads only these samples: ``eosdsl.data.images.load_mnist_format``'s
+    ``first``, which gives the same dataset.)
     """
-    n_train = _count(n_train, "n_train", 1)
-    if n_train > ds.n_train:
-        raise ValueError(f"take_first: n_train={n_train} exceeds the {ds.n_train} training samples")
-    if n_test is not None:
-        n_test = _count(n_test, "n_test")
-        if n_test > ds.n_test:
-            raise ValueError(f"take_first: n_test={n_test} exceeds the {ds.n_test} test samples")
+    n_train, n_test = take_first_counts(n_train, n_test, ds.n_train, ds.n_test)
     step = {"op": "take_first", "n_train": n_train, "n_test": n_test}
     sl = slice(None) if n_test is None else slice(0, n_test)
     return derive(
@@ -112,6 +110,19 @@ def take_first(ds: Dataset, n_train: int, n_test: int | None = None) -> Dataset:
         x_test=ds.x_test[sl],
         y_test=ds.y_test[sl],
     )
+
+
+def take_first_counts(n_train: Any, n_test: Any, have_train: int, have_test: int) -> tuple[int, int | None]:
+    """:func:`take_first`'s arguments checked against the ``have_train`` / ``have_test`` samples there
+    are: (n_train, n_test) as ints (n_test may stay None: all). Raises ValueError."""
+    n_train = _count(n_train, "n_train", 1)
+    if n_train > have_train:
+        raise ValueError(f"take_first: n_train={n_train} exceeds the {have_train} training samples")
+    if n_test is not None:
+        n_test = _count(n_test, "n_test")
+        if n_test > have_test:
+            raise ValueError(f"take_first: n_test={n_test} exceeds the {have_test} test samples")
+    return n_train, n_test
 
 
 def _balanced_index(
@@ -465,7 +476,8 @@ STEPS: dict[str, Callable[..., Dataset]] = {
 }
 
 
-def _parse_step(spec: Any) -> tuple[str, dict[str, Any]]:
+def parse_step(spec: Any) -> tuple[str, dict[str, Any]]:
+    """(name, parameters) of a pipeline step in any of the forms :func:`pipeline` takes."""
     if isinstance(spec, str):
         return spec, {}
     if isinstance(spec, Mapping):
@@ -505,7 +517,7 @@ def pipeline(ds: Dataset, steps: Sequence[Any]) -> Dataset:
     if isinstance(steps, str | Mapping):
         raise TypeError("pipeline steps must be a list")
     for i, spec in enumerate(steps):
-        name, params = _parse_step(spec)
+        name, params = parse_step(spec)
         if name not in STEPS:
             raise ValueError(f"pipeline step {i}: unknown step {name!r}; known: {', '.join(STEPS)}")
         try:

@@ -22,6 +22,7 @@ from jax import lax
 from eosdsl.cache import cached_dataset, cached_params, dataset_key
 from eosdsl.curvature.gram import gram_blocks, gram_matvec, gram_scale
 from eosdsl.data import Dataset, DatasetNotFoundError, images, pipeline, synthetic
+from eosdsl.data.preprocess import parse_step
 from eosdsl.models.build import ModelFns, build_model
 from eosdsl.problems import losses
 from eosdsl.spec import networks as n
@@ -56,7 +57,7 @@ def source_files(data: n.DataSource) -> list[Path] | None:
 
 def _load_data(problem: n.SupervisedProblem) -> Dataset:
     """Read or generate ``problem``'s data and apply its pipeline (no cache)."""
-    d = problem.data
+    d, steps = problem.data, list(problem.pipeline)
     if isinstance(d, n.Rank2Data):
         ds = synthetic.rank2(d=d.d, n=d.n, n_test=d.n_test, seed=d.seed)
     elif isinstance(d, n.GaussianSpectrumData):
@@ -87,8 +88,11 @@ def _load_data(problem: n.SupervisedProblem) -> Dataset:
             noise_std=d.noise_std,
             labels=d.labels,
         )
-    elif isinstance(d, n.FashionMnistData):
-        ds = images.load_fashion_mnist(d.path)
+    elif isinstance(d, n.FashionMnistData):  # a leading take_first reads only the samples it keeps
+        name, params = parse_step(steps[0]) if steps else ("", {})
+        first = (params.get("n_train"), params.get("n_test")) if name == "take_first" else None
+        ds = images.load_fashion_mnist(d.path, first=first)
+        steps = steps[1:] if first is not None else steps
     elif isinstance(d, n.Cifar10Data):
         if d.path is None:
             raise DatasetNotFoundError(
@@ -98,7 +102,7 @@ def _load_data(problem: n.SupervisedProblem) -> Dataset:
         ds = images.load_cifar10(d.path)
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"unknown data source {d!r}")
-    return pipeline(ds, problem.pipeline)
+    return pipeline(ds, steps)
 
 
 def config_out(config: dict[str, Any]) -> int:

@@ -233,10 +233,10 @@ def _close(word: str, options: list[str]) -> str:
 def _known_step(step: str | dict[str, Any]) -> str | dict[str, Any]:
     """A pipeline step names a step of :data:`eosdsl.data.preprocess.STEPS` with arguments it takes
     (and every argument it needs), so a misspelling fails validation rather than the run."""
-    from eosdsl.data.preprocess import STEPS, _parse_step
+    from eosdsl.data.preprocess import STEPS, parse_step
 
     try:
-        name, params = _parse_step(step)
+        name, params = parse_step(step)
     except ValueError as err:
         raise ValueError(str(err)[:300]) from None
     if name not in STEPS:
