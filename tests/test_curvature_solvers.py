@@ -234,6 +234,46 @@ def test_power_shift_on_indefinite_operator():
     assert int(via_solve.result.hvps) == 5 + 1 + int(via_solve.result.iterations)
 
 
+def test_power_hands_on_its_next_iterate_so_calls_continue_the_iteration():
+    """The block ``method="power"`` hands on holds the next power iterate unit(Av + σv) of the returned v.
+    With ``max_iters`` 0 (allowed by the Python API) a call spends one HVP, and its value and residual are
+    those of the warm vector itself (vᵀAv, ‖Av − θv‖), so m calls on a fixed operator are m power
+    iterations: with spectrum 10, 6,
+    bulk in [−2, 4], the value error after m calls is ≤ (λ₁ − λ_min)·(0.6^m/cos∠(v₀, u₁))² (the Rayleigh
+    quotient of a power iterate; 0.6 = 6/10 the rate). Oracle: ``eigh``. Float64."""
+    rng = np.random.default_rng(23)
+    spectrum = np.r_[10.0, 6.0, rng.uniform(-2.0, 4.0, 198)]
+    a = jnp.asarray(dense_with_spectrum(spectrum, seed=23))
+    vals, vecs = np.linalg.eigh(np.asarray(a))
+    solve = jax.jit(
+        lambda warm, s: top_eigenpairs(
+            lambda v: a @ v, 200, jnp.float64, method="power", k=1, tol=1e-12, max_iters=0, warm=warm, shift=s
+        )
+    )
+    v0 = rng.normal(size=200)
+    block = jnp.asarray(np.stack([v0 / np.linalg.norm(v0), np.zeros(200)]))
+    cos0 = abs(float(block[0] @ vecs[:, -1]))
+    for m in range(40):
+        v = np.asarray(block[0])
+        out = solve(block, 0.0)
+        res = jax.tree.map(np.asarray, out.result)
+        assert int(res.hvps) == 1 and int(res.iterations) == 0
+        assert bool(res.capped) == (res.residuals[0] > 1e-12 * abs(res.values[0]))  # flagged until converged
+        np.testing.assert_allclose(res.vectors[0], v, rtol=0, atol=1e-15)
+        av = np.asarray(a) @ v
+        assert res.values[0] == pytest.approx(v @ av, rel=1e-13)
+        assert res.residuals[0] == pytest.approx(np.linalg.norm(av - (v @ av) * v), rel=1e-10)
+        np.testing.assert_allclose(out.block[0], av / np.linalg.norm(av), rtol=0, atol=1e-14)
+        bound = (vals[-1] - vals[0]) * (0.6**m / cos0) ** 2
+        assert -1e-12 <= vals[-1] - res.values[0] <= bound + 1e-12
+        block = out.block
+    assert res.values[0] == pytest.approx(10.0, rel=1e-12)
+    shifted = solve(block, 2.0)  # the shift enters the next iterate only
+    av = np.asarray(a) @ np.asarray(block[0])
+    expected = av + 2.0 * np.asarray(block[0])
+    np.testing.assert_allclose(shifted.block[0], expected / np.linalg.norm(expected), rtol=0, atol=1e-14)
+
+
 # ------------------------------------------------------------------------------- jit / vmap / scan
 
 

@@ -66,6 +66,36 @@ def test_top_k_eigenvalues_match_eigh_along_the_trajectory(method: str) -> None:
     assert np.all(out.series["sharpness.hvps"][1] > 0)
 
 
+def test_power_hands_on_its_next_iterate_and_certifies_each_value() -> None:
+    """``method: power`` with one iteration per measurement: after the first (cold: 3 Lanczos steps, then
+    2 products) every measurement costs 2 HVPs — the handed-on start u = unit(H_{t−1}v_{t−1}) (one power
+    step past the previous measurement's vector, free since H_{t−1}v_{t−1} was computed) and one step
+    v_t = unit(H_t u). Each stored value and residual are vᵀHv and ‖Hv − θv‖ of the stored vector under the
+    exact Hessian at that step's recorded parameters, so an eigenvalue lies within the residual of the
+    value. Oracle: ``jax.hessian`` at the recorded parameters; float64: identities to round-off (1e-12
+    relative; residuals, a difference of nearby vectors, 1e-8)."""
+    power = {"kind": "sharpness", "method": "power", "max_iters": 1, "iters": 3, "tol": 1e-14}
+    power["vectors"] = True
+    out = run(toy_spec([power], steps=30))
+    _, ws = out.series["params.w"]
+    hess = jax.jit(jax.hessian(quartic))
+    hessians = [np.asarray(hess(jnp.asarray(w))) for w in ws]
+    vecs = out.series["eigvecs"][1].reshape(len(ws), -1)
+    theta, resid = out.series["sharpness"][1], out.series["sharpness.residual"][1]
+    hvps = out.series["sharpness.hvps"][1]
+    assert hvps[0] == 3 + 2 and np.all(hvps[1:] == 2)
+    for t, h in enumerate(hessians):
+        v = vecs[t]
+        hv = h @ v
+        assert theta[t] == pytest.approx(v @ hv, rel=1e-12)
+        assert resid[t] == pytest.approx(np.linalg.norm(hv - theta[t] * v), rel=1e-8, abs=1e-14)
+        assert np.min(np.abs(np.linalg.eigvalsh(h) - theta[t])) <= resid[t] + 1e-12
+        if t:
+            u = hessians[t - 1] @ vecs[t - 1]
+            step = h @ (u / np.linalg.norm(u))
+            np.testing.assert_allclose(v, step / np.linalg.norm(step), rtol=0, atol=1e-12)
+
+
 def test_warm_lobpcg_spends_fewer_hvps_after_the_first_solve() -> None:
     out = run(toy_spec([{"kind": "sharpness", "method": "lobpcg", "k": 1, "iters": 4, "tol": 1e-8}]))
     hvps = out.series["sharpness.hvps"][1]

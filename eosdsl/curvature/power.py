@@ -36,6 +36,18 @@ def power_top(
     max_iters: int,
     shift: float | Array = 0.0,
 ) -> EigResult:
+    """Top eigenpair of H by power iteration on H + ``shift``·I, warm-started from ``v0``: the result of
+    :func:`power_top_and_next`."""
+    return power_top_and_next(matvec, v0, tol, max_iters, shift)[0]
+
+
+def power_top_and_next(
+    matvec: Callable[[Array], Array],
+    v0: Array,
+    tol: float | Array,
+    max_iters: int,
+    shift: float | Array = 0.0,
+) -> tuple[EigResult, Array]:
     """Top eigenpair of H by power iteration on H + ``shift``·I, warm-started from ``v0`` (P,): k = 1.
 
     Warning: with ``shift`` = 0 (the default) this finds the eigenvalue of largest *magnitude*; if H has a
@@ -76,8 +88,9 @@ def power_top(
         v = unit(w + shift * v, v)  # (H + σI)v = 0: v is an exact eigenvector (θ = −σ, r = 0), keep it
         return (it + 1, v, *pair(v))
 
-    it, v, _, theta, r = lax.while_loop(cond, body, (jnp.asarray(0), v, *pair(v)))
+    it, v, w, theta, r = lax.while_loop(cond, body, (jnp.asarray(0), v, *pair(v)))
     capped = (it >= max_iters) & (r > tol * jnp.abs(theta))
-    return EigResult(
+    result = EigResult(
         values=theta[None], vectors=v[None], residuals=r[None], iterations=it, hvps=1 + it, capped=capped
     )
+    return result, unit(w + shift * v, v)

@@ -18,7 +18,8 @@ Methods (b ≥ k rows are computed, k returned):
   else from the top-b Ritz vectors of ``iters`` Lanczos steps (cold start: Lanczos is the faster cold
   solver, LOBPCG the refinement that reaches ``tol`` and produces a block worth carrying).
 * ``"power"``: power iteration on H + ``shift``·I (k = 1 only; see ``power.power_top`` for the shift),
-  started from ``warm[0]`` if given, else from the top Lanczos Ritz vector of ``iters`` steps.
+  started from ``warm[0]`` if given, else from the top Lanczos Ritz vector of ``iters`` steps; the block
+  it hands on holds the next iterate unit((H + σI)v) of the returned v (free: Hv is already computed).
 * ``"auto"``: ``"dense"`` when dim ≤ ``dense_max``, else ``"lobpcg"``.
 
 Within a jitted step where whether the carried block is usable is a *traced* flag (first measurement, or
@@ -39,7 +40,7 @@ from eosdsl.curvature.dense import dense_top
 from eosdsl.curvature.eig import EigResult, certify
 from eosdsl.curvature.lanczos import lanczos_ritz
 from eosdsl.curvature.lobpcg import lobpcg_top_block
-from eosdsl.curvature.power import power_top
+from eosdsl.curvature.power import power_top_and_next
 
 Array = jax.Array
 
@@ -127,8 +128,8 @@ def top_eigenpairs(
         return Solve(res._replace(hvps=res.hvps + steps), blk)
     if k != 1:
         raise ValueError(f"method 'power' computes k = 1 only; got k={k}")
-    res = power_top(matvec, x0[0], tol, max_iters, shift)
-    return Solve(res._replace(hvps=res.hvps + steps), x0.at[0].set(res.vectors[0]))
+    res, following = power_top_and_next(matvec, x0[0], tol, max_iters, shift)
+    return Solve(res._replace(hvps=res.hvps + steps), x0.at[0].set(following))
 
 
 def top_eigenpairs_warm(
