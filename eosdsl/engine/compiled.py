@@ -104,10 +104,10 @@ class CachedEntry:
         self._loaded: dict[str, Any] = {}
 
     def __call__(self, *args: Any) -> Any:
-        dynamic = [a for i, a in enumerate(args) if i not in self.static_argnums]
+        dynamic = self._dynamic(args)
         leaves, tree = jax.tree.flatten(dynamic)
-        root = cache_root()
-        if root is None or jax.config.jax_compilation_cache_dir or _traced(leaves):
+        root = self._root()
+        if root is None or _traced(leaves):
             return self.jitted(*args)
         return self._executable(root, args, leaves, tree)(*dynamic)
 
@@ -116,14 +116,23 @@ class CachedEntry:
         (what timing a program needs: its first call then does not include compilation), as a function
         to call with these same arguments only (its static ones are fixed in the executable: others
         passed later are ignored)."""
-        dynamic = [a for i, a in enumerate(args) if i not in self.static_argnums]
-        leaves, tree = jax.tree.flatten(dynamic)
-        root = cache_root()
-        if root is None or jax.config.jax_compilation_cache_dir:
+        root = self._root()
+        if root is None:
             executable = self.jitted.lower(*args).compile()
         else:
-            executable = self._executable(root, args, leaves, tree)
-        return lambda *call: executable(*(a for i, a in enumerate(call) if i not in self.static_argnums))
+            executable = self._executable(root, args, *jax.tree.flatten(self._dynamic(args)))
+        return lambda *call: executable(*self._dynamic(call))
+
+    def _dynamic(self, args: tuple) -> list[Any]:
+        """The arguments that are not static, in order (what the executable takes)."""
+        return [a for i, a in enumerate(args) if i not in self.static_argnums]
+
+    @staticmethod
+    def _root() -> Path | None:
+        """The cache directory, or None when this cache is off: no cache directory, or JAX's own
+        compilation cache configured instead."""
+        root = cache_root()
+        return None if root is None or jax.config.jax_compilation_cache_dir else root
 
     def _executable(self, root: Path, args: tuple, leaves: list[Any], tree: Any) -> Any:
         key = self.key(args, leaves, tree)
