@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 Path_ = tuple[Any, ...]
@@ -74,6 +74,12 @@ class LocatedError:
             where = f"{filename}:{self.line}:{self.col}"
         path = safe_text(format_key_path(self.path), MAX_MESSAGE_CHARS)
         return f"{safe_text(where)} {path}: {safe_text(self.message, MAX_MESSAGE_CHARS)}"
+
+    def at(self, positions: Mapping[Path_, tuple[int, int]]) -> LocatedError:
+        """This error located by ``positions`` (:func:`locate` of its path); its class and other fields
+        are kept (e.g. :class:`eosdsl.spec.stages.CycleError`)."""
+        line, col = locate(self.path, positions)
+        return replace(self, line=line, col=col)
 
     def sort_key(self) -> tuple[int, int, int, str]:
         """Key ordering errors by position (unlocated errors last)."""

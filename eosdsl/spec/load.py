@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -50,10 +50,7 @@ def validate(data: Any, positions: Positions, filename: str, context: str | None
         spec = m.Spec.model_validate(data)
     except ValidationError as exc:
         error = from_validation_error(exc, m.Spec, data, positions, filename)
-        semantic = [
-            LocatedError(e.path, e.message, *locate(e.path, positions))
-            for e in _semantic_despite(data, error.errors, semantic_errors)
-        ]
+        semantic = [e.at(positions) for e in _semantic_despite(data, error.errors, semantic_errors)]
         raise _in_context(SpecError([*error.errors, *semantic], filename), context) from None
     errors = semantic_errors(spec)
     if spec.sweep is None and context is None:
@@ -66,7 +63,7 @@ def validate(data: Any, positions: Positions, filename: str, context: str | None
             if isinstance(c, m.OrderingCheck)
         ]
     if errors:
-        located = [LocatedError(e.path, e.message, *locate(e.path, positions)) for e in errors]
+        located = [e.at(positions) for e in errors]
         raise _in_context(SpecError(located, filename), context)
     return spec
 
@@ -133,7 +130,7 @@ def _in_context(error: SpecError, context: str | None) -> SpecError:
     if context is None:
         return error
     return SpecError(
-        [LocatedError(e.path, f"in sweep point {context}: {e.message}", e.line, e.col) for e in error.errors],
+        [replace(e, message=f"in sweep point {context}: {e.message}") for e in error.errors],
         error.filename,
     )
 
@@ -180,7 +177,7 @@ def load(
         spec = validate(data, positions, filename)
         claims = spec_claim_errors(spec, axes)  # sweep.checks name swept axes and case labels
         if claims:
-            located = [LocatedError(e.path, e.message, *locate(e.path, positions)) for e in claims]
+            located = [e.at(positions) for e in claims]
             raise SpecError(located, filename)
         try:
             # a start.spec set by a -m axis is relative to the working directory, one a case or a grid of

@@ -31,6 +31,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eosdsl.spec import models as m
@@ -191,8 +192,10 @@ def loading(filename: str) -> Iterator[None]:
         _CHAIN.reset(token)
 
 
-CYCLE = "a cycle:"
-"""How the message of a ``start.spec`` chain that comes back to a spec being loaded begins."""
+@dataclass(frozen=True)
+class CycleError(LocatedError):
+    """A ``start.spec`` chain that comes back to a spec being loaded (raised by the innermost load, and
+    reported once at each level above without the nesting)."""
 
 
 def _shown(path: str) -> str:
@@ -224,16 +227,16 @@ def _load_upstream(full: str, chain: tuple[str, ...]) -> tuple[Loaded | None, li
     here = ("start", "spec")
     if full in chain:
         cycle = " → ".join(_shown(p) for p in (*chain[chain.index(full) :], full))
-        message = f"{CYCLE} {cycle} (a spec cannot start from itself, directly or through others)"
-        return None, [LocatedError(here, message)]
+        message = f"a cycle: {cycle} (a spec cannot start from itself, directly or through others)"
+        return None, [CycleError(here, message)]
     if not os.path.isfile(full):
         return None, [LocatedError(here, f"no such spec file: {_shown(full)}")]
     try:
         loaded = load(full)
     except SpecError as err:
-        cycle = [e for e in err.errors if e.path == here and e.message.startswith(CYCLE)]
+        cycle = [e for e in err.errors if e.path == here and isinstance(e, CycleError)]
         if cycle:  # found further up the chain: the same cycle, said here without the nesting
-            return None, [LocatedError(here, cycle[0].message)]
+            return None, [CycleError(here, cycle[0].message)]
         shown = "; ".join(e.format(_shown(err.filename)) for e in err.sorted_errors()[:3])
         more = f" (and {len(err.errors) - 3} more)" if len(err.errors) > 3 else ""
         return None, [LocatedError(here, f"the upstream spec is not valid: {shown}{more}")]
