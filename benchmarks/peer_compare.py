@@ -130,7 +130,7 @@ class Driver:
         if args.n:
             self.common.append(f"problem.pipeline.0.take_first.n_train={args.n}")
         self.count = 0
-        self.last_env = self.env
+        self.last_env: dict[str, str] | None = None  # the environment of the last cold eosdsl process
 
     def fresh_env(self) -> dict[str, str]:
         """A new, empty eosdsl cache directory: every eosdsl process starts cold."""
@@ -154,6 +154,8 @@ class Driver:
         extra = (["--export", str(export)] if export else []) + (["--once"] if once else [])
         launched = time.time()
         cmd = [sys.executable, str(Path(__file__).resolve()), "_eosdsl", repr(launched), str(out), *extra]
+        if warm:
+            assert self.last_env is not None, "a warm run reuses a cold run's caches: run a cold one first"
         env = self.last_env if warm else self.fresh_env()
         subprocess.run(self.pinned([*cmd, *overrides]), env=env, check=True)
         return json.loads(out.read_text())
@@ -317,10 +319,10 @@ def main() -> None:
                 "eosdsl ×plain",
                 "torch ×plain",
                 "eosdsl e2e s",
-                "warm",
+                "e2e warm s",
                 "torch e2e s",
                 "torch/eosdsl",
-                "warm",
+                "torch/warm",
             ),
             rows,
         )

@@ -64,10 +64,12 @@ class Counting:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reads = 0
+        self.first: list = []  # what each read asked for: a leading take_first reads only its samples
         real = supervised.images.load_fashion_mnist
 
         def counted(path=None, first=None):
             self.reads += 1
+            self.first.append(first)
             return real(path, first)
 
         monkeypatch.setattr(supervised.images, "load_fashion_mnist", counted)
@@ -100,7 +102,7 @@ def test_second_load_is_served_from_the_cache(cache_dir: Path, data: Path, monke
     reads = Counting(monkeypatch)
     first = supervised.load_data(_problem(data, 0.1))
     second = supervised.load_data(_problem(data, 0.2))
-    assert reads.reads == 1
+    assert reads.reads == 1 and reads.first == [(40, 20)]
     expected = pipeline(load_fashion_mnist(FIXTURE), _problem(FIXTURE).model_dump(mode="json")["pipeline"])
     for ds in (first, second):
         assert ds.fingerprint == expected.fingerprint and ds.description == expected.description

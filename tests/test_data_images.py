@@ -181,15 +181,29 @@ def test_first_reads_only_the_head_of_the_images(tmp_path):
         read_idx(images, count=65)
 
 
+def test_count_of_every_entry_is_a_whole_read_and_count_is_checked(tmp_path):
+    p = tmp_path / "extra"
+    p.write_bytes(_images_idx() + b"\x00")  # 4 images and a trailing byte
+    with pytest.raises(IDXFormatError, match="trailing bytes"):
+        read_idx(p, count=4)  # all the entries: the whole file is read and checked
+    assert read_idx(p, count=3).shape == (3, 2, 2)  # a partial read does not reach the end
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="count must be an integer >= 0"):
+            read_idx(p, count=bad)
+
+
 def test_idx_dims_reads_the_header(tmp_path):
     p = write_idx(tmp_path / "a.gz", np.zeros((5, 3, 2), dtype=np.uint8))
     assert idx_dims(p) == (5, 3, 2) and idx_dims(p, expect_type=0x08, expect_ndim=3) == (5, 3, 2)
     with pytest.raises(IDXFormatError, match="expected 0x00000801"):
         idx_dims(p, expect_ndim=1)
     raw = tmp_path / "raw"
-    raw.write_bytes(gzip.decompress(p.read_bytes())[:-1])  # truncated payload: the header is fine
+    raw.write_bytes(gzip.decompress(p.read_bytes())[:-7])  # truncated payload: the header is fine
     assert idx_dims(raw) == (5, 3, 2)
-    with pytest.raises(IDXFormatError, match="first 5 entries of dims \\(5, 3, 2\\) of uint8 need 30"):
+    with pytest.raises(IDXFormatError, match="first 4 entries of dims \\(5, 3, 2\\) of uint8 need 24"):
+        read_idx(raw, count=4)
+    whole = "truncated: dims \\(5, 3, 2\\) of uint8 need 30 bytes, found 23"
+    with pytest.raises(IDXFormatError, match=whole):
         read_idx(raw, count=5)
 
 

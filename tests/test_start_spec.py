@@ -500,3 +500,20 @@ def test_a_forced_recomputation_is_compared_bitwise_with_the_stored_run() -> Non
     assert notice.endswith("differs from the stored run in loss, lr (the stored run is kept)"), notice
     other = {"loss": (steps, values.astype(np.float32)), "sharpness": (steps, values)}
     assert "differs from the stored run in loss, sharpness" in compare_with_stored(Stored(), other)
+
+
+def test_a_cycle_inside_an_upstream_sweep_is_the_upstreams_error_not_the_callers(tmp_path):
+    """x.yaml sweeps two cases; case b starts from y.yaml, which starts from x.yaml: a cycle of x's
+    sweep point b. A spec c.yaml that starts from x.yaml is not in that cycle: it is told that its
+    upstream x.yaml is not valid (naming x.yaml and the point), not that it is in a cycle itself."""
+    plain = "problem: {kind: relu_scalar, u0: 2.0, v0: 1.0}\noptimizer: {kind: gd, lr: 0.05}\n"
+    plain += "train: {steps: 20}\nmeasure: [{kind: loss}]\n"
+    (tmp_path / "x.yaml").write_text(
+        "name: x\n" + plain + "sweep:\n  cases:\n    - {label: a}\n"
+        "    - {label: b, set: {start.spec: y.yaml}}\n"
+    )
+    (tmp_path / "y.yaml").write_text("name: y\n" + plain + "start: {spec: x.yaml}\n")
+    (tmp_path / "c.yaml").write_text("name: c\n" + plain + "start: {spec: x.yaml}\n")
+    (message,) = [e for e in _errors(tmp_path / "c.yaml") if "start.spec" in e]
+    assert "the upstream spec is not valid: " in message and "x.yaml:" in message, message
+    assert "in sweep point b: " in message and "a cycle: " in message, message

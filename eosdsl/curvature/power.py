@@ -36,8 +36,8 @@ def power_top(
     max_iters: int,
     shift: float | Array = 0.0,
 ) -> EigResult:
-    """Top eigenpair of H by power iteration on H + ``shift``·I, warm-started from ``v0``: the result of
-    :func:`power_top_and_next`."""
+    """Top eigenpair of H by power iteration on H + ``shift``·I, warm-started from ``v0``: the
+    ``EigResult`` of :func:`power_top_and_next` (see there)."""
     return power_top_and_next(matvec, v0, tol, max_iters, shift)[0]
 
 
@@ -55,10 +55,12 @@ def power_top_and_next(
     ``shift`` ≥ −(λ_max + λ_min)/2 (any σ ≥ |λ_min| will do) to make λ_max dominant; larger shifts slow the
     rate max_{j≠1}|λ_j + σ| / (λ_max + σ). A zero ``v0`` is replaced by the all-ones direction.
 
-    Returns ``EigResult`` with (1,) value = vᵀHv, (1, P) unit vector, (1,) true residual ‖Hv − θv‖,
-    ``iterations`` taken (stops at r ≤ ``tol``·|θ| or ``max_iters``, a static int), ``hvps`` =
-    1 + iterations and ``capped`` (stopped at ``max_iters`` with r > ``tol``·|θ|). ``v0``'s dtype is the
-    working dtype and must be what ``matvec`` accepts.
+    Returns ``(result, next)``: ``result`` an ``EigResult`` with (1,) value = vᵀHv, (1, P) unit vector,
+    (1,) true residual ‖Hv − θv‖, ``iterations`` taken (stops at r ≤ ``tol``·|θ| or ``max_iters``, a
+    static int), ``hvps`` = 1 + iterations and ``capped`` (stopped at ``max_iters`` with r > ``tol``·|θ|);
+    ``next`` (P,) the next iterate unit(Hv + σv) of the returned v, free since Hv is computed: the start
+    that continues the iteration (e.g. at the next measurement). ``v0``'s dtype is the working dtype and
+    must be what ``matvec`` accepts.
     """
     if v0.ndim != 1:
         raise ValueError(f"v0 must be a (P,) vector; got shape {v0.shape}")

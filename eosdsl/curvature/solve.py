@@ -5,8 +5,9 @@
 * ``result``: ``EigResult`` with k rows (values descending, (k, P) unit vectors, true residuals),
   ``hvps`` the total operator applications of the call (seeding included), and ``capped`` (the iterative
   solver stopped at ``max_iters`` unconverged);
-* ``block``: a (b, P) orthonormal-ish block of the current top-b Ritz vectors, b = ``block`` size
-  (default max(k, 2)), to carry to the next call as ``warm`` (e.g. in the engine's ``lax.scan`` state).
+* ``block``: a (b, P) orthonormal-ish block of the current top-b Ritz vectors (``"power"``: row 0 the
+  next power iterate), b = ``block`` size (default max(k, 2)), to carry to the next call as ``warm``
+  (e.g. in the engine's ``lax.scan`` state).
 
 Methods (b ≥ k rows are computed, k returned):
 
@@ -48,8 +49,9 @@ METHODS = ("dense", "lanczos", "lobpcg", "power", "auto")
 
 
 class Solve(NamedTuple):
-    """``result``: the top-k ``EigResult`` (hvps = everything this call spent). ``block``: (b, P) top-b
-    Ritz vectors (rows), the ``warm`` for the next call."""
+    """``result``: the top-k ``EigResult`` (hvps = everything this call spent). ``block``: (b, P) rows,
+    the ``warm`` for the next call: the top-b Ritz vectors (with ``"power"``, row 0 is the next power
+    iterate instead)."""
 
     result: EigResult
     block: Array  # (b, P)

@@ -95,7 +95,7 @@ def take_first(ds: Dataset, n_train: int, n_test: int | None = None) -> Dataset:
     """The first ``n_train`` training samples (and the first ``n_test`` test samples; ``None`` keeps all).
 
     Paper 004 App. F takes 1,000 / 200 fMNIST samples in default order ("maintaining the default
-    ordering", §4). Errors if more samples are requested than exist. (A file-backed source whose
+    ordering", §4). Errors if more samples are requested than exist. (A Fashion-MNIST source whose
     pipeline starts with this step reads only these samples: ``eosdsl.data.images.load_mnist_format``'s
     ``first``, which gives the same dataset.)
     """

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -130,7 +130,8 @@ def _in_context(error: SpecError, context: str | None) -> SpecError:
     if context is None:
         return error
     return SpecError(
-        [replace(e, message=f"in sweep point {context}: {e.message}") for e in error.errors],
+        # plain errors: a cycle found inside a sweep point is not the caller's own (stages.CycleError)
+        [LocatedError(e.path, f"in sweep point {context}: {e.message}", e.line, e.col) for e in error.errors],
         error.filename,
     )
 

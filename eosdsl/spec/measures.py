@@ -429,7 +429,9 @@ CurvatureMeasure = (
     | HessianTraceMeasure
     | SpectralDensityMeasure
 )
-CURVATURE_KINDS = tuple(get_args(c.model_fields["kind"].annotation)[0] for c in get_args(CurvatureMeasure))
+CURVATURE_KINDS = tuple(
+    kind for c in get_args(CurvatureMeasure) for kind in get_args(c.model_fields["kind"].annotation)
+)
 """The ``kind`` of each curvature measure, in :data:`CurvatureMeasure`'s order."""
 
 Measure = Annotated[SimpleMeasure | CurvatureMeasure | DerivedMeasure, Field(discriminator="kind")]
