@@ -60,7 +60,7 @@ class Lanes:
     def when(self, pred: jax.Array, fn: Callable[..., Any], *operands: Any, fill: float = jnp.nan) -> Any:
         """``fn(*operands)`` where ``pred`` holds, else the same pytree filled with ``fill`` (NaN: "not
         measured at this step"; integer leaves get 0) — a measurement computed only at its due steps."""
-        template = jax.eval_shape(fn, *operands)
+        fn, template = traced_once(fn, *operands)
 
         def blank(*_: Any) -> Any:
             def leaf(s: Any) -> jax.Array:
@@ -70,6 +70,20 @@ class Lanes:
             return jax.tree.map(leaf, template)
 
         return self.cond(pred, fn, blank, *operands)
+
+
+def traced_once(fn: Callable[..., Any], *operands: Any) -> tuple[Callable[..., Any], Any]:
+    """(``fn`` as its traced jaxpr, the shapes of its output): ``fn`` traced once, for a conditional
+    whose other branch is built from those shapes (``jax.eval_shape`` followed by ``lax.cond`` traces
+    ``fn`` twice; replaying the jaxpr binds the same primitives without running ``fn``'s Python)."""
+    closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*operands)
+    tree = jax.tree.structure(shapes)
+
+    def replay(*ops: Any) -> Any:
+        flat = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *jax.tree.leaves(ops))
+        return jax.tree.unflatten(tree, flat)
+
+    return replay, shapes
 
 
 ALONE = Lanes()

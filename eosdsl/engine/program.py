@@ -29,7 +29,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from eosdsl.engine.compiled import cached_entry
-from eosdsl.engine.lanes import ALONE, PACK_AXIS, Lanes
+from eosdsl.engine.lanes import ALONE, PACK_AXIS, Lanes, traced_once
 from eosdsl.engine.step_curvature import Curvature
 from eosdsl.engine.traced import float_leaves, replace_floats, structure_key
 from eosdsl.optim.optimizers import Eigenpairs, StepInputs, build_rule
@@ -258,12 +258,17 @@ class Program:
         """
         running = state.status == RUNNING
         lanes = Lanes(self.axis, running)
-        blank = jax.eval_shape(lambda s, d: self._live(s, d, ALONE), state, data)[1]
+        if self.axis is None:  # traced once: its jaxpr replayed in the branch, its shapes for idle's
+            live, shapes = traced_once(lambda s: self._live(s, data, lanes), state)
+            blank = shapes[1]
+        else:  # a pack's step holds collectives over the pack axis: shapes from a lone tracing
+            live = lambda s: self._live(s, data, lanes)  # noqa: E731
+            blank = jax.eval_shape(lambda s, d: self._live(s, d, ALONE), state, data)[1]
 
         def idle(s: State) -> tuple[State, dict[str, Any]]:
             return s, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), blank)
 
-        return Lanes(self.axis).cond(running, lambda s: self._live(s, data, lanes), idle, state)
+        return Lanes(self.axis).cond(running, live, idle, state)
 
     def _live(self, state: State, data: Any, lanes: Lanes) -> tuple[State, dict[str, Any]]:
         spec, dtype, t = self.spec, self.dtype, state.t
