@@ -161,13 +161,16 @@ class CachedEntry:
 
         path = folder / f"{key}.bin"
         try:
-            _prepare_runtime()
-            payload, in_tree, out_tree = pickle.loads(path.read_bytes())  # our own cache files only
-            return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
-        except FileNotFoundError:
-            pass
-        except Exception:  # noqa: BLE001 — a damaged or foreign entry is a miss; it is overwritten below
-            pass
+            blob = path.read_bytes()
+        except OSError:  # absent (or unreadable): compiled and stored below
+            blob = None
+        if blob is not None:
+            try:
+                payload, in_tree, out_tree = pickle.loads(blob)  # our own cache files only
+                _prepare_runtime()  # only before loading: compiling below binds the kernels itself
+                return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+            except Exception:  # noqa: BLE001 — a damaged or foreign entry is a miss; overwritten below
+                pass
         compiled = self.jitted.lower(*args).compile()
         try:
             blob = pickle.dumps(serialize_executable.serialize(compiled))
