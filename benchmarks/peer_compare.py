@@ -201,6 +201,47 @@ def agreement(e: dict, t: dict, separate: float) -> dict:
     return {"separate_step": sep, "rows": rows, "max_rel_loss_before": float(np.max(rel_loss[: sep or m]))}
 
 
+FEWEST_WARM_HVPS = 5
+"""The fewest products a warm default measurement takes (float32, block b = 2, k = 1): 2b for the start
+block at this step's parameters, then the certification product, with no iteration at all."""
+
+
+def ceiling(runs: dict[str, tuple[dict, dict, float]], report: dict) -> None:
+    """Print what the every-step per-step ratio torch/eosdsl could reach on this machine if every
+    measurement after the first took only :data:`FEWEST_WARM_HVPS` products, at the measured cost of a
+    step and of a product inside the measurements (ms per HVP = the time the sharpness adds to the T
+    steps / all products of the run's T + 1 measurements)."""
+    label = "sharpness every step"
+    if label not in runs or "sharpness.hvps" not in runs[label][0]["series"]:
+        return
+    e, t, _ = runs[label]
+    steps = e["steps"]
+    plain_e, plain_t = report["no sharpness"]["eosdsl_ms"], report["no sharpness"]["torch_ms"]
+    hvps_e = np.asarray(e["series"]["sharpness.hvps"][1])
+    hvps_t = np.asarray(t["hvps"])
+    per_e = (report[label]["eosdsl_ms"] - plain_e) * steps / hvps_e.sum()
+    per_t = (report[label]["torch_ms"] - plain_t) * steps / hvps_t.sum()
+    first = per_e * hvps_e[0] / steps  # the cold first measurement, spread over the steps
+    best_ms = plain_e + first + per_e * FEWEST_WARM_HVPS * (len(hvps_e) - 1) / steps
+    long_ms = plain_e + per_e * FEWEST_WARM_HVPS  # a long run: the cold measurement amortized away
+    torch_long = plain_t + per_t * hvps_t.mean()
+    bound, long_bound = report[label]["torch_ms"] / best_ms, torch_long / long_ms
+    print(
+        f"\nCeiling (sharpness every step): a step costs eosdsl {plain_e:.1f} ms and torch {plain_t:.1f} ms;"
+        f" an HVP inside the measurements {per_e:.1f} ms and {per_t:.1f} ms. If every warm measurement"
+        f" took only {FEWEST_WARM_HVPS} products (no LOBPCG iteration), eosdsl would take {best_ms:.0f}"
+        f" ms/step over these {steps} steps (torch/eosdsl ≤ {bound:.2f}; measured"
+        f" {report[label]['torch_ms'] / report[label]['eosdsl_ms']:.2f}) and {long_ms:.0f} ms/step in a long"
+        f" run (≤ {long_bound:.2f} per step against torch's {torch_long:.0f}), before start-up costs."
+    )
+    report[label]["ceiling"] = {
+        "eosdsl_ms_per_hvp": per_e,
+        "torch_ms_per_hvp": per_t,
+        "ratio_bound": bound,
+        "long_run_ratio_bound": long_bound,
+    }
+
+
 def table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
@@ -371,6 +412,8 @@ def main() -> None:
             ),
             rows,
         )
+
+        ceiling(runs, report)
 
         print(
             f"\nAgreement of the sharpness series (same data and initial weights; trajectories separate at"

@@ -9,6 +9,9 @@ The caches live under one directory, :func:`cache_root`:
   ``pipeline``, as ``.npz`` files (:func:`cached_dataset`).
 - ``params/<platform>/``: a network's initial parameters for a seed, as ``.npz`` files
   (:func:`cached_params`): initializing them costs compiling the network's ``init`` (≈0.3–0.7 s here).
+- ``measurements/<platform>/``: measurements of this machine, as JSON (:func:`cached_measurement`): a
+  sweep's packing trial (``orchestration.packing``), which otherwise compiles and times a lone chunk
+  and a trial pack before every sweep.
 
 The directory is ``$EOSDSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/eosdsl``, else ``~/.cache/eosdsl``;
 ``EOSDSL_CACHE_DIR=off`` turns them all off. Nothing in a cache enters a run's identity: a dataset
@@ -186,7 +189,6 @@ def cached_dataset(
     return ds
 
 
-
 # ------------------------------------------------------------------------------ programs and parameters
 
 _TRACED_LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy", "ml_dtypes")
@@ -214,6 +216,53 @@ def source_digest() -> str:
 PARAMS_FORMAT = 1
 """Version of the parameter entry layout (part of every key)."""
 
+MEASUREMENT_FORMAT = 1
+"""Version of the measurement entry layout (part of every key)."""
+
+
+def _platform_entry(
+    kind: str, document: Mapping[str, Any], suffix: str, environ: Mapping[str, str] | None
+) -> Path | None:
+    """``<root>/<kind>/<platform>/<key><suffix>`` with key = sha256 of ``document`` (JSON) and
+    :func:`source_digest`: the entry of what ``document`` names on this numerics platform, built by this
+    code; None when the cache is off."""
+    root = cache_root(environ)
+    if root is None:
+        return None
+    text = json.dumps({"source": source_digest(), **document}, sort_keys=True, default=str)
+    key = hashlib.sha256(text.encode()).hexdigest()
+    return root / kind / platform_tag() / f"{key}{suffix}"
+
+
+def cached_measurement(
+    document: Mapping[str, Any],
+    measure: Callable[[], dict[str, Any]],
+    environ: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """(what ``measure()`` returned, whether it came from the cache): a measurement of this machine (a
+    JSON object, e.g. timings) kept in ``measurements/<platform>/`` under a key of ``document`` (what was
+    measured) and :func:`source_digest`, so a later process reuses it instead of measuring again. The
+    platform tag names the processor, instruction set and thread count; nothing else about the machine
+    (its load, say) is in the key. An unreadable entry is measured again; a cache that cannot be written
+    is skipped; with the cache off, ``measure()`` runs every time."""
+    path = _platform_entry("measurements", {"format": MEASUREMENT_FORMAT, **document}, ".json", environ)
+    if path is None:
+        return measure(), False
+    try:
+        found = json.loads(path.read_text())
+        if isinstance(found, dict):
+            return found, True
+    except (OSError, ValueError):  # absent or damaged: measured (and stored) below
+        pass
+    value = measure()
+    from eosdsl.atomic import atomic_write
+
+    with contextlib.suppress(OSError, TypeError, ValueError):  # not JSON, or not writable: not kept
+        text = json.dumps(value, allow_nan=False)
+        with atomic_write(path, "w") as f:
+            f.write(text)
+    return value, False
+
 
 def cached_params(
     document: Mapping[str, Any], build: Callable[[], Any], environ: Mapping[str, str] | None = None
@@ -224,14 +273,9 @@ def cached_params(
     time. An unreadable or mismatched entry is rebuilt; a cache that cannot be written is skipped."""
     import numpy as np
 
-    root = cache_root(environ)
-    if root is None:
+    path = _platform_entry("params", {"format": PARAMS_FORMAT, **document}, ".npz", environ)
+    if path is None:
         return build()
-    text = json.dumps(
-        {"format": PARAMS_FORMAT, "source": source_digest(), **document}, sort_keys=True, default=str
-    )
-    key = hashlib.sha256(text.encode()).hexdigest()
-    path = root / "params" / platform_tag() / f"{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as npz:
             return _nest({name: npz[name] for name in npz.files})
@@ -277,6 +321,7 @@ __all__ = [
     "CACHE_ENV",
     "cache_root",
     "cached_dataset",
+    "cached_measurement",
     "cached_params",
     "code_digest",
     "dataset_key",

@@ -214,3 +214,40 @@ def test_generated_data_is_not_cached(cache_dir: Path) -> None:
     text = text.replace("    - {take_first: {n_train: 40, n_test: 20}}\n    - scale\n", "")
     supervised.load_data(load("g.yaml", text=text).spec.problem)
     assert not (cache_dir / "datasets").exists()
+
+
+# ------------------------------------------------------------------------------------------ measurements
+
+
+def test_a_measurement_is_kept_per_document_and_remeasured_when_damaged(cache_dir: Path) -> None:
+    """cached_measurement runs ``measure`` once per document and then serves its JSON with kept=True;
+    another document, a damaged entry or a value that is not JSON (NaN) is measured again."""
+    calls: list[str] = []
+
+    def measure(tag: str, value: float = 1.5):
+        return lambda: calls.append(tag) or {"seconds": value, "tag": tag}
+
+    first = cache.cached_measurement({"what": "a"}, measure("a"))
+    again = cache.cached_measurement({"what": "a"}, measure("a-again"))
+    other = cache.cached_measurement({"what": "b"}, measure("b"))
+    assert first == ({"seconds": 1.5, "tag": "a"}, False)
+    assert again == ({"seconds": 1.5, "tag": "a"}, True)
+    assert other == ({"seconds": 1.5, "tag": "b"}, False) and calls == ["a", "b"]
+    entries = sorted((cache_dir / "measurements" / cache.platform_tag()).iterdir())
+    assert len(entries) == 2 and all(e.suffix == ".json" for e in entries)
+    for entry in entries:
+        entry.write_text("{not json")
+    assert cache.cached_measurement({"what": "a"}, measure("a2")) == ({"seconds": 1.5, "tag": "a2"}, False)
+    assert cache.cached_measurement({"what": "a"}, measure("a3")) == ({"seconds": 1.5, "tag": "a2"}, True)
+    nan = cache.cached_measurement({"what": "c"}, measure("c", float("nan")))
+    assert nan[1] is False and cache.cached_measurement({"what": "c"}, measure("c2"))[0]["tag"] == "c2"
+    assert calls == ["a", "b", "a2", "c", "c2"]
+
+
+def test_measurements_are_not_kept_with_the_cache_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(cache.CACHE_ENV, "off")
+    calls: list[int] = []
+    for _ in range(2):
+        value = cache.cached_measurement({"what": "a"}, lambda: calls.append(1) or {"s": 1})
+        assert value == ({"s": 1}, False)
+    assert calls == [1, 1]

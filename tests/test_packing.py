@@ -438,3 +438,32 @@ def test_a_costly_lone_trial_skips_the_pack_trial_and_a_cheaper_one_shrinks_it(
     monkeypatch.setattr(packing, "trial_chunk_seconds", cheaper)
     plan = plan_points(points, registry)
     assert trials == [1, 4] and [len(p) for p in plan.packs] == [6] and plan.notes == []
+
+
+def test_a_packing_trial_is_measured_once_per_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the cache on, the trial's timings are kept (eosdsl.cache.cached_measurement): planning the
+    same sweep again, in any registry, decides from them without running a trial, and its note says
+    so; another pack size is another trial."""
+    import eosdsl.orchestration.packing as packing
+    from eosdsl import cache
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    trials: list[int] = []
+
+    def compute_bound(specs, hosts):  # a pack of n costs 3n lone chunks
+        trials.append(len(specs))
+        return 0.002 * (1 if len(specs) == 1 else 3 * len(specs))
+
+    monkeypatch.setattr(packing, "trial_chunk_seconds", compute_bound)
+    two = _points(NET, ["optimizer.lr=0.05,0.1"])
+    first = plan_points(two, Registry(tmp_path / "a"))
+    assert trials == [1, 2] and [len(p) for p in first.packs] == [1, 1]
+    assert "earlier trial" not in first.notes[0]
+    second = plan_points(two, Registry(tmp_path / "b"))
+    assert trials == [1, 2] and second.packs == first.packs
+    note = second.notes[0]
+    assert note.startswith(first.notes[0].removesuffix("them")) and "earlier trial" in note
+    plan_points(_points(NET, ["optimizer.lr=0.05,0.1,0.2"]), Registry(tmp_path / "c"))
+    assert trials == [1, 2, 1, 3]

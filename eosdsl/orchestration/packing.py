@@ -11,9 +11,8 @@ from typing import Any
 
 import jax
 
-from eosdsl.engine.execute import (
-    enable_x64,
-)
+from eosdsl.cache import cached_measurement
+from eosdsl.engine.execute import enable_x64
 from eosdsl.engine.packs import data_key, member_bytes, pack_key, trial_chunk_seconds
 from eosdsl.orchestration.jobs import Job, JobOutcome, Reuse
 from eosdsl.registry import Registry
@@ -86,28 +85,51 @@ def _auto_pack_size(jobs: Sequence[Job]) -> tuple[int, str | None]:
     ones, often slower) and members that end early wait for the rest; so this is measured on the
     machine at hand rather than guessed from a FLOP count. Measured on 2 CPU cores: paper 000's β-sweep
     runs ≈15× faster packed, a 300-image Fashion-MNIST MLP sweep ≈3× slower (so it runs alone).
+
+    The trial's timings are kept in the cache (``eosdsl.cache.cached_measurement``, keyed by the pack
+    key, the pack size and this machine's numerics platform), so a later sweep of the same programs
+    decides from them without compiling and running the trial programs again.
     """
     if len(jobs) == 1:
         return 1, None  # nothing to pack: no trace of the step to size it
     size = _fitting_pack(jobs)
     if size == 1:
         return 1, None
-    alone = trial_chunk_seconds([jobs[0].spec], [jobs[0].host])
-    trial = min(size, int(TRIAL_BUDGET_S // alone) if alone > 0 else size)
-    if trial < 2:
+    document = {
+        "measurement": "pack trial",
+        "pack": repr(pack_key(jobs[0].spec, jobs[0].host)),
+        "members": size,
+        "budget_s": TRIAL_BUDGET_S,
+    }
+    timings, kept = cached_measurement(document, lambda: _pack_trial(jobs, size))
+    alone, trial, packed = timings["alone_s"], timings["trial"], timings["packed_s"]
+    earlier = " (timings kept from an earlier trial on this machine)" if kept else ""
+    if packed is None:
         return 1, (
             f"{len(jobs)} points run one at a time: a trial chunk took {alone:.3g} s alone on "
             f"{jax.default_backend()}, so a trial pack would cost more than {TRIAL_BUDGET_S:g} s; "
-            "--pack N packs them"
+            f"--pack N packs them{earlier}"
         )
-    head = jobs[:trial]
-    packed = trial_chunk_seconds([j.spec for j in head], [j.host for j in head])
     if packed <= trial * alone:
         return size, None
     return 1, (
         f"{len(jobs)} points run one at a time: a trial pack of {trial} took {packed / trial * 1e3:.3g} ms "
-        f"per member-chunk against {alone * 1e3:.3g} ms alone on {jax.default_backend()}; --pack N packs them"
+        f"per member-chunk against {alone * 1e3:.3g} ms alone on {jax.default_backend()}; --pack N packs "
+        f"them{earlier}"
     )
+
+
+def _pack_trial(jobs: Sequence[Job], size: int) -> dict[str, Any]:
+    """The trial of :func:`_auto_pack_size`: ``alone_s`` (a lone chunk of the first job), ``trial`` (the
+    members of the trial pack: ``size``, or fewer to fit :data:`TRIAL_BUDGET_S`) and ``packed_s`` (a
+    chunk of that pack; None when fewer than two members fit and no pack was tried)."""
+    alone = trial_chunk_seconds([jobs[0].spec], [jobs[0].host])
+    trial = min(size, int(TRIAL_BUDGET_S // alone) if alone > 0 else size)
+    if trial < 2:
+        return {"alone_s": alone, "trial": trial, "packed_s": None}
+    head = jobs[:trial]
+    packed = trial_chunk_seconds([j.spec for j in head], [j.host for j in head])
+    return {"alone_s": alone, "trial": trial, "packed_s": packed}
 
 
 def _fitting_pack(jobs: Sequence[Job]) -> int:
