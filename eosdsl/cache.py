@@ -237,20 +237,22 @@ def _platform_entry(
 def cached_measurement(
     document: Mapping[str, Any],
     measure: Callable[[], dict[str, Any]],
+    valid: Callable[[dict[str, Any]], bool] = lambda found: True,
     environ: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """(what ``measure()`` returned, whether it came from the cache): a measurement of this machine (a
     JSON object, e.g. timings) kept in ``measurements/<platform>/`` under a key of ``document`` (what was
     measured) and :func:`source_digest`, so a later process reuses it instead of measuring again. The
     platform tag names the processor, instruction set and thread count; nothing else about the machine
-    (its load, say) is in the key. An unreadable entry is measured again; a cache that cannot be written
-    is skipped; with the cache off, ``measure()`` runs every time."""
+    (its load, say) is in the key. An entry that cannot be read, is not a JSON object or fails ``valid``
+    is measured again; a cache that cannot be written is skipped; with the cache off, ``measure()`` runs
+    every time."""
     path = _platform_entry("measurements", {"format": MEASUREMENT_FORMAT, **document}, ".json", environ)
     if path is None:
         return measure(), False
     try:
         found = json.loads(path.read_text())
-        if isinstance(found, dict):
+        if isinstance(found, dict) and valid(found):
             return found, True
     except (OSError, ValueError):  # absent or damaged: measured (and stored) below
         pass

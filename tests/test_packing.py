@@ -467,3 +467,11 @@ def test_a_packing_trial_is_measured_once_per_machine(
     assert note.startswith(first.notes[0].removesuffix("them")) and "earlier trial" in note
     plan_points(_points(NET, ["optimizer.lr=0.05,0.1,0.2"]), Registry(tmp_path / "c"))
     assert trials == [1, 2, 1, 3]
+    entries = list((tmp_path / "cache" / "measurements").rglob("*.json"))
+    assert len(entries) == 2
+    damages = ['{"alone_s": "x", "trial": 2, "packed_s": 1}', '{"alone_s": 0.1, "trial": 3}']
+    for entry, damage in zip(entries, damages, strict=True):
+        entry.write_text(damage)  # JSON objects, but not timings a trial returns: measured again
+    plan_points(two, Registry(tmp_path / "d"))
+    plan_points(_points(NET, ["optimizer.lr=0.05,0.1,0.2"]), Registry(tmp_path / "e"))
+    assert trials == [1, 2, 1, 3, 1, 2, 1, 3]

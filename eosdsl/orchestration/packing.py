@@ -99,9 +99,10 @@ def _auto_pack_size(jobs: Sequence[Job]) -> tuple[int, str | None]:
         "measurement": "pack trial",
         "pack": repr(pack_key(jobs[0].spec, jobs[0].host)),
         "members": size,
+        "own_data": len({data_key(j.host) for j in jobs}) > 1,
         "budget_s": TRIAL_BUDGET_S,
     }
-    timings, kept = cached_measurement(document, lambda: _pack_trial(jobs, size))
+    timings, kept = cached_measurement(document, lambda: _pack_trial(jobs, size), _trial_timings)
     alone, trial, packed = timings["alone_s"], timings["trial"], timings["packed_s"]
     earlier = " (timings kept from an earlier trial on this machine)" if kept else ""
     if packed is None:
@@ -130,6 +131,20 @@ def _pack_trial(jobs: Sequence[Job], size: int) -> dict[str, Any]:
     head = jobs[:trial]
     packed = trial_chunk_seconds([j.spec for j in head], [j.host for j in head])
     return {"alone_s": alone, "trial": trial, "packed_s": packed}
+
+
+def _trial_timings(found: dict[str, Any]) -> bool:
+    """Whether a kept entry has the fields of :func:`_pack_trial`, with values it could have returned."""
+    alone, trial, packed = found.get("alone_s"), found.get("trial"), found.get("packed_s")
+    seconds = (int, float)
+    return (
+        "packed_s" in found
+        and isinstance(alone, seconds)
+        and alone >= 0
+        and isinstance(trial, int)
+        and trial >= 0
+        and (packed is None if trial < 2 else isinstance(packed, seconds) and packed >= 0)
+    )
 
 
 def _fitting_pack(jobs: Sequence[Job]) -> int:
