@@ -20,7 +20,10 @@ so that background load hits both alike):
    with the first one's cache directory (dataset, initial parameters, compiled programs — what any
    later run of the spec finds, whatever its learning rate, since hyperparameters are traced).
 2. **HVPs per measurement**: eosdsl's ``sharpness.hvps`` (LOBPCG, warm-started from the previous
-   measurements, its certification HVP included) against the matvec calls of eigsh (cold each time).
+   measurements, its certification HVP included) against the matvec calls of eigsh (cold each time),
+   and the **ceiling** of the every-step ratio: what torch/eosdsl per step would be if every warm
+   measurement took only its fewest products (``FEWEST_WARM_HVPS``), at the measured cost of a step and
+   of a product inside the measurements (:func:`ceiling`).
 3. **agreement** of the sharpness series: relative difference |S_eosdsl − S_torch|/S_torch at every
    measured step until the trajectories separate (the first step where the losses differ by more than
    ``--separate`` relative, default 1e-3), and the largest one before that; ``--agree-steps N`` adds a
