@@ -222,6 +222,9 @@ def ceiling(runs: dict[str, tuple[dict, dict, float]], report: dict) -> None:
     plain_e, plain_t = report["no sharpness"]["eosdsl_ms"], report["no sharpness"]["torch_ms"]
     hvps_e = np.asarray(e["series"]["sharpness.hvps"][1])
     hvps_t = np.asarray(t["hvps"])
+    if len(hvps_e) < 2 or hvps_e[1:].min() < FEWEST_WARM_HVPS:
+        print(f"\n(no ceiling: a warm measurement took < {FEWEST_WARM_HVPS} products: not the defaults)")
+        return
     per_e = (report[label]["eosdsl_ms"] - plain_e) * steps / hvps_e.sum()
     per_t = (report[label]["torch_ms"] - plain_t) * steps / hvps_t.sum()
     first = per_e * hvps_e[0] / steps  # the cold first measurement, spread over the steps

@@ -245,8 +245,8 @@ def cached_measurement(
     measured) and :func:`source_digest`, so a later process reuses it instead of measuring again. The
     platform tag names the processor, instruction set and thread count; nothing else about the machine
     (its load, say) is in the key. An entry that cannot be read, is not a JSON object or fails ``valid``
-    is measured again; a cache that cannot be written is skipped; with the cache off, ``measure()`` runs
-    every time."""
+    (returns False or raises) is measured again and overwritten; a cache that cannot be written is
+    skipped; with the cache off, ``measure()`` runs every time."""
     path = _platform_entry("measurements", {"format": MEASUREMENT_FORMAT, **document}, ".json", environ)
     if path is None:
         return measure(), False
@@ -254,7 +254,7 @@ def cached_measurement(
         found = json.loads(path.read_text())
         if isinstance(found, dict) and valid(found):
             return found, True
-    except (OSError, ValueError):  # absent or damaged: measured (and stored) below
+    except Exception:  # noqa: BLE001 — absent, damaged, or refused by ``valid``: measured (and stored) below
         pass
     value = measure()
     from eosdsl.atomic import atomic_write

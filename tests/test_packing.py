@@ -475,3 +475,39 @@ def test_a_packing_trial_is_measured_once_per_machine(
     plan_points(two, Registry(tmp_path / "d"))
     plan_points(_points(NET, ["optimizer.lr=0.05,0.1,0.2"]), Registry(tmp_path / "e"))
     assert trials == [1, 2, 1, 3, 1, 2, 1, 3]
+    plan_points(two, Registry(tmp_path / "f"))  # the damaged entries were overwritten by good ones
+    assert trials == [1, 2, 1, 3, 1, 2, 1, 3]
+    own_data = _points(NET, ["problem.data.seed=1,2"])  # same programs, each point its own data
+    plan_points(own_data, Registry(tmp_path / "g"))
+    assert trials[8:] == [1, 2]
+
+
+def test_only_a_clear_packing_trial_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial near break-even (background load could tip it) is run again by every sweep; a clear one,
+    either way, is reused, with no pack trial at all (a costly lone chunk) as well."""
+    import eosdsl.orchestration.packing as packing
+    from eosdsl import cache
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    trials: list[int] = []
+    cost = {"alone": 0.002, "per_member": 0.002}
+
+    def timed(specs, hosts):
+        trials.append(len(specs))
+        return cost["alone"] if len(specs) == 1 else cost["per_member"] * len(specs)
+
+    monkeypatch.setattr(packing, "trial_chunk_seconds", timed)
+    points = _points(NET, ["optimizer.lr=0.05,0.1"])
+    for name in "ab":  # break-even: measured every time
+        assert [len(p) for p in plan_points(points, Registry(tmp_path / name)).packs] == [2]
+    assert trials == [1, 2, 1, 2]
+    cost["per_member"] = packing.CLEAR_RATIO * 0.002  # clearly cheaper packed: kept
+    for name in "cd":
+        assert [len(p) for p in plan_points(points, Registry(tmp_path / name)).packs] == [2]
+    assert trials == [1, 2, 1, 2, 1, 2]
+    cost["alone"] = 0.6 * packing.TRIAL_BUDGET_S  # costly lone chunk, another program: no pack trial
+    costly = _points(NET, ["optimizer.lr=0.05,0.1", "train.steps=299"])
+    notes = [plan_points(costly, Registry(tmp_path / name)).notes[0] for name in "ef"]
+    assert trials == [1, 2, 1, 2, 1, 2, 1]
+    assert "a trial pack would cost more than" in notes[0] and "earlier trial" not in notes[0]
+    assert notes[1] == notes[0] + " (timings kept from an earlier trial on this machine)"

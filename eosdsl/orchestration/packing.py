@@ -5,6 +5,7 @@ from the memory a member needs and a measured trial chunk).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -87,8 +88,12 @@ def _auto_pack_size(jobs: Sequence[Job]) -> tuple[int, str | None]:
     runs ≈15× faster packed, a 300-image Fashion-MNIST MLP sweep ≈3× slower (so it runs alone).
 
     The trial's timings are kept in the cache (``eosdsl.cache.cached_measurement``, keyed by the pack
-    key, the pack size and this machine's numerics platform), so a later sweep of the same programs
-    decides from them without compiling and running the trial programs again.
+    key, the pack size, whether the points carry their own data, the trial budget, this machine's
+    numerics platform and eosdsl's source), so a later sweep of the same programs decides from them
+    without compiling and running the trial programs again. Only a *clear* outcome is reused: no pack
+    trial (a lone chunk dearer than half the budget), or a pack at most :data:`CLEAR_RATIO` or at least
+    1/:data:`CLEAR_RATIO` of the lone chunks' cost; a trial near the break-even point, which background
+    load could tip either way, is run again by the next sweep (:func:`_clear_trial`).
     """
     if len(jobs) == 1:
         return 1, None  # nothing to pack: no trace of the step to size it
@@ -102,7 +107,9 @@ def _auto_pack_size(jobs: Sequence[Job]) -> tuple[int, str | None]:
         "own_data": len({data_key(j.host) for j in jobs}) > 1,
         "budget_s": TRIAL_BUDGET_S,
     }
-    timings, kept = cached_measurement(document, lambda: _pack_trial(jobs, size), _trial_timings)
+    timings, kept = cached_measurement(
+        document, lambda: _pack_trial(jobs, size), lambda found: _clear_trial(found, size)
+    )
     alone, trial, packed = timings["alone_s"], timings["trial"], timings["packed_s"]
     earlier = " (timings kept from an earlier trial on this machine)" if kept else ""
     if packed is None:
@@ -133,18 +140,29 @@ def _pack_trial(jobs: Sequence[Job], size: int) -> dict[str, Any]:
     return {"alone_s": alone, "trial": trial, "packed_s": packed}
 
 
-def _trial_timings(found: dict[str, Any]) -> bool:
-    """Whether a kept entry has the fields of :func:`_pack_trial`, with values it could have returned."""
-    alone, trial, packed = found.get("alone_s"), found.get("trial"), found.get("packed_s")
-    seconds = (int, float)
-    return (
-        "packed_s" in found
-        and isinstance(alone, seconds)
-        and alone >= 0
-        and isinstance(trial, int)
-        and trial >= 0
-        and (packed is None if trial < 2 else isinstance(packed, seconds) and packed >= 0)
-    )
+CLEAR_RATIO = 0.8
+"""A kept packing trial is reused only when the pack cost at most this fraction, or at least its inverse,
+of as many lone chunks (:func:`_clear_trial`)."""
+
+
+def _clear_trial(found: dict[str, Any], size: int) -> bool:
+    """Whether a kept entry is what :func:`_pack_trial` returns for ``size`` members (finite non-negative
+    seconds, the trial size it would choose) with a clear outcome (:func:`_auto_pack_size`)."""
+
+    def seconds(x: Any) -> bool:
+        return type(x) in (int, float) and math.isfinite(x) and x >= 0
+
+    alone, trial, packed = found.get("alone_s"), found.get("trial"), found.get("packed_s", "absent")
+    if not seconds(alone) or type(trial) is not int:
+        return False
+    if trial != min(size, int(TRIAL_BUDGET_S // alone) if alone > 0 else size):
+        return False
+    if trial < 2:
+        return packed is None
+    if not seconds(packed):
+        return False
+    ratio = packed / (trial * alone) if alone > 0 else math.inf
+    return ratio <= CLEAR_RATIO or ratio >= 1 / CLEAR_RATIO
 
 
 def _fitting_pack(jobs: Sequence[Job]) -> int:
