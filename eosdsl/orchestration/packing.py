@@ -104,7 +104,7 @@ def _auto_pack_size(jobs: Sequence[Job]) -> tuple[int, str | None]:
         "measurement": "pack trial",
         "pack": repr(pack_key(jobs[0].spec, jobs[0].host)),
         "members": size,
-        "own_data": len({data_key(j.host) for j in jobs}) > 1,
+        "own_data": _own_data(jobs),
         "budget_s": TRIAL_BUDGET_S,
     }
     timings, kept = cached_measurement(
@@ -132,12 +132,18 @@ def _pack_trial(jobs: Sequence[Job], size: int) -> dict[str, Any]:
     members of the trial pack: ``size``, or fewer to fit :data:`TRIAL_BUDGET_S`) and ``packed_s`` (a
     chunk of that pack; None when fewer than two members fit and no pack was tried)."""
     alone = trial_chunk_seconds([jobs[0].spec], [jobs[0].host])
-    trial = min(size, int(TRIAL_BUDGET_S // alone) if alone > 0 else size)
+    trial = _trial_members(size, alone)
     if trial < 2:
         return {"alone_s": alone, "trial": trial, "packed_s": None}
     head = jobs[:trial]
     packed = trial_chunk_seconds([j.spec for j in head], [j.host for j in head])
     return {"alone_s": alone, "trial": trial, "packed_s": packed}
+
+
+def _trial_members(size: int, alone: float) -> int:
+    """Members of the trial pack: ``size``, or fewer so that it costs at most :data:`TRIAL_BUDGET_S` if
+    each cost ``alone`` seconds (a lone trial chunk)."""
+    return min(size, int(TRIAL_BUDGET_S // alone) if alone > 0 else size)
 
 
 CLEAR_RATIO = 0.8
@@ -155,7 +161,7 @@ def _clear_trial(found: dict[str, Any], size: int) -> bool:
     alone, trial, packed = found.get("alone_s"), found.get("trial"), found.get("packed_s", "absent")
     if not seconds(alone) or type(trial) is not int:
         return False
-    if trial != min(size, int(TRIAL_BUDGET_S // alone) if alone > 0 else size):
+    if trial != _trial_members(size, alone):
         return False
     if trial < 2:
         return packed is None
@@ -167,6 +173,10 @@ def _clear_trial(found: dict[str, Any], size: int) -> bool:
 
 def _fitting_pack(jobs: Sequence[Job]) -> int:
     """Members per pack so that a pack of ``jobs`` (one pack key) fits :data:`DEFAULT_PACK_BYTES`."""
-    own_data = len({data_key(j.host) for j in jobs}) > 1
-    member = member_bytes(jobs[0].spec, jobs[0].host, own_data)
+    member = member_bytes(jobs[0].spec, jobs[0].host, _own_data(jobs))
     return max(1, min(len(jobs), MAX_PACK, DEFAULT_PACK_BYTES // max(member, 1)))
+
+
+def _own_data(jobs: Sequence[Job]) -> bool:
+    """Whether the points differ in their data (a pack then stacks one copy per member)."""
+    return len({data_key(j.host) for j in jobs}) > 1
